@@ -1,0 +1,304 @@
+"""Acquisition functions: pure NumPy, no torch, no I/O.
+
+Axis order everywhere: ``probs[T, N, J]`` = T stochastic passes, N texts, J labels.
+Strategies return *pool positions* (0..N-1) in acquisition order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+EPS = 1e-12
+
+
+class AcquisitionError(ValueError):
+    """The pool or the request cannot be served (empty pool, b too large, missing inputs)."""
+
+
+# ---------------------------------------------------------------- BEAL (Eqs. 1, 2, 7, 8)
+
+
+def relevance(y: np.ndarray) -> np.ndarray:
+    """Eq. 1: R(y) = 2^y - 1 (R(0) = 0, R(1) = 1)."""
+    return np.exp2(y) - 1.0
+
+
+def harmonic(num_labels: int) -> float:
+    """H_J = sum_{k=1..J} 1/k, the largest possible EC; the Label Studio score is EC / H_J."""
+    return float(np.sum(1.0 / np.arange(1, num_labels + 1)))
+
+
+def ec_from_mean_relevance(mean_relevance: np.ndarray) -> np.ndarray:
+    """EC from the posterior relevance (1/T) sum_t R(Y^t_j), shape [N, J] -> [N].
+
+    pi-hat is fixed per text, so (1/T) sum_t conf(pi-hat, Y^t) = sum_j meanR_j / pi-hat(j): sort the
+    mean relevance descending and dot it with 1/rank. Ties swap equal values, so the tie rule
+    (stable sort = lower label index first) cannot change the result.
+    """
+    m = np.asarray(mean_relevance, dtype=np.float64)
+    ordered = -np.sort(-m, axis=1, kind="stable")
+    return ordered @ (1.0 / np.arange(1, m.shape[1] + 1))
+
+
+def expected_confidence(probs: np.ndarray) -> np.ndarray:
+    """Raw expected confidence EC(X) per text from MC-dropout probabilities ``probs[T, N, J]`` -> ``[N]``."""
+    p = _check_probs(probs)
+    return ec_from_mean_relevance(relevance(p).mean(axis=0))
+
+
+def normalized_score(ec: np.ndarray, num_labels: int) -> np.ndarray:
+    """EC / H_J in [0, 1]: ascending order is BEAL's acquisition order."""
+    return np.clip(np.asarray(ec, dtype=np.float64) / harmonic(num_labels), 0.0, 1.0)
+
+
+# ---------------------------------------------------------------- other uncertainty scores
+
+
+def binary_entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of a Bernoulli(p), elementwise; 0 at p in {0, 1}."""
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1.0 - EPS)
+    return -(p * np.log(p) + (1.0 - p) * np.log1p(-p))
+
+
+def bald_from_moments(mean_prob: np.ndarray, mean_entropy: np.ndarray) -> np.ndarray:
+    """BALD for sigmoid outputs: sum_j [H(mean_t p_j) - mean_t H(p_j)], each label a Bernoulli. [N, J] -> [N]."""
+    return np.clip(binary_entropy(mean_prob) - mean_entropy, 0.0, None).sum(axis=1)
+
+
+def bald(probs: np.ndarray) -> np.ndarray:
+    """BALD mutual information per text from ``probs[T, N, J]`` (no softmax: labels are independent)."""
+    p = _check_probs(probs)
+    return bald_from_moments(p.mean(axis=0), binary_entropy(p).mean(axis=0))
+
+
+def mean_entropy(mean_prob: np.ndarray) -> np.ndarray:
+    """Mean binary entropy over labels of the mean prediction, [N, J] -> [N]."""
+    return binary_entropy(mean_prob).mean(axis=1)
+
+
+# ---------------------------------------------------------------- diversity
+
+
+def kcenter_greedy(pool: np.ndarray, labeled: np.ndarray | None, b: int) -> np.ndarray:
+    """Core-Set: greedy k-center on embeddings; the labeled set are the initial centers.
+
+    Each step takes the pool point farthest from its nearest center. Without labeled points the
+    first pick is the point farthest from the pool mean (deterministic). Memory O(N).
+    """
+    x = np.asarray(pool, dtype=np.float64)
+    _check_budget(len(x), b)
+    if labeled is not None and len(labeled):
+        nearest = _min_sq_dist(x, np.asarray(labeled, dtype=np.float64))
+    else:
+        nearest = _sq_dist_to(x, x.mean(axis=0))
+    chosen = np.empty(b, dtype=np.int64)
+    for i in range(b):
+        pick = int(np.argmax(nearest))
+        chosen[i] = pick
+        nearest = np.minimum(nearest, _sq_dist_to(x, x[pick]))
+        nearest[chosen[: i + 1]] = -1.0  # never pick twice, even among exact duplicates
+    return chosen
+
+
+def badge(probs: np.ndarray, hidden: np.ndarray, b: int, rng: np.random.Generator) -> np.ndarray:
+    """BADGE for multi-label sigmoid outputs: k-means++ seeding on g_i = (p_i - yhat_i) (x) h_i.
+
+    ``probs[N, J]`` deterministic probabilities, ``hidden[N, H]`` the head's hidden layer. The N x (J*H)
+    gradient matrix is never built: ||g_i - g_k||^2 = |a_i|^2|h_i|^2 + |a_k|^2|h_k|^2 - 2 (a_i.a_k)(h_i.h_k)
+    with a = p - yhat. The first center is the largest gradient (as in Ash et al.), then D^2 sampling.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    h = np.asarray(hidden, dtype=np.float64)
+    _check_budget(len(p), b)
+    a = p - (p > 0.5)
+    sq_norm = (a * a).sum(1) * (h * h).sum(1)
+    chosen = [int(np.argmax(sq_norm))]
+    d2 = _grad_sq_dist(a, h, sq_norm, chosen[0])
+    while len(chosen) < b:
+        d2[chosen] = 0.0
+        total = d2.sum()
+        if total <= EPS:  # all remaining gradients coincide with a center: any of them is as good
+            rest = np.setdiff1d(np.arange(len(p)), chosen)
+            chosen.extend(rng.choice(rest, size=b - len(chosen), replace=False).tolist())
+            break
+        pick = int(rng.choice(len(p), p=d2 / total))
+        chosen.append(pick)
+        d2 = np.minimum(d2, _grad_sq_dist(a, h, sq_norm, pick))
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def diverse_lowest(ec: np.ndarray, num_labels: int, embeddings: np.ndarray, b: int, factor: float = 3.0) -> np.ndarray:
+    """BEAL-diverse: the paper's future work, EC combined with diversity.
+
+    Rule: take the ``ceil(factor * b)`` lowest-EC texts as candidates; pick the lowest-EC one first,
+    then greedily the candidate maximising ``(1 - EC/H_J) * d``, where d is its Euclidean distance to
+    the nearest text already picked in this batch. ``factor = 1`` is plain BEAL; larger factors trade
+    uncertainty for coverage, so near-duplicate uncertain texts do not fill a batch.
+    """
+    ec = np.asarray(ec, dtype=np.float64)
+    _check_budget(len(ec), b)
+    if factor < 1.0:
+        raise AcquisitionError(f"diversity factor must be >= 1, got {factor}")
+    m = min(len(ec), int(np.ceil(factor * b)))
+    cand = np.argsort(ec, kind="stable")[:m]
+    x = np.asarray(embeddings, dtype=np.float64)[cand]
+    weight = 1.0 - normalized_score(ec[cand], num_labels) + EPS
+    picked = [0]
+    nearest = _sq_dist_to(x, x[0])
+    while len(picked) < b:
+        gain = weight * np.sqrt(np.maximum(nearest, 0.0))
+        gain[picked] = -1.0
+        nxt = int(np.argmax(gain))
+        picked.append(nxt)
+        nearest = np.minimum(nearest, _sq_dist_to(x, x[nxt]))
+    return cand[np.asarray(picked)]
+
+
+# ---------------------------------------------------------------- strategy registry
+
+
+@dataclass
+class PoolView:
+    """What a strategy may look at, aligned with pool positions 0..N-1.
+
+    ``mean_relevance``/``mean_prob``/``mean_entropy`` are [N, J] moments over T MC-dropout passes;
+    ``det_probs`` [N, J] and ``hidden`` [N, H] come from one deterministic pass; ``labeled_hidden``
+    [L, H] are the labeled texts' hidden features (Core-Set's initial centers).
+    """
+
+    size: int
+    num_labels: int
+    mean_relevance: np.ndarray | None = None
+    mean_prob: np.ndarray | None = None
+    mean_entropy: np.ndarray | None = None
+    det_probs: np.ndarray | None = None
+    hidden: np.ndarray | None = None
+    labeled_hidden: np.ndarray | None = None
+
+    def require(self, *names: str) -> None:
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            raise AcquisitionError(f"strategy needs {', '.join(missing)} in the pool view")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named acquisition rule. ``needs`` says which model outputs the caller must compute:
+    ``"mc"`` (T dropout passes), ``"deterministic"`` (one eval pass: probs + hidden features)."""
+
+    name: str
+    needs: frozenset[str]
+    select: Callable[[PoolView, int, np.random.Generator], np.ndarray]
+    deterministic_passes: bool = False  # True: the "mc" moments come from T = 1 with dropout off
+    doc: str = field(default="", compare=False)
+
+
+def _lowest(scores: np.ndarray, b: int) -> np.ndarray:
+    _check_budget(len(scores), b)
+    return np.argsort(scores, kind="stable")[:b]
+
+
+def _highest(scores: np.ndarray, b: int) -> np.ndarray:
+    return _lowest(-np.asarray(scores), b)
+
+
+def _select_beal(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
+    view.require("mean_relevance")
+    return _lowest(ec_from_mean_relevance(view.mean_relevance), b)
+
+
+def _select_beal_diverse(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
+    view.require("mean_relevance", "hidden")
+    ec = ec_from_mean_relevance(view.mean_relevance)
+    return diverse_lowest(ec, view.num_labels, view.hidden, b)
+
+
+def _select_random(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
+    _check_budget(view.size, b)
+    return rng.choice(view.size, size=b, replace=False)
+
+
+def _select_bald(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
+    view.require("mean_prob", "mean_entropy")
+    return _highest(bald_from_moments(view.mean_prob, view.mean_entropy), b)
+
+
+def _select_entropy(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
+    view.require("mean_prob")
+    return _highest(mean_entropy(view.mean_prob), b)
+
+
+def _select_badge(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
+    view.require("det_probs", "hidden")
+    return badge(view.det_probs, view.hidden, b, rng)
+
+
+def _select_coreset(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
+    view.require("hidden")
+    return kcenter_greedy(view.hidden, view.labeled_hidden, b)
+
+
+_MC, _DET = frozenset({"mc"}), frozenset({"deterministic"})
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy("beal", _MC, _select_beal, doc="lowest expected confidence under MC dropout"),
+        Strategy("beal-deterministic", _MC, _select_beal, deterministic_passes=True, doc="EC with T = 1, dropout off"),
+        Strategy("beal-diverse", _MC | _DET, _select_beal_diverse, doc="lowest EC re-ranked for diversity"),
+        Strategy("random", frozenset(), _select_random, doc="uniform sample"),
+        Strategy("bald", _MC, _select_bald, doc="highest Bernoulli mutual information, summed over labels"),
+        Strategy("entropy", _MC, _select_entropy, doc="highest mean binary entropy of the mean prediction"),
+        Strategy("badge", _DET, _select_badge, doc="k-means++ on multi-label gradient embeddings"),
+        Strategy("coreset", _DET, _select_coreset, doc="greedy k-center on hidden features"),
+    )
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise AcquisitionError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}") from None
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _check_probs(probs: np.ndarray) -> np.ndarray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 3 or 0 in p.shape:
+        raise AcquisitionError(f"probs must be a non-empty [T, N, J] array, got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or p.min() < 0.0 or p.max() > 1.0:
+        raise AcquisitionError("probs must be finite probabilities in [0, 1]")
+    return p
+
+
+def _check_budget(n: int, b: int) -> None:
+    if n == 0:
+        raise AcquisitionError("the pool is empty")
+    if not 1 <= b <= n:
+        raise AcquisitionError(f"batch size must be in 1..{n} (pool size), got {b}")
+
+
+def _sq_dist_to(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    d = x - y
+    return np.einsum("ij,ij->i", d, d)
+
+
+def _min_sq_dist(x: np.ndarray, centers: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Squared distance of each row of x to its nearest center, chunked over centers."""
+    out = np.full(len(x), np.inf)
+    xx = np.einsum("ij,ij->i", x, x)
+    for s in range(0, len(centers), chunk):
+        c = centers[s : s + chunk]
+        d = xx[:, None] + np.einsum("ij,ij->i", c, c)[None, :] - 2.0 * x @ c.T
+        out = np.minimum(out, np.maximum(d, 0.0).min(axis=1))
+    return out
+
+
+def _grad_sq_dist(a: np.ndarray, h: np.ndarray, sq_norm: np.ndarray, k: int) -> np.ndarray:
+    """||g_i - g_k||^2 for all i, with g = a (x) h, without forming g."""
+    return np.maximum(sq_norm + sq_norm[k] - 2.0 * (a @ a[k]) * (h @ h[k]), 0.0)

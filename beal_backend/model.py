@@ -1,0 +1,77 @@
+"""The classifier of the paper's Fig. 1: BERT encoder -> [CLS] feature C -> hidden layer -> J sigmoids.
+
+Forward computation only: no file or network I/O (loading and saving live in ``store.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.masking_utils import create_bidirectional_mask
+
+
+class ClassifierHead(nn.Module):
+    """dropout -> Linear(H, hidden) -> GELU -> dropout -> Linear(hidden, J). Returns (logits, hidden)."""
+
+    def __init__(self, feature_size: int, hidden_size: int, num_labels: int, dropout: float):
+        super().__init__()
+        self.dropout_in = nn.Dropout(dropout)
+        self.hidden = nn.Linear(feature_size, hidden_size)
+        self.act = nn.GELU()
+        self.dropout_out = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.act(self.hidden(self.dropout_in(features)))
+        return self.out(self.dropout_out(h)), h
+
+
+class MultiLabelClassifier(nn.Module):
+    """Encoder + head. ``forward`` returns logits [B, J]; sigmoid > 0.5 predicts a label."""
+
+    def __init__(self, encoder: PreTrainedModel, num_labels: int, hidden_size: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.head = ClassifierHead(encoder.config.hidden_size, hidden_size, num_labels, dropout)
+
+    @property
+    def num_labels(self) -> int:
+        return self.head.out.out_features
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Sentence feature C: the final hidden state of [CLS]."""
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(input_ids, attention_mask))[0]
+
+    # -- prefix caching for last-k MC dropout: split the encoder at layer L - k
+
+    def layers(self) -> nn.ModuleList:
+        """The encoder's transformer layers (BERT-style models: ``.embeddings`` + ``.encoder.layer``)."""
+        try:
+            return self.encoder.encoder.layer
+        except AttributeError:
+            raise TypeError(
+                f"{type(self.encoder).__name__} has no .encoder.layer: the last-k scope needs a BERT-style encoder"
+            ) from None
+
+    def encode_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, upto: int) -> torch.Tensor:
+        """Hidden states after the embeddings and the first ``upto`` layers."""
+        h = self.encoder.embeddings(input_ids=input_ids)
+        mask = self._layer_mask(h, attention_mask)
+        for layer in self.layers()[:upto]:
+            h = layer(h, mask)
+        return h
+
+    def encode_suffix(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits from hidden states entering layer ``start``: the remaining layers, then the head."""
+        mask = self._layer_mask(hidden, attention_mask)
+        for layer in self.layers()[start:]:
+            hidden = layer(hidden, mask)
+        return self.head(hidden[:, 0])[0]
+
+    def _layer_mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
+        # The same mask BertModel builds for its layers (eager/sdpa aware); None when nothing is padded.
+        return create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)

@@ -1,0 +1,133 @@
+"""Pool scoring: T MC-dropout passes, batched and streamed into O(N*J) moments; one deterministic pass.
+
+The T passes are replicated inside the batch (``state.repeat(r, ...)``, pass-major), with r chosen so a
+forward holds at most ``token_budget`` padded tokens. Only per-text running sums are kept, never a
+[T, N, J] tensor. With a ``last-k`` or ``head`` scope the deterministic prefix runs once per batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import acquisition
+from .batching import Encoded, collate, sorted_batches
+from .mc_dropout import Scope, mc_dropout
+from .model import MultiLabelClassifier
+
+Progress = Callable[[int, int], None]  # (texts done, texts total)
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    passes: int = 100  # T; the paper's value
+    scope: str = "full"  # the paper's setting; "last-2" is ~an order of magnitude cheaper on CPU
+    token_budget: int = 16384  # padded tokens per forward: bounds memory of replicate-in-batch
+    max_batch: int = 64  # texts per batch before replication
+    seed: int = 0  # MC dropout is seeded so that a pool's scores are reproducible
+    device: str = "cpu"
+
+
+@dataclass
+class Moments:
+    """Per-text moments over T passes, each [N, J]: mean R(Y), mean Y, mean binary entropy H(Y)."""
+
+    mean_relevance: np.ndarray
+    mean_prob: np.ndarray
+    mean_entropy: np.ndarray
+    passes: int
+
+    @property
+    def ec(self) -> np.ndarray:
+        return acquisition.ec_from_mean_relevance(self.mean_relevance)
+
+
+@dataclass
+class Deterministic:
+    """One eval pass: probabilities [N, J], head hidden layer [N, Hh], sentence feature C [N, H]."""
+
+    probs: np.ndarray
+    hidden: np.ndarray
+    features: np.ndarray
+
+
+def mc_moments(
+    model: MultiLabelClassifier,
+    enc: Encoded,
+    cfg: ScoringConfig,
+    deterministic: bool = False,
+    on_progress: Progress | None = None,
+) -> Moments:
+    """T stochastic passes under ``cfg.scope`` (or one pass with dropout off when ``deterministic``)."""
+    scope = None if deterministic else Scope.parse(cfg.scope)
+    passes = 1 if deterministic else cfg.passes
+    if passes < 1:
+        raise ValueError(f"passes must be >= 1, got {passes}")
+    split = scope.split(model) if scope else 0
+    n, j = len(enc), model.num_labels
+    sums = np.zeros((3, n, j))
+    torch.manual_seed(cfg.seed)
+    done = 0
+    with torch.inference_mode(), mc_dropout(model, scope), autocast(cfg.device):
+        for rows in sorted_batches(enc.lengths, cfg.token_budget, cfg.max_batch):
+            ids, mask = collate(enc, rows, cfg.device)
+            state, suffix, width = _prefix(model, ids, mask, split)
+            reps = max(1, cfg.token_budget // (len(rows) * width))
+            for start in range(0, passes, reps):
+                r = min(reps, passes - start)
+                p = torch.sigmoid(suffix(*(_repeat(s, r) for s in state)).float()).double()
+                _accumulate(sums, rows, p.view(r, len(rows), j).cpu().numpy())
+            done += len(rows)
+            if on_progress:
+                on_progress(done, n)
+    sums /= passes
+    return Moments(sums[0], sums[1], sums[2], passes)
+
+
+def deterministic_outputs(model: MultiLabelClassifier, enc: Encoded, cfg: ScoringConfig) -> Deterministic:
+    """Probabilities and features from one pass with dropout off (predictions, BADGE, Core-Set)."""
+    n = len(enc)
+    probs = np.zeros((n, model.num_labels), dtype=np.float32)
+    hidden = np.zeros((n, model.head.hidden.out_features), dtype=np.float32)
+    feats = np.zeros((n, model.head.hidden.in_features), dtype=np.float32)
+    with torch.inference_mode(), mc_dropout(model, None), autocast(cfg.device):
+        for rows in sorted_batches(enc.lengths, cfg.token_budget, cfg.max_batch):
+            ids, mask = collate(enc, rows, cfg.device)
+            c = model.features(ids, mask)
+            logits, h = model.head(c)
+            probs[rows] = torch.sigmoid(logits.float()).cpu().numpy()
+            hidden[rows] = h.float().cpu().numpy()
+            feats[rows] = c.float().cpu().numpy()
+    return Deterministic(probs, hidden, feats)
+
+
+def _prefix(model: MultiLabelClassifier, ids: torch.Tensor, mask: torch.Tensor, split: int):
+    """Run the deterministic part once -> (state tensors, sampled suffix fn, tokens per replicated row)."""
+    if split == 0:  # full: every module is sampled, nothing to cache
+        return (ids, mask), model, ids.shape[1]
+    if split >= len(model.layers()):  # head only: cache the sentence feature
+        return (model.features(ids, mask),), (lambda c: model.head(c)[0]), 1
+    hidden = model.encode_prefix(ids, mask, split)
+    return (hidden, mask), (lambda h, m: model.encode_suffix(h, m, split)), ids.shape[1]
+
+
+def _repeat(t: torch.Tensor, r: int) -> torch.Tensor:
+    return t if r == 1 else t.repeat(r, *([1] * (t.dim() - 1)))
+
+
+def _accumulate(sums: np.ndarray, rows: np.ndarray, p: np.ndarray) -> None:
+    """Add sum_t R(p), sum_t p, sum_t H(p) of a [r, B, J] chunk to the rows' running sums."""
+    sums[0, rows] += acquisition.relevance(p).sum(0)
+    sums[1, rows] += p.sum(0)
+    sums[2, rows] += acquisition.binary_entropy(p).sum(0)
+
+
+def autocast(device: str):
+    """bf16 autocast on CUDA (AMP); plain fp32 on CPU."""
+    if str(device).startswith("cuda"):
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

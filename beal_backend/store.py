@@ -1,0 +1,187 @@
+"""Everything written to disk: model directories and the per-project version registry.
+
+A model directory holds ``model.safetensors`` (all weights, no pickle), ``encoder/config.json``,
+``tokenizer/``, ``metadata.json`` (labels, encoder reference, hyper-parameters, metrics, sha256 of the
+weights) and, for service versions, ``scores.json`` (the pool's cached scores).
+
+Project layout: ``<root>/<project>/<version>/`` plus ``CURRENT`` (the serving version) and
+``project.json`` (what /setup said). Versions are written under a temporary name and renamed, so a
+crash never leaves a partial version visible; ``CURRENT`` is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from .model import MultiLabelClassifier
+from .training import TrainConfig, TrainedModel
+
+WEIGHTS, METADATA, SCORES, CURRENT, PROJECT = "model.safetensors", "metadata.json", "scores.json", "CURRENT", "project.json"
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class StoreError(ValueError):
+    """A bad project or version name, or a model directory that fails its checks."""
+
+
+# ---------------------------------------------------------------- one model directory
+
+
+def save_model(trained: TrainedModel, path: Path, extra: dict | None = None) -> str:
+    """Write a complete model directory at ``path`` (which must not exist). Returns the weights' sha256."""
+    path = Path(path)
+    path.mkdir(parents=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in trained.model.state_dict().items()}
+    save_file(state, str(path / WEIGHTS))
+    trained.model.encoder.config.save_pretrained(path / "encoder")
+    trained.tokenizer.save_pretrained(path / "tokenizer")
+    digest = _sha256(path / WEIGHTS)
+    meta = {
+        "labels": trained.labels,
+        "encoder": trained.config.encoder,
+        "hparams": trained.hparams(),
+        "metrics": trained.metrics,
+        "sha256": digest,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        **(extra or {}),
+    }
+    _write_json(path / METADATA, meta)
+    return digest
+
+
+def load_model(path: Path, device: str = "cpu") -> TrainedModel:
+    """Rebuild a saved model: safetensors weights into an encoder built from the saved config."""
+    path = Path(path)
+    meta = read_json(path / METADATA)
+    if _sha256(path / WEIGHTS) != meta["sha256"]:
+        raise StoreError(f"weights in {path} do not match their recorded sha256")
+    cfg = TrainConfig(**{**meta["hparams"], "device": device})
+    enc_cfg = AutoConfig.from_pretrained(path / "encoder")
+    try:
+        encoder = AutoModel.from_config(enc_cfg, add_pooling_layer=False)
+    except TypeError:
+        encoder = AutoModel.from_config(enc_cfg)
+    model = MultiLabelClassifier(encoder, len(meta["labels"]), cfg.hidden_size, cfg.dropout)
+    model.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
+    model.to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
+    return TrainedModel(model, tokenizer, list(meta["labels"]), cfg, meta.get("metrics", {}))
+
+
+# ---------------------------------------------------------------- per-project registry
+
+
+class ModelStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def project_dir(self, project: str) -> Path:
+        return self.root / check_id(project, "project")
+
+    def version_dir(self, project: str, version: str) -> Path:
+        return self.project_dir(project) / check_id(version, "version")
+
+    def publish(self, project: str, trained: TrainedModel, scores: dict, extra: dict | None = None) -> str:
+        """Write a new version atomically (temp dir + rename); it does not become current here."""
+        pdir = self.project_dir(project)
+        pdir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=pdir))
+        try:
+            digest = save_model(trained, tmp / "m", extra)
+            _write_json(tmp / "m" / SCORES, scores)
+            version = new_version_id(digest)
+            os.rename(tmp / "m", pdir / version)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return version
+
+    def versions(self, project: str) -> list[str]:
+        pdir = self.project_dir(project)
+        if not pdir.is_dir():
+            return []
+        return sorted(p.name for p in pdir.iterdir() if p.is_dir() and (p / METADATA).is_file() and _SAFE_ID.fullmatch(p.name))
+
+    def current(self, project: str) -> str | None:
+        try:
+            version = (self.project_dir(project) / CURRENT).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return version if (self.version_dir(project, version) / METADATA).is_file() else None
+
+    def set_current(self, project: str, version: str) -> None:
+        if not (self.version_dir(project, version) / METADATA).is_file():
+            raise StoreError(f"project {project} has no version {version}")
+        _atomic_write(self.project_dir(project) / CURRENT, version + "\n")
+
+    def metadata(self, project: str, version: str) -> dict:
+        return read_json(self.version_dir(project, version) / METADATA)
+
+    def scores(self, project: str, version: str) -> dict:
+        return read_json(self.version_dir(project, version) / SCORES)
+
+    def load(self, project: str, version: str, device: str = "cpu") -> TrainedModel:
+        return load_model(self.version_dir(project, version), device)
+
+    def remove(self, project: str, version: str) -> None:
+        if version == self.current(project):
+            raise StoreError("the current version cannot be removed")
+        shutil.rmtree(self.version_dir(project, version))
+
+    def read_project(self, project: str) -> dict | None:
+        path = self.project_dir(project) / PROJECT
+        return read_json(path) if path.is_file() else None
+
+    def write_project(self, project: str, info: dict) -> None:
+        self.project_dir(project).mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.project_dir(project) / PROJECT, json.dumps(info, indent=1))
+
+    def projects(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _SAFE_ID.fullmatch(p.name))
+
+
+def new_version_id(digest: str) -> str:
+    """Unique and sortable: ``beal-<UTC timestamp to the microsecond>-<weights hash prefix>``."""
+    return f"beal-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}-{digest[:8]}"
+
+
+def check_id(value: str, what: str) -> str:
+    """Names that become path parts: letters, digits, '_' and '-' only (no traversal, no dots)."""
+    if not isinstance(value, str) or not _SAFE_ID.fullmatch(value):
+        raise StoreError(f"invalid {what} id {value!r}: use 1-64 letters, digits, '_' or '-'")
+    return value
+
+
+def read_json(path: Path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _write_json(path: Path, data) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

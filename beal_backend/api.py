@@ -1,0 +1,133 @@
+"""HTTP: JSON in and out, the only module that sees requests. Every error is a JSON body with a 4xx/5xx
+status naming the problem; no stack trace ever reaches a client.
+
+Why Flask 3 and not label-studio-ml: its latest release (1.0.9, 2023) pins Flask 1.1.2 / Werkzeug 2.0.2;
+we implement its small protocol (/health, /setup, /predict, /webhook, /metrics) directly.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+
+import redis
+from flask import Flask, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from werkzeug.exceptions import HTTPException
+
+from .labelconfig import LabelConfigError
+from .labelstudio import LabelStudioError
+from .metrics import Metrics
+from .runtime import NotConfiguredError, Runtime
+from .service import UNTRAINED, BadRequest, BealModel, NotFound
+from .store import StoreError
+
+log = logging.getLogger(__name__)
+OPEN_PATHS = {"/health"}  # Label Studio probes it without credentials
+
+
+def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
+    app = Flask("beal_backend")
+    app.config["MAX_CONTENT_LENGTH"] = rt.settings.max_request_bytes
+    model = model or BealModel(rt)
+    metrics = Metrics(rt)
+    app.extensions["beal"] = {"runtime": rt, "model": model, "metrics": metrics}
+
+    @app.before_request
+    def _auth():
+        user, password = rt.settings.basic_auth_user, rt.settings.basic_auth_pass
+        if not user or request.path in OPEN_PATHS:
+            return None
+        auth = request.authorization
+        ok = (
+            auth is not None
+            and hmac.compare_digest((auth.username or "").encode(), user.encode())
+            and hmac.compare_digest((auth.password or "").encode(), (password or "").encode())
+        )
+        if not ok:
+            resp = jsonify(error="authentication required")
+            resp.status_code = 401
+            resp.headers["WWW-Authenticate"] = 'Basic realm="beal-backend"'
+            return resp
+        return None
+
+    @app.after_request
+    def _count(resp):
+        metrics.requests.labels(request.url_rule.rule if request.url_rule else "unknown", str(resp.status_code)).inc()
+        return resp
+
+    @app.get("/")
+    @app.get("/health")
+    def health():
+        redis_ok = rt.coordinator.ping()
+        body = {"status": "UP", "model_class": BealModel.model_class, "queue": "redis" if rt.settings.redis_url else "embedded", "redis": redis_ok}
+        return jsonify(body)
+
+    @app.post("/setup")
+    def setup():
+        body = _json_body()
+        return jsonify(model.setup(_field(body, "project"), _field(body, "schema"), body.get("hostname"), body.get("access_token")))
+
+    @app.post("/predict")
+    def predict():
+        body = _json_body()
+        t0 = time.perf_counter()
+        answer = model.predict(_field(body, "tasks"), project=_field(body, "project"), label_config=body.get("label_config"))
+        metrics.predict_seconds.observe(time.perf_counter() - t0)
+        results = answer["results"]
+        metrics.predictions.inc(sum(1 for r in results if r))
+        if answer["model_version"] != UNTRAINED:
+            metrics.skipped_tasks.inc(sum(1 for r in results if not r))
+        return jsonify({"results": results, "model_version": answer["model_version"]})
+
+    @app.post("/webhook")
+    def webhook():
+        body = _json_body()
+        action = _field(body, "action")
+        return jsonify(model.fit(action, body)), 200
+
+    @app.get("/jobs")
+    def jobs():
+        return jsonify(model.jobs())
+
+    @app.get("/metrics")
+    def prometheus():
+        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    _register_errors(app)
+    return app
+
+
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object (Content-Type: application/json)")
+    return body
+
+
+def _field(body: dict, name: str):
+    if body.get(name) in (None, ""):
+        raise BadRequest(f"missing field '{name}'")
+    return body[name]
+
+
+def _register_errors(app: Flask) -> None:
+    def error(status: int, message: str):
+        resp = jsonify(error=message)
+        resp.status_code = status
+        return resp
+
+    app.register_error_handler(BadRequest, lambda e: error(400, str(e)))
+    app.register_error_handler(LabelConfigError, lambda e: error(400, str(e)))
+    app.register_error_handler(StoreError, lambda e: error(400, str(e)))
+    app.register_error_handler(NotFound, lambda e: error(404, str(e)))
+    app.register_error_handler(NotConfiguredError, lambda e: error(409, str(e)))
+    app.register_error_handler(LabelStudioError, lambda e: error(502, str(e)))
+    app.register_error_handler(redis.exceptions.RedisError, lambda e: error(503, "the job queue (Redis) is unavailable; retry later"))
+    app.register_error_handler(HTTPException, lambda e: error(e.code or 500, e.description or e.name))
+
+    @app.errorhandler(Exception)
+    def _unexpected(e):
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error(500, f"internal error ({type(e).__name__}); see the service log")

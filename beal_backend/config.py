@@ -1,0 +1,73 @@
+"""Settings: the only place that reads the environment. Names follow Label Studio's own ML examples."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from .scoring import ScoringConfig
+from .training import TrainConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    label_studio_url: str | None = None  # LABEL_STUDIO_URL; else the hostname /setup reports
+    label_studio_api_key: str | None = field(default=None, repr=False)  # legacy token or personal access token
+    basic_auth_user: str | None = None
+    basic_auth_pass: str | None = field(default=None, repr=False)
+    model_dir: str = "./model_store"
+    redis_url: str | None = None  # unset: embedded in-process worker thread
+    queue_name: str = "beal-training"
+    port: int = 9090
+    train_every: int = 10  # retrain after this many new/changed annotations (START_TRAINING: at once)
+    min_annotations: int = 2  # fewer labeled tasks than this: the job is skipped with a reason
+    job_timeout: int = 6 * 3600  # seconds; RQ's default of 180 s is far too short for training
+    predict_passes: int = 10  # T when /predict must score in the request (no cached score)
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_text_chars: int = 1_000_000  # longer texts are refused (the model reads 510 word-pieces anyway)
+    ls_timeout: float = 30.0
+    ls_retries: int = 4
+    train: TrainConfig = TrainConfig()
+    scoring: ScoringConfig = ScoringConfig(passes=100, scope="last-2")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        device = env.get("DEVICE") or _auto_device()
+        train = replace(
+            TrainConfig(),
+            encoder=env.get("ENCODER", TrainConfig.encoder),
+            epochs=int(env.get("EPOCHS", TrainConfig.epochs)),
+            batch_size=int(env.get("BATCH_SIZE", TrainConfig.batch_size)),
+            lr_encoder=float(env.get("LEARNING_RATE", TrainConfig.lr_encoder)),
+            seed=int(env.get("SEED", TrainConfig.seed)),
+            device=device,
+        )
+        scoring = ScoringConfig(
+            passes=int(env.get("MC_PASSES", 100)),
+            scope=env.get("MC_SCOPE", "last-2"),
+            seed=int(env.get("SEED", 0)),
+            device=device,
+        )
+        return cls(
+            label_studio_url=env.get("LABEL_STUDIO_URL") or None,
+            label_studio_api_key=env.get("LABEL_STUDIO_API_KEY") or None,
+            basic_auth_user=env.get("BASIC_AUTH_USER") or None,
+            basic_auth_pass=env.get("BASIC_AUTH_PASS") or None,
+            model_dir=env.get("MODEL_DIR", cls.model_dir),
+            redis_url=env.get("REDIS_URL") or None,
+            port=int(env.get("PORT", cls.port)),
+            train_every=int(env.get("TRAIN_EVERY", cls.train_every)),
+            min_annotations=int(env.get("MIN_ANNOTATIONS", cls.min_annotations)),
+            predict_passes=int(env.get("PREDICT_PASSES", cls.predict_passes)),
+            max_request_bytes=int(env.get("MAX_REQUEST_BYTES", cls.max_request_bytes)),
+            train=train,
+            scoring=scoring,
+        )
+
+
+def _auto_device() -> str:
+    import torch  # only when no DEVICE is given; never initialises CUDA in the API process otherwise
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

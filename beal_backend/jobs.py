@@ -1,0 +1,212 @@
+"""Training jobs: one round of active learning for one project, and the queues that run it.
+
+A round: fetch every annotation from Label Studio -> train from scratch -> score every unlabeled task
+with EC -> publish the version atomically -> push all scores under the new version -> switch the
+project's ``model_version`` -> make the version current -> delete superseded predictions.
+A crash at any step leaves the previous version serving. Only the project id crosses the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import rq
+from rq.serializers import JSONSerializer
+
+from . import acquisition, batching, scoring, training
+from .labelconfig import LabelSchema, parse_label_config
+from .labelstudio import Task
+
+log = logging.getLogger(__name__)
+VERSION_PREFIX = "beal-"
+
+
+@dataclass
+class Examples:
+    """What a project's tasks give a round: labeled texts, unlabeled (task id, text), counted skips."""
+
+    texts: list[str] = field(default_factory=list)
+    label_sets: list[list[str]] = field(default_factory=list)
+    pool_ids: list[int] = field(default_factory=list)
+    pool_texts: list[str] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+
+
+def collect_examples(tasks: list[Task], schema: LabelSchema, max_chars: int) -> Examples:
+    """Newest non-cancelled annotation per task; a missing text or an unknown label is counted, never hidden."""
+    ex, known = Examples(), set(schema.labels)
+    for task in tasks:
+        text = task.data.get(schema.value_key)
+        if not isinstance(text, str) or not text.strip():
+            ex.skipped["task without text"] += 1
+            continue
+        text = text[:max_chars]
+        if not task.annotations:
+            ex.pool_ids.append(task.id)
+            ex.pool_texts.append(text)
+            continue
+        choices = schema.choices_of(task.annotations[0].get("result"))
+        unknown = [c for c in choices if c not in known]
+        if unknown:
+            ex.skipped["annotated label not in the config"] += len(unknown)
+            log.warning("task %s: labels %s are not in the label config; ignored", task.id, unknown)
+        ex.texts.append(text)
+        ex.label_sets.append([c for c in dict.fromkeys(choices) if c in known])
+    return ex
+
+
+def run_round(project: str, rt, job_id: str | None = None) -> dict:
+    """Run one round for ``project`` with the runtime ``rt`` (see runtime.py). Returns its summary."""
+    job_id = job_id or uuid.uuid4().hex[:12]
+    report = _Reporter(rt.coordinator, project, job_id)  # first written once the project lock is ours
+    with rt.coordinator.running(project, timeout=rt.settings.job_timeout):
+        report(state="started", stage="fetching annotations", started_at=time.time())
+        try:
+            result = _round(project, rt, report)
+        except Exception as e:
+            report(state="failed", error=f"{type(e).__name__}: {e}")
+            log.exception("training round for project %s failed", project)
+            raise
+        report(state="finished", progress=1.0, **result)
+        return result
+
+
+def _round(project: str, rt, report: "_Reporter") -> dict:
+    s = rt.settings
+    client = rt.client(project)
+    pid = int(project)
+    schema = parse_label_config(client.label_config(pid))
+    ex = collect_examples(client.tasks(pid), schema, s.max_text_chars)
+    base = {"n_annotations": len(ex.texts), "n_pool": len(ex.pool_ids), "skipped": dict(ex.skipped)}
+    if len(ex.texts) < s.min_annotations:
+        return {**base, "outcome": "skipped", "reason": f"{len(ex.texts)} labeled tasks; need {s.min_annotations}"}
+
+    report(stage="training", progress=0.0)
+    t0 = time.perf_counter()
+    trained = training.train(
+        ex.texts, ex.label_sets, list(schema.labels), s.train,
+        on_progress=lambda p: report.throttled(stage="training", progress=0.8 * p.step / p.steps, loss=round(p.loss, 4)),
+    )
+    train_seconds = time.perf_counter() - t0
+
+    report(stage="scoring", progress=0.8)
+    t0 = time.perf_counter()
+    scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, s.scoring, report)
+    score_seconds = time.perf_counter() - t0
+
+    extra = {
+        "project": project,
+        "label_schema": {"from_name": schema.from_name, "to_name": schema.to_name, "value_key": schema.value_key},
+        "n_annotations": len(ex.texts),
+        "n_pool": len(ex.pool_ids),
+        "train_seconds": round(train_seconds, 3),
+        "score_seconds": round(score_seconds, 3),
+    }
+    version = rt.store.publish(project, trained, scores, extra)
+    report(stage="pushing predictions", progress=0.95, version=version)
+    pushed = 0
+    if ex.pool_ids:
+        predictions = [{"task": int(t), "result": schema.result(v["choices"]), "score": v["score"]} for t, v in scores["tasks"].items()]
+        pushed = client.push_predictions(pid, version, predictions)
+        if pushed != len(predictions):
+            log.warning("Label Studio stored %d of %d predictions for project %s", pushed, len(predictions), project)
+        client.set_model_version(pid, version)  # only once every score is in
+    rt.store.set_current(project, version)
+    removed = [v for v in client.model_versions(pid) if v != version and v.startswith(VERSION_PREFIX)]
+    for v in removed:
+        client.delete_model_version(pid, v)
+    return {**base, "outcome": "trained", "version": version, "pushed": pushed, "removed_versions": removed,
+            "train_seconds": extra["train_seconds"], "score_seconds": extra["score_seconds"]}
+
+
+def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.ScoringConfig, report=None) -> dict:
+    """EC (MC dropout) and predicted choices (deterministic, > 0.5) for each task -> scores.json content."""
+    out = {"passes": cfg.passes, "scope": cfg.scope, "seed": cfg.seed, "tasks": {}}
+    if not task_ids:
+        return out
+    enc = batching.encode(trained.tokenizer, texts, trained.config.max_wordpieces)
+    progress = (lambda done, n: report.throttled(stage="scoring", progress=0.8 + 0.15 * done / n)) if report else None
+    ec = scoring.mc_moments(trained.model, enc, cfg, on_progress=progress).ec
+    probs = scoring.deterministic_outputs(trained.model, enc, cfg).probs
+    norm = acquisition.normalized_score(ec, len(schema.labels))
+    for i, tid in enumerate(task_ids):
+        chosen = [schema.labels[j] for j in np.flatnonzero(probs[i] > 0.5)]
+        out["tasks"][str(tid)] = {"score": float(norm[i]), "ec": float(ec[i]), "choices": chosen}
+    return out
+
+
+class _Reporter:
+    """Writes the job record; ``throttled`` at most once a second (progress callbacks are frequent)."""
+
+    def __init__(self, coordinator, project: str, job_id: str):
+        self.c, self.project, self.job_id, self._last = coordinator, project, job_id, 0.0
+
+    def __call__(self, **fields) -> None:
+        self._last = time.monotonic()
+        self.c.put_status(self.project, {"id": self.job_id, **fields})
+
+    def throttled(self, **fields) -> None:
+        if time.monotonic() - self._last >= 1.0:
+            self(**fields)
+
+
+# ---------------------------------------------------------------- queues
+
+
+def train_project(project: str) -> dict:
+    """RQ entry point: JSON-serialisable argument, runtime rebuilt from the worker's environment."""
+    from .runtime import Runtime
+
+    job = rq.get_current_job()
+    return run_round(project, Runtime.from_env(), job_id=job.id if job else None)
+
+
+class RQQueue:
+    """Production: jobs go to Redis, ``rq worker`` processes (the GPU container) run them."""
+
+    def __init__(self, conn, name: str, timeout: int):
+        self.q = rq.Queue(name, connection=conn, serializer=JSONSerializer, default_timeout=timeout)
+        self.timeout = timeout
+
+    def enqueue(self, project: str) -> str:
+        job = self.q.enqueue(
+            "beal_backend.jobs.train_project", project,
+            job_id=f"train-{project}-{uuid.uuid4().hex[:8]}", job_timeout=self.timeout,
+            result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600,
+        )
+        return job.id
+
+
+class ThreadQueue:
+    """Embedded default (no REDIS_URL): the same ``run_round`` in one in-process worker thread."""
+
+    def __init__(self, runtime):
+        self.rt = runtime
+        self._q: queue.Queue = queue.Queue()
+        threading.Thread(target=self._work, name="beal-training", daemon=True).start()
+
+    def enqueue(self, project: str) -> str:
+        job_id = f"train-{project}-{uuid.uuid4().hex[:8]}"
+        self._q.put((project, job_id))
+        return job_id
+
+    def join(self) -> None:
+        """Wait until every queued job has run (tests, CLI)."""
+        self._q.join()
+
+    def _work(self) -> None:
+        while True:
+            project, job_id = self._q.get()
+            try:
+                run_round(project, self.rt, job_id)
+            except Exception:
+                pass  # already recorded as failed with its reason by run_round
+            finally:
+                self._q.task_done()

@@ -1,0 +1,122 @@
+"""The only module that talks to Label Studio's API (through label-studio-sdk).
+
+Every call gets bounded retries with exponential backoff on connection errors and 5xx answers.
+The API key is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PAGE_SIZE = 1000
+PUSH_CHUNK = 5000  # predictions per import request
+
+
+class LabelStudioError(RuntimeError):
+    """Label Studio could not be reached or refused a call after the retries."""
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    data: dict
+    annotations: list[dict]  # not cancelled, newest first
+
+
+class LabelStudioClient:
+    def __init__(self, url: str, api_key: str, timeout: float = 30.0, retries: int = 4, backoff: float = 0.5):
+        self.url = url.rstrip("/")
+        self._ls = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+        self._retries, self._backoff = retries, backoff
+
+    # ---- reads
+
+    def label_config(self, project: int) -> str:
+        return self._call(lambda: self._ls.projects.get(id=project).label_config)
+
+    def tasks(self, project: int) -> list[Task]:
+        """Every task of the project with its usable annotations (all pages)."""
+
+        def fetch():
+            out = []
+            for t in self._ls.tasks.list(project=project, fields="all", page_size=PAGE_SIZE):
+                anns = [a if isinstance(a, dict) else a.model_dump() for a in (t.annotations or [])]
+                anns = [a for a in anns if not a.get("was_cancelled")]
+                anns.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""), reverse=True)
+                out.append(Task(id=int(t.id), data=dict(t.data or {}), annotations=anns))
+            return out
+
+        return self._call(fetch)
+
+    def model_versions(self, project: int) -> dict[str, int]:
+        return self._call(lambda: self._raw("GET", f"api/projects/{project}/model-versions/").json())
+
+    # ---- writes
+
+    def push_predictions(self, project: int, version: str, predictions: list[dict]) -> int:
+        """Import all predictions under ``version``; a failed attempt is undone before the retry,
+        so a reply lost in transit never leaves duplicates. Returns the number created."""
+        for attempt in range(self._retries + 1):
+            try:
+                created = 0
+                for s in range(0, len(predictions), PUSH_CHUNK):
+                    chunk = [{**p, "model_version": version} for p in predictions[s : s + PUSH_CHUNK]]
+                    created += self._ls.projects.import_predictions(id=project, request=chunk).created or 0
+                return created
+            except Exception as e:
+                if attempt == self._retries or not _transient(e):
+                    raise LabelStudioError(f"pushing predictions to project {project} failed: {_describe(e)}") from None
+                self._sleep(attempt, e)
+                self.delete_model_version(project, version)
+        raise AssertionError("unreachable")
+
+    def set_model_version(self, project: int, version: str) -> None:
+        self._call(lambda: self._ls.projects.update(id=project, model_version=version))
+
+    def delete_model_version(self, project: int, version: str) -> int:
+        resp = self._call(lambda: self._raw("DELETE", f"api/projects/{project}/model-versions/", json={"model_version": version}))
+        return int((resp.json() or {}).get("deleted_predictions", 0))
+
+    # ---- plumbing
+
+    def _raw(self, method: str, path: str, json=None) -> httpx.Response:
+        resp = self._ls._client_wrapper.httpx_client.request(path, method=method, json=json)
+        if resp.status_code >= 400:
+            raise ApiError(status_code=resp.status_code, body=resp.text)
+        return resp
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        for attempt in range(self._retries + 1):
+            try:
+                return fn()
+            except Exception as e:
+                if attempt == self._retries or not _transient(e):
+                    raise LabelStudioError(f"Label Studio at {self.url}: {_describe(e)}") from None
+                self._sleep(attempt, e)
+        raise AssertionError("unreachable")
+
+    def _sleep(self, attempt: int, e: Exception) -> None:
+        delay = self._backoff * 2**attempt
+        log.warning("Label Studio call failed (%s); retry %d in %.1f s", _describe(e), attempt + 1, delay)
+        time.sleep(delay)
+
+
+def _transient(e: Exception) -> bool:
+    if isinstance(e, httpx.TransportError):
+        return True
+    return isinstance(e, ApiError) and (e.status_code is None or e.status_code >= 500 or e.status_code == 429)
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, ApiError):
+        return f"HTTP {e.status_code}: {str(e.body)[:300]}"
+    return f"{type(e).__name__}: {e}"

@@ -1,0 +1,59 @@
+"""Wiring: Settings -> store, coordinator, queue and Label Studio clients (the one place that builds them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+
+from .config import Settings
+from .coordination import Coordinator, LocalCoordinator, RedisCoordinator
+from .labelstudio import LabelStudioClient
+from .store import ModelStore
+
+LOCK_TTL = 60  # s; the running job renews it, so a killed worker frees its project within a minute
+
+
+class NotConfiguredError(RuntimeError):
+    """Label Studio's URL or key is unknown for a project (no env and no /setup seen)."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: ModelStore
+    coordinator: Coordinator
+    queue: object = field(default=None)
+
+    @classmethod
+    def from_env(cls) -> "Runtime":
+        return cls.build(Settings.from_env())
+
+    @classmethod
+    def build(cls, settings: Settings, start_queue: bool = False) -> "Runtime":
+        store = ModelStore(settings.model_dir)
+        if settings.redis_url:
+            conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+            rt = cls(settings, store, RedisCoordinator(conn, LOCK_TTL))
+            if start_queue:
+                from .jobs import RQQueue
+
+                rt.queue = RQQueue(conn, settings.queue_name, settings.job_timeout)
+        else:
+            rt = cls(settings, store, LocalCoordinator())
+            if start_queue:
+                from .jobs import ThreadQueue
+
+                rt.queue = ThreadQueue(rt)
+        return rt
+
+    def client(self, project: str) -> LabelStudioClient:
+        """Env settings win; else what Label Studio sent to /setup for this project."""
+        info = self.store.read_project(project) or {}
+        url = self.settings.label_studio_url or info.get("hostname")
+        key = self.settings.label_studio_api_key or info.get("access_token")
+        if not url or not key:
+            raise NotConfiguredError(
+                f"no Label Studio URL/API key for project {project}: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"
+            )
+        return LabelStudioClient(url, key, timeout=self.settings.ls_timeout, retries=self.settings.ls_retries)

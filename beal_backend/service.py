@@ -1,0 +1,181 @@
+"""The ML backend's use cases, shaped like label-studio-ml's ``LabelStudioMLBase``:
+``setup``, ``predict(tasks, context=None, **kwargs)`` and ``fit(event, data, **kwargs)``.
+
+No HTTP here (api.py) and no training in a request: ``fit`` only counts and enqueues.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import replace
+
+from . import jobs
+from .labelconfig import LabelSchema, parse_label_config
+from .runtime import Runtime
+from .store import check_id
+
+log = logging.getLogger(__name__)
+UNTRAINED = "beal-untrained"  # what /setup reports before the first model (stable, so LS predicts once)
+ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"}
+
+
+class BadRequest(ValueError):
+    """Input the caller must fix: answered with HTTP 400 and this message."""
+
+
+class NotFound(LookupError):
+    """An unknown project: answered with HTTP 404."""
+
+
+def project_id(raw) -> str:
+    """Label Studio sends ``"<id>.<created_at epoch>"`` to /setup and /predict, an int in webhooks."""
+    if isinstance(raw, bool) or raw is None:
+        raise BadRequest("missing project")
+    text = str(raw).split(".", 1)[0]
+    if not text.isdigit():
+        raise BadRequest(f"invalid project {str(raw)[:64]!r}: expected '<id>' or '<id>.<timestamp>'")
+    return check_id(text, "project")
+
+
+class BealModel:
+    model_class = "BealModel"
+
+    def __init__(self, rt: Runtime, cache_size: int = 4):
+        self.rt = rt
+        self._models: OrderedDict = OrderedDict()  # (project, version) -> TrainedModel, LRU
+        self._cache_size = cache_size
+        self._mu = threading.Lock()
+
+    # ---- /setup
+
+    def setup(self, project, schema, hostname=None, access_token=None, **_) -> dict:
+        pid = project_id(project)
+        parse_label_config(schema)  # refuse a config we cannot serve now, not at the first round
+        info = {**(self.rt.store.read_project(pid) or {}), "label_config": schema, "setup_at": time.time()}
+        if hostname:
+            info["hostname"] = str(hostname)
+        if access_token:
+            info["access_token"] = str(access_token)
+        self.rt.store.write_project(pid, info)
+        return {"model_version": self.model_version(pid)}
+
+    def model_version(self, project: str) -> str:
+        return self.rt.store.current(project) or UNTRAINED
+
+    # ---- /predict
+
+    def predict(self, tasks, context=None, project=None, label_config=None, **_) -> dict:
+        pid = project_id(project)
+        info = self.rt.store.read_project(pid) or {}
+        config = label_config or info.get("label_config")
+        if not config:
+            raise BadRequest(f"no label_config given and project {pid} was never set up")
+        schema = parse_label_config(config)
+        if not isinstance(tasks, list):
+            raise BadRequest("tasks must be a list")
+        version = self.rt.store.current(pid)
+        if version is None:
+            log.info("project %s: no model trained yet; returning no predictions for %d tasks", pid, len(tasks))
+            return {"results": [[] for _ in tasks], "model_version": UNTRAINED}
+        trained = self._model(pid, version)
+        if tuple(trained.labels) != schema.labels:
+            log.warning("project %s: model %s was trained on other labels; no predictions until retrained", pid, version)
+            return {"results": [[] for _ in tasks], "model_version": version}
+        return {"results": self._predictions(pid, version, trained, tasks, schema), "model_version": version}
+
+    def _predictions(self, pid, version, trained, tasks, schema: LabelSchema) -> list:
+        cached = self.rt.store.scores(pid, version)["tasks"]
+        out: list = [None] * len(tasks)
+        todo_idx, todo_ids, todo_texts = [], [], []
+        for i, task in enumerate(tasks):
+            text, why = self._text(task, schema)
+            if why:
+                log.warning("project %s: task %s skipped: %s", pid, task.get("id") if isinstance(task, dict) else "?", why)
+                out[i] = []
+                continue
+            hit = cached.get(str(task.get("id")))
+            if hit is not None:
+                out[i] = self._prediction(schema, hit, version)
+            else:
+                todo_idx.append(i)
+                todo_ids.append(task.get("id"))
+                todo_texts.append(text)
+        if todo_idx:  # not in the pool when the version was scored: score now with a bounded T
+            cfg = replace(self.rt.settings.scoring, passes=self.rt.settings.predict_passes)
+            fresh = jobs.score_pool(trained, todo_ids, todo_texts, schema, cfg)["tasks"]
+            for i, tid in zip(todo_idx, todo_ids):
+                out[i] = self._prediction(schema, fresh[str(tid)], version)
+        return out
+
+    def _text(self, task, schema: LabelSchema) -> tuple[str | None, str | None]:
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            return None, "task has no data object"
+        text = task["data"].get(schema.value_key)
+        if not isinstance(text, str) or not text.strip():
+            return None, f"task has no text in data.{schema.value_key}"
+        if len(text) > self.rt.settings.max_text_chars:
+            return None, f"text longer than {self.rt.settings.max_text_chars} characters"
+        return text, None
+
+    @staticmethod
+    def _prediction(schema: LabelSchema, hit: dict, version: str) -> dict:
+        return {"result": schema.result(hit["choices"]), "score": hit["score"], "model_version": version}
+
+    def _model(self, pid: str, version: str):
+        key = (pid, version)
+        with self._mu:  # one load per version and process; concurrent requests wait for it
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            trained = self.rt.store.load(pid, version)
+            self._models[key] = trained
+            while len(self._models) > self._cache_size:
+                self._models.popitem(last=False)
+            return trained
+
+    # ---- /webhook
+
+    def fit(self, event, data, **_) -> dict:
+        """Count annotation events and enqueue a round when due; returns what was decided."""
+        project = (data or {}).get("project")
+        if not isinstance(project, dict) or "id" not in project:
+            raise BadRequest("webhook payload has no project.id")
+        pid = project_id(project["id"])
+        if self.rt.store.read_project(pid) is None and not (self.rt.settings.label_studio_url and self.rt.settings.label_studio_api_key):
+            raise NotFound(f"project {pid} was never set up with this backend (connect it in Label Studio first)")
+        if event in ANNOTATION_EVENTS:
+            changed = len(data.get("annotations") or []) if event == "ANNOTATIONS_DELETED" else 1
+            count = self.rt.coordinator.add_annotations(pid, max(changed, 1))
+            if count < self.rt.settings.train_every:
+                return {"status": "counted", "project": pid, "annotations_since_training": count}
+        elif event != "START_TRAINING":
+            return {"status": "ignored", "action": event}
+        return self._trigger(pid)
+
+    def _trigger(self, pid: str) -> dict:
+        if not self.rt.coordinator.claim_pending(pid):
+            return {"status": "coalesced", "project": pid}  # the pending job will read everything
+        self.rt.coordinator.reset_annotations(pid)
+        try:
+            job_id = self.rt.queue.enqueue(pid)
+        except Exception:
+            self.rt.coordinator.release_pending(pid)
+            raise
+        return {"status": "queued", "project": pid, "job_id": job_id}
+
+    # ---- status
+
+    def jobs(self) -> dict:
+        out, statuses = {}, self.rt.coordinator.statuses()
+        for pid in sorted(set(self.rt.store.projects()) | set(statuses)):
+            st = statuses.get(pid, {})
+            out[pid] = {
+                "model_version": self.model_version(pid),
+                "pending": self.rt.coordinator.is_pending(pid),
+                "current_job": st.get("current"),
+                "last_job": st.get("last"),
+            }
+        return out

@@ -1,0 +1,90 @@
+"""Real components for end-to-end tests: Label Studio from ../shared/tools, Redis on 127.0.0.1:6379,
+the service as a subprocess (`python _wsgi.py`) and an `rq worker` process. Nothing is mocked."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+LS_TOOL = ROOT.parent / "shared" / "tools" / "label-studio-server"
+REDIS_URL = "redis://127.0.0.1:6379/7"  # a db of its own, flushed by these tests
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up in {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def label_studio():
+    assert LS_TOOL.exists(), f"{LS_TOOL} is missing: the e2e tests need ../shared beside the repo"
+    env = {**os.environ, "LS_INSTANCE": "beal-e2e"}
+    out = subprocess.run([str(LS_TOOL), "start"], env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    values = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    yield values["LABEL_STUDIO_URL"], values["LABEL_STUDIO_API_KEY"]
+    subprocess.run([str(LS_TOOL), "stop"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def redis_db():
+    conn = redis.Redis.from_url(REDIS_URL)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+def _spawn(args, env, log: Path):
+    f = open(log, "w")
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@pytest.fixture
+def backend(label_studio, redis_db, tmp_path):
+    """The service (API process) + one rq worker, sharing a model store and Redis; returns its URL and env."""
+    url, key = label_studio
+    port = _free_port()
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key, "REDIS_URL": REDIS_URL,
+        "MODEL_DIR": str(tmp_path / "model_store"), "PORT": str(port), "HF_HUB_OFFLINE": "1",
+        "TRAIN_EVERY": "10", "EPOCHS": "2", "MC_PASSES": "8", "MC_SCOPE": "full", "SEED": "3", "DEVICE": "cpu",
+        "PYTHONPATH": str(ROOT),
+    }
+    procs = [
+        _spawn([sys.executable, "_wsgi.py", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path / "api.log"),
+        _spawn([sys.executable, "-m", "beal_backend", "worker"], env, tmp_path / "worker.log"),
+    ]
+    try:
+        _wait(f"http://127.0.0.1:{port}/health")
+        yield {"url": f"http://127.0.0.1:{port}", "env": env, "logs": tmp_path}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()

@@ -141,7 +141,7 @@ class RedisCoordinator(Coordinator):
 
     @contextmanager
     def running(self, project, timeout):
-        lock = self.r.lock(self._key("lock", project), timeout=self.lock_ttl, blocking_timeout=timeout)
+        lock = self.r.lock(self._key("lock", project), timeout=self.lock_ttl, blocking_timeout=timeout, thread_local=False)
         if not lock.acquire():
             raise TimeoutError(f"project {project} stayed locked for {timeout} s")
         stop = threading.Event()
@@ -159,7 +159,8 @@ class RedisCoordinator(Coordinator):
                 pass  # expired while running: nothing left to release
 
     def _renew(self, lock, stop: threading.Event) -> None:
-        """Keep a short-lived lock alive while the job runs; a killed worker stops renewing it."""
+        """Keep a short-lived lock alive while the job runs; a killed worker stops renewing it.
+        (The lock is not thread-local, so this thread may renew what the job thread took.)"""
         while not stop.wait(self.lock_ttl / 3):
             try:
                 lock.reacquire()

@@ -1,0 +1,79 @@
+"""Service fixtures: a small trained model published in a temporary store, and app factories."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from beal_backend import jobs, training
+from beal_backend.api import create_app
+from beal_backend.config import Settings
+from beal_backend.labelconfig import parse_label_config
+from beal_backend.runtime import Runtime
+from beal_backend.scoring import ScoringConfig
+from beal_backend.store import ModelStore
+
+CONFIG = (
+    '<View><Text name="text" value="$text"/><Choices name="label" toName="text" choice="multiple">'
+    '<Choice value="fruit"/><Choice value="water"/></Choices></View>'
+)
+TEXTS = ["an apple a day", "the river runs", "apple by the river", "nothing here", "green apple pie", "a wide river"]
+LABELS = [["fruit"], ["water"], ["fruit", "water"], [], ["fruit"], ["water"]]
+POOL = {101: "apple juice", 102: "river bank", 103: "plain words"}
+REDIS_TEST_URL = "redis://127.0.0.1:6379/6"
+
+
+@pytest.fixture(scope="session")
+def tiny_trained():
+    cfg = training.TrainConfig(epochs=1, min_val=100, seed=1)
+    return training.train(TEXTS, LABELS, ["fruit", "water"], cfg)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(model_dir=str(tmp_path / "store"), scoring=ScoringConfig(passes=4, scope="full", seed=5), predict_passes=3)
+
+
+@pytest.fixture
+def published(settings, tiny_trained):
+    """Project "7" set up with CONFIG and a current version scored on POOL (101, 102; 103 left uncached)."""
+    store = ModelStore(settings.model_dir)
+    store.write_project("7", {"label_config": CONFIG})
+    schema = parse_label_config(CONFIG)
+    scores = jobs.score_pool(tiny_trained, [101, 102], [POOL[101], POOL[102]], schema, settings.scoring)
+    version = store.publish("7", tiny_trained, scores, {"n_annotations": 6, "n_pool": 2})
+    store.set_current("7", version)
+    return version, scores
+
+
+@pytest.fixture
+def redis_conn():
+    conn = redis.Redis.from_url(REDIS_TEST_URL)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+class RecordingQueue:
+    """Stands in for the job queue where a test only checks what the API enqueued."""
+
+    def __init__(self):
+        self.jobs = []
+
+    def enqueue(self, project):
+        self.jobs.append(project)
+        return f"job-{len(self.jobs)}"
+
+
+@pytest.fixture
+def app_factory(settings):
+    def make(rt=None, **overrides):
+        from dataclasses import replace
+
+        s = replace(settings, **overrides)
+        rt = rt or Runtime.build(s)
+        if rt.queue is None:
+            rt.queue = RecordingQueue()
+        return create_app(rt), rt
+
+    return make

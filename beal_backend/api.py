@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from .labelconfig import LabelConfigError
 from .labelstudio import LabelStudioError
 from .metrics import Metrics
+from .promotion import PromotionError
 from .runtime import NotConfiguredError, Runtime
 from .service import UNTRAINED, BadRequest, BealModel, NotFound
 from .store import StoreError
@@ -91,6 +92,14 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
     def jobs():
         return jsonify(model.jobs())
 
+    @app.get("/projects/<project>/versions")
+    def versions(project):
+        return jsonify(project=project, versions=model.versions(project))
+
+    @app.post("/projects/<project>/rollback")
+    def rollback(project):
+        return jsonify(model.rollback(project, _field(_json_body(), "version")))
+
     @app.get("/metrics")
     def prometheus():
         return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
@@ -123,6 +132,8 @@ def _register_errors(app: Flask) -> None:
     app.register_error_handler(StoreError, lambda e: error(400, str(e)))
     app.register_error_handler(NotFound, lambda e: error(404, str(e)))
     app.register_error_handler(NotConfiguredError, lambda e: error(409, str(e)))
+    app.register_error_handler(PromotionError, lambda e: error(409, str(e)))
+    app.register_error_handler(TimeoutError, lambda e: error(409, f"a training job holds the project: {e}"))
     app.register_error_handler(LabelStudioError, lambda e: error(502, str(e)))
     app.register_error_handler(redis.exceptions.RedisError, lambda e: error(503, "the job queue (Redis) is unavailable; retry later"))
     app.register_error_handler(HTTPException, lambda e: error(e.code or 500, e.description or e.name))

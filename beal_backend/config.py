@@ -26,6 +26,8 @@ class Settings:
     predict_passes: int = 10  # T when /predict must score in the request (no cached score)
     max_request_bytes: int = 32 * 1024 * 1024
     max_text_chars: int = 1_000_000  # longer texts are refused (the model reads 510 word-pieces anyway)
+    promotion_margin: float = 0.02  # a new version may be this much worse in held-out F1 and still serve
+    keep_versions: int = 5  # versions kept besides the current one (oldest pruned first)
     ls_timeout: float = 30.0
     ls_retries: int = 4
     train: TrainConfig = TrainConfig()
@@ -41,6 +43,8 @@ class Settings:
             epochs=int(env.get("EPOCHS", TrainConfig.epochs)),
             batch_size=int(env.get("BATCH_SIZE", TrainConfig.batch_size)),
             lr_encoder=float(env.get("LEARNING_RATE", TrainConfig.lr_encoder)),
+            val_fraction=float(env.get("VAL_FRACTION", TrainConfig.val_fraction)),
+            min_val=int(env.get("MIN_VAL", TrainConfig.min_val)),
             seed=int(env.get("SEED", TrainConfig.seed)),
             device=device,
         )
@@ -62,6 +66,8 @@ class Settings:
             min_annotations=int(env.get("MIN_ANNOTATIONS", cls.min_annotations)),
             predict_passes=int(env.get("PREDICT_PASSES", cls.predict_passes)),
             max_request_bytes=int(env.get("MAX_REQUEST_BYTES", cls.max_request_bytes)),
+            promotion_margin=float(env.get("PROMOTION_MARGIN", cls.promotion_margin)),
+            keep_versions=int(env.get("KEEP_VERSIONS", cls.keep_versions)),
             train=train,
             scoring=scoring,
         )

@@ -20,6 +20,7 @@ from typing import Iterator
 import redis
 
 PREFIX = "beal"
+LOG_SIZE = 50
 
 
 class Coordinator:
@@ -39,6 +40,10 @@ class Coordinator:
     def is_pending(self, project: str) -> bool:
         raise NotImplementedError
 
+    def is_running(self, project: str) -> bool:
+        """Whether some job holds the project lock now (a dead worker's lock expires)."""
+        raise NotImplementedError
+
     @contextmanager
     def running(self, project: str, timeout: float) -> Iterator[None]:
         raise NotImplementedError
@@ -48,6 +53,13 @@ class Coordinator:
         raise NotImplementedError
 
     def statuses(self) -> dict[str, dict]:
+        raise NotImplementedError
+
+    def append_log(self, project: str, entry: dict) -> None:
+        """Keep the newest ``LOG_SIZE`` job events per project (the status page's job log)."""
+        raise NotImplementedError
+
+    def job_log(self, project: str) -> list[dict]:
         raise NotImplementedError
 
     def ping(self) -> bool:
@@ -70,6 +82,7 @@ class LocalCoordinator(Coordinator):
         self._pending: set[str] = set()
         self._locks: dict[str, threading.Lock] = {}
         self._status: dict[str, dict] = {}
+        self._log: dict[str, list[dict]] = {}
 
     def add_annotations(self, project, n=1):
         with self._mu:
@@ -95,6 +108,11 @@ class LocalCoordinator(Coordinator):
         with self._mu:
             return project in self._pending
 
+    def is_running(self, project):
+        with self._mu:
+            lock = self._locks.get(project)
+        return bool(lock and lock.locked())
+
     @contextmanager
     def running(self, project, timeout):
         with self._mu:
@@ -114,6 +132,14 @@ class LocalCoordinator(Coordinator):
     def statuses(self):
         with self._mu:
             return json.loads(json.dumps(self._status))
+
+    def append_log(self, project, entry):
+        with self._mu:
+            self._log[project] = ([entry] + self._log.get(project, []))[:LOG_SIZE]
+
+    def job_log(self, project):
+        with self._mu:
+            return list(self._log.get(project, []))
 
 
 class RedisCoordinator(Coordinator):
@@ -138,6 +164,9 @@ class RedisCoordinator(Coordinator):
 
     def is_pending(self, project):
         return bool(self.r.exists(self._key("pending", project)))
+
+    def is_running(self, project):
+        return bool(self.r.exists(self._key("lock", project)))
 
     @contextmanager
     def running(self, project, timeout):
@@ -190,6 +219,13 @@ class RedisCoordinator(Coordinator):
                 k = key.decode() if isinstance(key, bytes) else key
                 out[k.split(":", 2)[2]] = json.loads(raw)
         return out
+
+    def append_log(self, project, entry):
+        key = self._key("log", project)
+        self.r.pipeline().lpush(key, json.dumps(entry)).ltrim(key, 0, LOG_SIZE - 1).execute()
+
+    def job_log(self, project):
+        return [json.loads(x) for x in self.r.lrange(self._key("log", project), 0, LOG_SIZE - 1)]
 
     def ping(self):
         try:

@@ -8,6 +8,7 @@ A crash at any step leaves the previous version serving. Only the project id cro
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -20,7 +21,7 @@ import numpy as np
 import rq
 from rq.serializers import JSONSerializer
 
-from . import acquisition, batching, scoring, training
+from . import acquisition, batching, promotion, scoring, training
 from .labelconfig import LabelSchema, parse_label_config
 from .labelstudio import Task
 
@@ -32,6 +33,7 @@ VERSION_PREFIX = "beal-"
 class Examples:
     """What a project's tasks give a round: labeled texts, unlabeled (task id, text), counted skips."""
 
+    task_ids: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     label_sets: list[list[str]] = field(default_factory=list)
     pool_ids: list[int] = field(default_factory=list)
@@ -57,6 +59,7 @@ def collect_examples(tasks: list[Task], schema: LabelSchema, max_chars: int) -> 
         if unknown:
             ex.skipped["annotated label not in the config"] += len(unknown)
             log.warning("task %s: labels %s are not in the label config; ignored", task.id, unknown)
+        ex.task_ids.append(task.id)
         ex.texts.append(text)
         ex.label_sets.append([c for c in dict.fromkeys(choices) if c in known])
     return ex
@@ -90,30 +93,53 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
 
     report(stage="training", progress=0.0)
     t0 = time.perf_counter()
+    held = held_out_rows(ex.task_ids, s.train.val_fraction, s.train.min_val)
     trained = training.train(
         ex.texts, ex.label_sets, list(schema.labels), s.train,
         on_progress=lambda p: report.throttled(stage="training", progress=0.8 * p.step / p.steps, loss=round(p.loss, 4)),
+        val_rows=held,
     )
     train_seconds = time.perf_counter() - t0
+    gate = promotion.decide(trained, _current_on_slice(rt, project, schema, ex, held), s.promotion_margin, len(held))
 
     report(stage="scoring", progress=0.8)
     t0 = time.perf_counter()
-    scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, s.scoring, report)
+    scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, s.scoring, report) if gate["promoted"] else empty_scores(s.scoring)
     score_seconds = time.perf_counter() - t0
 
     extra = {
         "project": project,
         "label_schema": {"from_name": schema.from_name, "to_name": schema.to_name, "value_key": schema.value_key},
         "n_annotations": len(ex.texts),
-        "n_pool": len(ex.pool_ids),
+        "n_pool": len(scores["tasks"]),
+        "label_counts": dict(Counter(name for names in ex.label_sets for name in names)),
+        "mean_score": float(np.mean([v["score"] for v in scores["tasks"].values()])) if scores["tasks"] else None,
         "train_seconds": round(train_seconds, 3),
         "score_seconds": round(score_seconds, 3),
+        "promotion": gate,
     }
     version = rt.store.publish(project, trained, scores, extra)
-    report(stage="pushing predictions", progress=0.95, version=version)
+    summary = {**base, "version": version, "promotion": gate, "train_seconds": extra["train_seconds"], "score_seconds": extra["score_seconds"]}
+    if gate["promoted"]:
+        report(stage="pushing predictions", progress=0.95, version=version)
+        summary.update(publish(rt, client, project, version, schema, scores, ex.pool_ids), outcome="trained")
+    else:
+        log.warning("project %s: candidate %s rejected: %s", project, version, gate["reason"])
+        summary.update(outcome="rejected", pushed=0)
+    rt.store.prune(project, keep=s.keep_versions)
+    return summary
+
+
+def publish(rt, client, project: str, version: str, schema: LabelSchema, scores: dict, pool_ids: list[int]) -> dict:
+    """Push ``version``'s scores for the pool, switch Label Studio to it once every score is in, make it
+    current here, then delete the predictions of every other beal version."""
+    pid = int(project)
     pushed = 0
-    if ex.pool_ids:
-        predictions = [{"task": int(t), "result": schema.result(v["choices"]), "score": v["score"]} for t, v in scores["tasks"].items()]
+    if pool_ids:
+        predictions = [
+            {"task": int(t), "result": schema.result(scores["tasks"][str(t)]["choices"]), "score": scores["tasks"][str(t)]["score"]}
+            for t in pool_ids
+        ]
         pushed = client.push_predictions(pid, version, predictions)
         if pushed != len(predictions):
             log.warning("Label Studio stored %d of %d predictions for project %s", pushed, len(predictions), project)
@@ -122,13 +148,61 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
     removed = [v for v in client.model_versions(pid) if v != version and v.startswith(VERSION_PREFIX)]
     for v in removed:
         client.delete_model_version(pid, v)
-    return {**base, "outcome": "trained", "version": version, "pushed": pushed, "removed_versions": removed,
-            "train_seconds": extra["train_seconds"], "score_seconds": extra["score_seconds"]}
+    return {"pushed": pushed, "removed_versions": removed}
+
+
+def rollback(project: str, version: str, rt) -> dict:
+    """Make an earlier version current again: re-push its scores for the tasks still unlabeled (scoring
+    those it never saw) and switch Label Studio's ``model_version``. Waits briefly for a running job."""
+    meta = rt.store.metadata(project, version)
+    with rt.coordinator.running(project, timeout=10):
+        client = rt.client(project)
+        schema = parse_label_config(client.label_config(int(project)))
+        if tuple(meta["labels"]) != schema.labels:
+            raise promotion.PromotionError(f"version {version} was trained on another label set than the project's config")
+        ex = collect_examples(client.tasks(int(project)), schema, rt.settings.max_text_chars)
+        scores = rt.store.scores(project, version)
+        missing = [i for i, t in enumerate(ex.pool_ids) if str(t) not in scores["tasks"]]
+        if missing:
+            fresh = score_pool(rt.store.load(project, version), [ex.pool_ids[i] for i in missing],
+                               [ex.pool_texts[i] for i in missing], schema, rt.settings.scoring)
+            scores = {**scores, "tasks": {**scores["tasks"], **fresh["tasks"]}}
+        result = publish(rt, client, project, version, schema, scores, ex.pool_ids)
+    _Reporter(rt.coordinator, project, f"rollback-{uuid.uuid4().hex[:8]}")(
+        state="finished", stage=f"rolled back to {version}", version=version, **result)
+    return {"version": version, "rescored": len(missing), **result}
+
+
+def held_out_rows(task_ids: list[int], fraction: float, min_val: int) -> list[int]:
+    """Rows whose task is in the stable held-out slice: a task is held out by a hash of its id, so it
+    stays held out in every round and versions are compared on texts none of them trained on."""
+    rows = [i for i, t in enumerate(task_ids) if _bucket(t) < fraction]
+    return rows if len(rows) >= min_val and len(rows) < len(task_ids) else []
+
+
+def _bucket(task_id: int) -> float:
+    return int(hashlib.sha256(str(task_id).encode()).hexdigest()[:8], 16) / 16**8
+
+
+def _current_on_slice(rt, project: str, schema: LabelSchema, ex: "Examples", held: list[int]) -> dict | None:
+    """The current version's F1 on this round's held-out slice (None: no current, no slice, other labels)."""
+    current = rt.store.current(project)
+    if current is None or not held:
+        return None
+    if tuple(rt.store.metadata(project, current)["labels"]) != schema.labels:
+        return {"version": current, "labels_changed": True}
+    model = rt.store.load(project, current, rt.settings.train.device)
+    f1 = training.evaluate(model, [ex.texts[i] for i in held], [ex.label_sets[i] for i in held])
+    return {"version": current, **f1}
+
+
+def empty_scores(cfg: scoring.ScoringConfig) -> dict:
+    return {"passes": cfg.passes, "scope": cfg.scope, "seed": cfg.seed, "tasks": {}}
 
 
 def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.ScoringConfig, report=None) -> dict:
     """EC (MC dropout) and predicted choices (deterministic, > 0.5) for each task -> scores.json content."""
-    out = {"passes": cfg.passes, "scope": cfg.scope, "seed": cfg.seed, "tasks": {}}
+    out = empty_scores(cfg)
     if not task_ids:
         return out
     enc = batching.encode(trained.tokenizer, texts, trained.config.max_wordpieces)
@@ -151,6 +225,9 @@ class _Reporter:
     def __call__(self, **fields) -> None:
         self._last = time.monotonic()
         self.c.put_status(self.project, {"id": self.job_id, **fields})
+        if "state" in fields:
+            message = fields.get("error") or fields.get("reason") or (fields.get("promotion") or {}).get("reason") or fields.get("stage", "")
+            self.c.append_log(self.project, {"time": time.time(), "id": self.job_id, "state": fields["state"], "message": message})
 
     def throttled(self, **fields) -> None:
         if time.monotonic() - self._last >= 1.0:

@@ -166,16 +166,77 @@ class BealModel:
             raise
         return {"status": "queued", "project": pid, "job_id": job_id}
 
-    # ---- status
+    # ---- status, registry
 
     def jobs(self) -> dict:
         out, statuses = {}, self.rt.coordinator.statuses()
         for pid in sorted(set(self.rt.store.projects()) | set(statuses)):
-            st = statuses.get(pid, {})
+            st = self._reap(pid, statuses.get(pid, {}))
             out[pid] = {
                 "model_version": self.model_version(pid),
                 "pending": self.rt.coordinator.is_pending(pid),
                 "current_job": st.get("current"),
                 "last_job": st.get("last"),
             }
+        return out
+
+    def _reap(self, pid: str, st: dict) -> dict:
+        """A job recorded as running whose project lock is gone died with its worker: record it as failed."""
+        cur = st.get("current") or {}
+        if cur.get("state") == "started" and not self.rt.coordinator.is_running(pid):
+            reason = "the worker stopped during the job (killed or crashed); the previous version keeps serving and the next trigger retrains"
+            self.rt.coordinator.put_status(pid, {"id": cur.get("id"), "state": "failed", "error": reason})
+            self.rt.coordinator.append_log(pid, {"time": time.time(), "id": cur.get("id"), "state": "failed", "message": reason})
+            st = self.rt.coordinator.statuses().get(pid, st)
+        return st
+
+    def versions(self, project) -> list[dict]:
+        """Every stored version, oldest first, with what it was trained on and how it was judged."""
+        pid = project_id(project)
+        if not self.rt.store.project_dir(pid).is_dir():
+            raise NotFound(f"project {pid} has no model store")
+        current, out = self.rt.store.current(pid), []
+        for v in self.rt.store.versions(pid):
+            meta = self.rt.store.metadata(pid, v)
+            gate = meta.get("promotion") or {}
+            promoted = gate.get("promoted", True)
+            out.append({
+                "version": v,
+                "status": "current" if v == current else ("promoted" if promoted else "rejected"),
+                "reason": gate.get("reason"),
+                "created_at": meta.get("created_at"),
+                "n_annotations": meta.get("n_annotations"),
+                "val_micro_f1": (gate.get("candidate") or {}).get("micro_f1", meta.get("metrics", {}).get("val_micro_f1")),
+                "val_macro_f1": (gate.get("candidate") or {}).get("macro_f1", meta.get("metrics", {}).get("val_macro_f1")),
+                "mean_ec": meta.get("mean_score"),
+                "train_seconds": meta.get("train_seconds"),
+                "score_seconds": meta.get("score_seconds"),
+            })
+        return out
+
+    def rollback(self, project, version) -> dict:
+        pid = project_id(project)
+        if not isinstance(version, str) or version not in self.rt.store.versions(pid):
+            raise NotFound(f"project {pid} has no version {str(version)[:80]!r}")
+        return jobs.rollback(pid, version, self.rt)
+
+    def status_projects(self) -> list[dict]:
+        """What the status page shows, one dict per project."""
+        out = []
+        for pid, st in self.jobs().items():
+            current = st["model_version"] if st["model_version"] != UNTRAINED else None
+            versions = self.versions(pid) if self.rt.store.project_dir(pid).is_dir() else []
+            meta = self.rt.store.metadata(pid, current) if current else {}
+            scores = self.rt.store.scores(pid, current)["tasks"] if current else {}
+            out.append({
+                "project": pid,
+                "current_version": current,
+                "pending": st["pending"],
+                "current_job": st["current_job"],
+                "last_job": st["last_job"],
+                "versions": versions,
+                "label_counts": meta.get("label_counts", {}),
+                "ec_scores": [v["score"] for v in scores.values()],
+                "job_log": self.rt.coordinator.job_log(pid),
+            })
         return out

@@ -137,6 +137,15 @@ class ModelStore:
             raise StoreError("the current version cannot be removed")
         shutil.rmtree(self.version_dir(project, version))
 
+    def prune(self, project: str, keep: int) -> list[str]:
+        """Delete the oldest versions beyond the current one and the ``keep`` newest others."""
+        current = self.current(project)
+        others = [v for v in self.versions(project) if v != current]
+        doomed = others[: max(len(others) - keep, 0)]
+        for v in doomed:
+            shutil.rmtree(self.version_dir(project, v))
+        return doomed
+
     def read_project(self, project: str) -> dict | None:
         path = self.project_dir(project) / PROJECT
         return read_json(path) if path.is_file() else None

@@ -79,7 +79,10 @@ def train(
     labels: list[str],
     cfg: TrainConfig = TrainConfig(),
     on_progress: Callable[[Progress], None] | None = None,
+    val_rows: Sequence[int] | None = None,
 ) -> TrainedModel:
+    """Train from scratch. ``val_rows`` fixes the held-out rows (the service keeps the same tasks held out
+    across rounds so versions compare fairly); by default a seeded ``val_fraction`` is drawn."""
     if not texts:
         raise ValueError("no labeled texts to train on")
     if not labels:
@@ -89,7 +92,13 @@ def train(
     model = MultiLabelClassifier(encoder, len(labels), cfg.hidden_size, cfg.dropout).to(cfg.device)
     enc = encode(tokenizer, texts, cfg.max_wordpieces)
     y = torch.from_numpy(evaluation.multi_hot(label_sets, labels))
-    tr, va = split_validation(len(texts), cfg)
+    if val_rows is None:
+        tr, va = split_validation(len(texts), cfg)
+    else:
+        va = np.unique(np.asarray(val_rows, dtype=np.int64))
+        tr = np.setdiff1d(np.arange(len(texts)), va)
+        if len(tr) == 0:
+            raise ValueError("every labeled text is held out: nothing left to train on")
 
     steps_per_epoch = -(-len(tr) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -147,6 +156,14 @@ def train(
         **({k: v for k, v in max(history, key=lambda h: h["val_micro_f1"]).items() if k != "epoch"} if history else {}),
     }
     return TrainedModel(model, tokenizer, list(labels), cfg, metrics)
+
+
+def evaluate(trained: TrainedModel, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> dict:
+    """Held-out micro/macro-F1 of a trained model (deterministic pass, threshold 0.5)."""
+    enc = encode(trained.tokenizer, texts, trained.config.max_wordpieces)
+    y = evaluation.multi_hot(label_sets, trained.labels)
+    scores = _evaluate(trained.model, enc, np.arange(len(texts)), y, trained.config)
+    return {"micro_f1": scores["val_micro_f1"], "macro_f1": scores["val_macro_f1"]}
 
 
 def _evaluate(model: MultiLabelClassifier, enc, rows: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> dict:

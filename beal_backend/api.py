@@ -68,7 +68,7 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
     @app.post("/setup")
     def setup():
         body = _json_body()
-        return jsonify(model.setup(_field(body, "project"), _field(body, "schema"), body.get("hostname"), body.get("access_token")))
+        return jsonify(model.setup(_field(body, "project"), _field(body, "schema", str), body.get("hostname"), body.get("access_token")))
 
     @app.post("/predict")
     def predict():
@@ -85,7 +85,7 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
     @app.post("/webhook")
     def webhook():
         body = _json_body()
-        action = _field(body, "action")
+        action = _field(body, "action", str)
         return jsonify(model.fit(action, body)), 200
 
     @app.get("/jobs")
@@ -98,7 +98,7 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
 
     @app.post("/projects/<project>/rollback")
     def rollback(project):
-        return jsonify(model.rollback(project, _field(_json_body(), "version")))
+        return jsonify(model.rollback(project, _field(_json_body(), "version", str)))
 
     @app.get("/metrics")
     def prometheus():
@@ -115,10 +115,13 @@ def _json_body() -> dict:
     return body
 
 
-def _field(body: dict, name: str):
-    if body.get(name) in (None, ""):
+def _field(body: dict, name: str, kind: type | None = None):
+    value = body.get(name)
+    if value is None or value == "":
         raise BadRequest(f"missing field '{name}'")
-    return body[name]
+    if kind is not None and not isinstance(value, kind):
+        raise BadRequest(f"field '{name}' must be a {kind.__name__}")
+    return value
 
 
 def _register_errors(app: Flask) -> None:

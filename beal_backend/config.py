@@ -23,6 +23,7 @@ class Settings:
     train_every: int = 10  # retrain after this many new/changed annotations (START_TRAINING: at once)
     min_annotations: int = 2  # fewer labeled tasks than this: the job is skipped with a reason
     job_timeout: int = 6 * 3600  # seconds; RQ's default of 180 s is far too short for training
+    lock_ttl: int = 60  # s; a running job renews its project lock, so a killed worker frees it within this
     predict_passes: int = 10  # T when /predict must score in the request (no cached score)
     max_request_bytes: int = 32 * 1024 * 1024
     max_text_chars: int = 1_000_000  # longer texts are refused (the model reads 510 word-pieces anyway)
@@ -63,6 +64,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             port=int(env.get("PORT", cls.port)),
             train_every=int(env.get("TRAIN_EVERY", cls.train_every)),
+            lock_ttl=int(env.get("LOCK_TTL", cls.lock_ttl)),
             min_annotations=int(env.get("MIN_ANNOTATIONS", cls.min_annotations)),
             predict_passes=int(env.get("PREDICT_PASSES", cls.predict_passes)),
             max_request_bytes=int(env.get("MAX_REQUEST_BYTES", cls.max_request_bytes)),

@@ -143,9 +143,10 @@ class LocalCoordinator(Coordinator):
 
 
 class RedisCoordinator(Coordinator):
-    def __init__(self, conn: redis.Redis, lock_ttl: int):
+    def __init__(self, conn: redis.Redis, lock_ttl: int, pending_ttl: int = 6 * 3600):
         self.r = conn
-        self.lock_ttl = lock_ttl  # a SIGKILLed worker's lock and pending flag expire after this
+        self.lock_ttl = lock_ttl  # a SIGKILLed worker's lock expires after this (renewed while alive)
+        self.pending_ttl = pending_ttl  # a lost pending job (e.g. Redis flushed) stops blocking triggers after this
 
     def _key(self, kind: str, project: str) -> str:
         return f"{PREFIX}:{kind}:{project}"
@@ -157,7 +158,7 @@ class RedisCoordinator(Coordinator):
         self.r.delete(self._key("count", project))
 
     def claim_pending(self, project):
-        return bool(self.r.set(self._key("pending", project), "1", nx=True, ex=self.lock_ttl))
+        return bool(self.r.set(self._key("pending", project), "1", nx=True, ex=self.pending_ttl))
 
     def release_pending(self, project):
         self.r.delete(self._key("pending", project))

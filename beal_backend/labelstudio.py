@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PAGE_SIZE = 1000
 PUSH_CHUNK = 5000  # predictions per import request
+# The SDK retries 5xx answers on its own; that would re-send an import whose reply was lost and
+# duplicate predictions. Our loop below is the only retry: it undoes a failed push first.
+ONCE = {"max_retries": 0}
 
 
 class LabelStudioError(RuntimeError):
@@ -41,14 +44,14 @@ class LabelStudioClient:
     # ---- reads
 
     def label_config(self, project: int) -> str:
-        return self._call(lambda: self._ls.projects.get(id=project).label_config)
+        return self._call(lambda: self._ls.projects.get(id=project, request_options=ONCE).label_config)
 
     def tasks(self, project: int) -> list[Task]:
         """Every task of the project with its usable annotations (all pages)."""
 
         def fetch():
             out = []
-            for t in self._ls.tasks.list(project=project, fields="all", page_size=PAGE_SIZE):
+            for t in self._ls.tasks.list(project=project, fields="all", page_size=PAGE_SIZE, request_options=ONCE):
                 anns = [a if isinstance(a, dict) else a.model_dump() for a in (t.annotations or [])]
                 anns = [a for a in anns if not a.get("was_cancelled")]
                 anns.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""), reverse=True)
@@ -70,7 +73,7 @@ class LabelStudioClient:
                 created = 0
                 for s in range(0, len(predictions), PUSH_CHUNK):
                     chunk = [{**p, "model_version": version} for p in predictions[s : s + PUSH_CHUNK]]
-                    created += self._ls.projects.import_predictions(id=project, request=chunk).created or 0
+                    created += self._ls.projects.import_predictions(id=project, request=chunk, request_options=ONCE).created or 0
                 return created
             except Exception as e:
                 if attempt == self._retries or not _transient(e):
@@ -80,7 +83,7 @@ class LabelStudioClient:
         raise AssertionError("unreachable")
 
     def set_model_version(self, project: int, version: str) -> None:
-        self._call(lambda: self._ls.projects.update(id=project, model_version=version))
+        self._call(lambda: self._ls.projects.update(id=project, model_version=version, request_options=ONCE))
 
     def delete_model_version(self, project: int, version: str) -> int:
         resp = self._call(lambda: self._raw("DELETE", f"api/projects/{project}/model-versions/", json={"model_version": version}))
@@ -89,7 +92,7 @@ class LabelStudioClient:
     # ---- plumbing
 
     def _raw(self, method: str, path: str, json=None) -> httpx.Response:
-        resp = self._ls._client_wrapper.httpx_client.request(path, method=method, json=json)
+        resp = self._ls._client_wrapper.httpx_client.request(path, method=method, json=json, request_options=ONCE)
         if resp.status_code >= 400:
             raise ApiError(status_code=resp.status_code, body=resp.text)
         return resp

@@ -11,8 +11,6 @@ from .coordination import Coordinator, LocalCoordinator, RedisCoordinator
 from .labelstudio import LabelStudioClient
 from .store import ModelStore
 
-LOCK_TTL = 60  # s; the running job renews it, so a killed worker frees its project within a minute
-
 
 class NotConfiguredError(RuntimeError):
     """Label Studio's URL or key is unknown for a project (no env and no /setup seen)."""
@@ -34,7 +32,7 @@ class Runtime:
         store = ModelStore(settings.model_dir)
         if settings.redis_url:
             conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-            rt = cls(settings, store, RedisCoordinator(conn, LOCK_TTL))
+            rt = cls(settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout))
             if start_queue:
                 from .jobs import RQQueue
 

@@ -131,7 +131,7 @@ def train(
             sched.step()
             seen, step = seen + len(rows), step + 1
             if on_progress:
-                on_progress(Progress(epoch, cfg.epochs, step, total, float(loss)))
+                on_progress(Progress(epoch, cfg.epochs, step, total, loss.item()))
         if len(va) == 0:
             continue
         scores = _evaluate(model, enc, va, y.numpy(), cfg)

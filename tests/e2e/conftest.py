@@ -4,6 +4,7 @@ the service as a subprocess (`python _wsgi.py`) and an `rq worker` process. Noth
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,35 +57,66 @@ def redis_db():
     conn.flushdb()
 
 
-def _spawn(args, env, log: Path):
-    f = open(log, "w")
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+class Backend:
+    """The service (API process) and any number of rq workers, sharing a model store and Redis."""
 
+    def __init__(self, label_studio, tmp_path, **overrides):
+        url, key = label_studio
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.logs = tmp_path
+        self.env = {
+            **os.environ,
+            "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key, "REDIS_URL": REDIS_URL,
+            "MODEL_DIR": str(tmp_path / "model_store"), "PORT": str(self.port), "HF_HUB_OFFLINE": "1",
+            "TRAIN_EVERY": "10", "EPOCHS": "2", "MC_PASSES": "8", "MC_SCOPE": "full", "SEED": "3", "DEVICE": "cpu",
+            "PYTHONPATH": str(ROOT), **{k: str(v) for k, v in overrides.items()},
+        }
+        self.procs: list[subprocess.Popen] = []
+        self.api = self._spawn([sys.executable, "_wsgi.py", "--host", "127.0.0.1", "--port", str(self.port)], "api", {})
+        _wait(f"{self.url}/health")
 
-@pytest.fixture
-def backend(label_studio, redis_db, tmp_path):
-    """The service (API process) + one rq worker, sharing a model store and Redis; returns its URL and env."""
-    url, key = label_studio
-    port = _free_port()
-    env = {
-        **os.environ,
-        "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key, "REDIS_URL": REDIS_URL,
-        "MODEL_DIR": str(tmp_path / "model_store"), "PORT": str(port), "HF_HUB_OFFLINE": "1",
-        "TRAIN_EVERY": "10", "EPOCHS": "2", "MC_PASSES": "8", "MC_SCOPE": "full", "SEED": "3", "DEVICE": "cpu",
-        "PYTHONPATH": str(ROOT),
-    }
-    procs = [
-        _spawn([sys.executable, "_wsgi.py", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path / "api.log"),
-        _spawn([sys.executable, "-m", "beal_backend", "worker"], env, tmp_path / "worker.log"),
-    ]
-    try:
-        _wait(f"http://127.0.0.1:{port}/health")
-        yield {"url": f"http://127.0.0.1:{port}", "env": env, "logs": tmp_path}
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
+    def worker(self, name="w1", **env) -> subprocess.Popen:
+        return self._spawn([sys.executable, "-m", "beal_backend", "worker", "--name", f"{name}-{self.port}"], name, env)
+
+    def _spawn(self, args, name, env):
+        log = open(self.logs / f"{name}.log", "a")
+        p = subprocess.Popen(args, cwd=ROOT, env={**self.env, **{k: str(v) for k, v in env.items()}},
+                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def __getitem__(self, key):  # backend["url"], backend["env"], backend["logs"]
+        return {"url": self.url, "env": self.env, "logs": self.logs}[key]
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:
-                p.kill()
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def backend_factory(label_studio, redis_db, tmp_path):
+    started = []
+
+    def make(**overrides):
+        b = Backend(label_studio, tmp_path, **overrides)
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
+def backend(backend_factory):
+    """API + one rq worker on the default test settings."""
+    b = backend_factory()
+    b.worker()
+    return b

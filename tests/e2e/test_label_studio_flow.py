@@ -5,8 +5,6 @@ Studio stores and how it orders its task list."""
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,53 +15,9 @@ from beal_backend.labelconfig import parse_label_config
 from beal_backend.labelstudio import LabelStudioClient
 from beal_backend.store import ModelStore
 
+from .helpers import CONFIG, LS, make_project, rows, wait_for_version
+
 pytestmark = pytest.mark.e2e
-DATA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "goemotions"
-LABELS = ["admiration", "amusement", "anger", "gratitude", "neutral"]
-CONFIG = (
-    '<View><Text name="text" value="$text"/>'
-    '<Choices name="emotion" toName="text" choice="multiple">'
-    + "".join(f'<Choice value="{c}"/>' for c in LABELS)
-    + "</Choices></View>"
-)
-
-
-class LS:
-    def __init__(self, url, key):
-        self.url, self.s = url, requests.Session()
-        self.s.headers["Authorization"] = f"Token {key}"
-
-    def __call__(self, method, path, **kw):
-        r = self.s.request(method, self.url + path, timeout=60, **kw)
-        assert r.status_code < 400, f"{method} {path}: {r.status_code} {r.text[:500]}"
-        return r.json() if r.content else None
-
-
-def _texts(n):
-    rows = []
-    with open(DATA / "train.jsonl") as f:
-        for line in f:
-            row = json.loads(line)
-            labels = [x for x in row["labels"] if x in LABELS]
-            if labels:
-                rows.append({"text": row["text"], "labels": labels})
-            if len(rows) == n:
-                break
-    return rows
-
-
-def _wait_for_version(backend, project, not_version=None, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        st = requests.get(backend["url"] + "/jobs", timeout=5).json().get(str(project), {})
-        cur = st.get("current_job") or {}
-        if cur.get("state") == "failed":
-            raise AssertionError(f"training failed: {cur.get('error')}")
-        if cur.get("state") == "finished" and st["model_version"] not in ("beal-untrained", not_version) and not st["pending"]:
-            return st["model_version"]
-        time.sleep(0.5)
-    logs = "\n".join(p.read_text()[-3000:] for p in backend["logs"].glob("*.log"))
-    raise AssertionError(f"no new model version within {timeout} s; logs:\n{logs}")
 
 
 def _check_round(ls, backend, project, version, annotated_ids):
@@ -98,31 +52,26 @@ def _check_round(ls, backend, project, version, annotated_ids):
 
 def test_full_active_learning_loop(label_studio, backend):
     ls = LS(*label_studio)
-    project = ls("POST", "/api/projects", json={"title": "beal e2e", "label_config": CONFIG})["id"]
-    rows = _texts(40)
-    ls("POST", f"/api/projects/{project}/import", json=[{"text": r["text"]} for r in rows])
-    tasks = sorted(ls("GET", "/api/tasks", params={"project": project, "page_size": 1000})["tasks"], key=lambda t: t["id"])
-    assert len(tasks) == 40
+    data = rows(40)
+    project, tasks = make_project(ls, data)
 
     ml = ls("POST", "/api/ml", json={"project": project, "url": backend["url"], "title": "beal"})
     assert ml["state"] == "CO"
 
     # 10 annotations (TRAIN_EVERY=10): the 10th webhook enqueues round 1
     annotated = []
-    for task, row in zip(tasks[:10], rows[:10]):
-        result = [{"from_name": "emotion", "to_name": "text", "type": "choices", "value": {"choices": row["labels"]}}]
-        ls("POST", f"/api/tasks/{task['id']}/annotations", json={"result": result})
+    for task, row in zip(tasks[:10], data[:10]):
+        ls.annotate(task["id"], row["labels"])
         annotated.append(task["id"])
-    v1 = _wait_for_version(backend, project)
+    v1 = wait_for_version(backend, project)
     _check_round(ls, backend, project, v1, annotated)
 
     # two more annotations, then the "Start Training" button: round 2 replaces round 1's predictions
-    for task, row in zip(tasks[10:12], rows[10:12]):
-        result = [{"from_name": "emotion", "to_name": "text", "type": "choices", "value": {"choices": row["labels"]}}]
-        ls("POST", f"/api/tasks/{task['id']}/annotations", json={"result": result})
+    for task, row in zip(tasks[10:12], data[10:12]):
+        ls.annotate(task["id"], row["labels"])
         annotated.append(task["id"])
     ls("POST", f"/api/ml/{ml['id']}/train")
-    v2 = _wait_for_version(backend, project, not_version=v1)
+    v2 = wait_for_version(backend, project, not_version=v1)
     assert v2 > v1  # versions sort by creation time
     _check_round(ls, backend, project, v2, annotated)
     meta = ModelStore(backend["env"]["MODEL_DIR"]).metadata(str(project), v2)

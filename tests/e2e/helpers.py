@@ -1,0 +1,86 @@
+"""Label Studio API helpers for the end-to-end tests (plain HTTP against the real server)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import requests
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "goemotions"
+LABELS = ["admiration", "amusement", "anger", "gratitude", "neutral"]
+CONFIG = (
+    '<View><Text name="text" value="$text"/>'
+    '<Choices name="emotion" toName="text" choice="multiple">'
+    + "".join(f'<Choice value="{c}"/>' for c in LABELS)
+    + "</Choices></View>"
+)
+
+
+class LS:
+    def __init__(self, url, key):
+        self.url, self.s = url, requests.Session()
+        self.s.headers["Authorization"] = f"Token {key}"
+
+    def __call__(self, method, path, **kw):
+        r = self.s.request(method, self.url + path, timeout=60, **kw)
+        assert r.status_code < 400, f"{method} {path}: {r.status_code} {r.text[:500]}"
+        return r.json() if r.content else None
+
+    def tasks(self, project):
+        return sorted(self("GET", "/api/tasks", params={"project": project, "page_size": 1000})["tasks"], key=lambda t: t["id"])
+
+    def annotate(self, task_id, labels):
+        result = [{"from_name": "emotion", "to_name": "text", "type": "choices", "value": {"choices": labels}}]
+        return self("POST", f"/api/tasks/{task_id}/annotations", json={"result": result})
+
+
+def rows(n, offset=0):
+    """n goemotions texts that carry at least one of LABELS, with those labels."""
+    out = []
+    with open(DATA / "train.jsonl") as f:
+        for line in f:
+            row = json.loads(line)
+            labels = [x for x in row["labels"] if x in LABELS]
+            if labels:
+                out.append({"text": row["text"], "labels": labels})
+            if len(out) == n + offset:
+                break
+    return out[offset:]
+
+
+def make_project(ls, data, title="beal e2e"):
+    """A project with CONFIG and one task per row; returns (project id, tasks sorted by id)."""
+    project = ls("POST", "/api/projects", json={"title": title, "label_config": CONFIG})["id"]
+    ls("POST", f"/api/projects/{project}/import", json=[{"text": r["text"]} for r in data])
+    tasks = ls.tasks(project)
+    assert len(tasks) == len(data)
+    return project, tasks
+
+
+def job_status(backend_url, project):
+    return requests.get(backend_url + "/jobs", timeout=5).json().get(str(project), {})
+
+
+def wait_until(predicate, timeout, what, logs_dir=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    logs = "\n".join(p.read_text()[-3000:] for p in Path(logs_dir).glob("*.log")) if logs_dir else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs}")
+
+
+def wait_for_version(backend, project, not_version=None, timeout=240):
+    def ready():
+        st = job_status(backend["url"], project)
+        cur = st.get("current_job") or {}
+        if cur.get("state") == "failed":
+            raise AssertionError(f"training failed: {cur.get('error')}")
+        done = cur.get("state") == "finished" and not st["pending"]
+        return st["model_version"] if done and st["model_version"] not in ("beal-untrained", not_version) else None
+
+    return wait_until(ready, timeout, f"a new model version of project {project}", backend["logs"])

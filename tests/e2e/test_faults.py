@@ -1,0 +1,214 @@
+"""Injected faults against the real Label Studio, Redis and rq workers: each must leave the previous
+model serving, lose no annotation and publish nothing half-done."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from rq import Queue
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
+from rq.serializers import JSONSerializer
+
+from beal_backend import jobs
+from beal_backend.config import Settings
+from beal_backend.coordination import RedisCoordinator
+from beal_backend.labelstudio import LabelStudioError
+from beal_backend.runtime import Runtime
+from beal_backend.scoring import ScoringConfig
+from beal_backend.store import ModelStore
+
+from .faults import FaultProxy
+from .helpers import LS, job_status, make_project, rows, wait_for_version, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def _runtime(url, key, tmp_path):
+    s = Settings(label_studio_url=url, label_studio_api_key=key, model_dir=str(tmp_path / "store"), ls_retries=3)
+    s = replace(s, train=replace(s.train, epochs=1), scoring=ScoringConfig(passes=4, scope="full", seed=1))
+    return Runtime.build(s)
+
+
+def _annotated_project(ls, n_tasks, n_labeled):
+    data = rows(n_tasks)
+    project, tasks = make_project(ls, data, title="faults")
+    for task, row in zip(tasks[:n_labeled], data[:n_labeled]):
+        ls.annotate(task["id"], row["labels"])
+    return project, tasks
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _predictions_by_task(ls, project):
+    listing = ls("GET", "/api/tasks", params={"project": project, "fields": "all", "page_size": 1000})["tasks"]
+    return {t["id"]: [p["model_version"] for p in t["predictions"]] for t in listing if not t["annotations"]}
+
+
+def test_push_retries_after_lost_replies_without_duplicates(label_studio, tmp_path):
+    ls = LS(*label_studio)
+    project, tasks = _annotated_project(ls, 20, 8)
+    with FaultProxy(label_studio[0]) as proxy:
+        proxy.fail("import/predictions", "drop_reply", 1)  # stored by Label Studio, reply lost
+        proxy.fail("import/predictions", "refuse", 1)  # never reached Label Studio
+        rt = _runtime(proxy.url, label_studio[1], tmp_path)
+        result = jobs.run_round(str(project), rt)
+    version = result["version"]
+    assert result["outcome"] == "trained" and result["pushed"] == 12
+    imports = [status for method, path, status in proxy.seen if "import/predictions" in path]
+    assert imports == [502, 502, 201]
+    # exactly one prediction per unlabeled task, of the new version, although the first push was stored
+    assert _predictions_by_task(ls, project) == {t["id"]: [version] for t in tasks[8:]}
+    # the project switched only after the successful push
+    order = [(m, p) for m, p, _ in proxy.seen]
+    last_import = max(i for i, (m, p) in enumerate(order) if "import/predictions" in p)
+    patch = next(i for i, (m, p) in enumerate(order) if m == "PATCH" and p.startswith(f"/api/projects/{project}"))
+    assert patch > last_import
+    assert ls("GET", f"/api/projects/{project}")["model_version"] == version
+
+
+def test_label_studio_down_while_pushing_keeps_the_previous_state(label_studio, tmp_path):
+    ls = LS(*label_studio)
+    project, tasks = _annotated_project(ls, 14, 6)
+    before = ls("GET", f"/api/projects/{project}")["model_version"]
+    with FaultProxy(label_studio[0]) as proxy:
+        proxy.fail("import/predictions", "refuse", 100)
+        rt = _runtime(proxy.url, label_studio[1], tmp_path)
+        with pytest.raises(LabelStudioError, match="pushing predictions"):
+            jobs.run_round(str(project), rt)
+    assert sum(1 for _, p, _ in proxy.seen if "import/predictions" in p) == 4  # 1 try + 3 bounded retries
+    assert rt.store.current(str(project)) is None  # stored as a candidate, never made current
+    assert ls("GET", f"/api/projects/{project}")["model_version"] == before
+    assert all(v == [] for v in _predictions_by_task(ls, project).values())
+    st = rt.coordinator.statuses()[str(project)]["current"]
+    assert st["state"] == "failed" and "pushing predictions" in st["error"]
+
+
+def test_worker_killed_mid_training(label_studio, backend_factory):
+    """SIGKILL during training: v1 keeps serving, no partial version, job marked failed, next trigger retrains."""
+    ls = LS(*label_studio)
+    b = backend_factory(LOCK_TTL=2, TRAIN_EVERY=1000)
+    project, tasks = _annotated_project(ls, 24, 12)
+    ml = ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
+    quick = b.worker("quick", EPOCHS=1)
+    ls("POST", f"/api/ml/{ml['id']}/train")
+    v1 = wait_for_version(b, project)
+    os.killpg(quick.pid, signal.SIGTERM)
+    quick.wait(30)
+
+    slow = b.worker("slow", EPOCHS=400)
+    ls("POST", f"/api/ml/{ml['id']}/train")
+    wait_until(lambda: (job_status(b.url, project).get("current_job") or {}).get("stage") == "training", 120,
+               "the slow job to start training", b.logs)
+    time.sleep(1.0)
+    horses = _children(slow.pid)  # rq forks a work horse per job, in a session of its own
+    assert horses, "the worker should be running its job in a forked work horse"
+    for pid in horses + [slow.pid]:
+        os.kill(pid, signal.SIGKILL)
+    slow.wait(10)
+
+    failed = wait_until(lambda: (job_status(b.url, project).get("current_job") or {}).get("state") == "failed", 30,
+                        "the killed job to be reported failed", b.logs)
+    cur = job_status(b.url, project)["current_job"]
+    assert failed and "worker stopped during the job" in cur["error"]
+    store = ModelStore(b.env["MODEL_DIR"])
+    assert store.versions(str(project)) == [v1] and store.current(str(project)) == v1
+    assert ls("GET", f"/api/projects/{project}")["model_version"] == v1
+    pred = requests.post(b.url + "/predict", json={"tasks": [{"id": tasks[-1]["id"], "data": {"text": "thanks!"}}],
+                                                    "project": str(project), "label_config": ls("GET", f"/api/projects/{project}")["label_config"]}, timeout=30)
+    assert pred.status_code == 200 and pred.json()["results"][0]["model_version"] == v1
+
+    b.worker("again", EPOCHS=1)
+    ls("POST", f"/api/ml/{ml['id']}/train")
+    v2 = wait_for_version(b, project, not_version=v1)
+    assert v2 > v1
+
+
+def test_burst_of_200_annotations_trains_on_all_of_them(label_studio, backend_factory):
+    ls = LS(*label_studio)
+    b = backend_factory(TRAIN_EVERY=10, EPOCHS=1, MC_PASSES=4)
+    b.worker()
+    data = rows(210)
+    project, tasks = make_project(ls, data, title="burst")
+    ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
+    t0 = time.time()
+    for task, row in zip(tasks[:200], data[:200]):
+        ls.annotate(task["id"], row["labels"])
+    burst_seconds = time.time() - t0
+    rq_queue = Queue("beal-training", connection=redis.Redis.from_url(b.env["REDIS_URL"]), serializer=JSONSerializer)
+    store = ModelStore(b.env["MODEL_DIR"])
+
+    def settled():
+        st = job_status(b.url, project)
+        cur = st.get("current_job") or {}
+        v = st.get("model_version")
+        if st.get("pending") or cur.get("state") != "finished" or v == "beal-untrained":
+            return False
+        return store.metadata(str(project), v)["n_annotations"] == 200
+
+    wait_until(settled, 600, "a model trained on all 200 annotations", b.logs)
+    finished = FinishedJobRegistry(queue=rq_queue)
+    failed = FailedJobRegistry(queue=rq_queue)
+    n_jobs = len(finished.get_job_ids())
+    # 20 triggers in the burst coalesced: never more than one running + one pending, so far fewer jobs
+    assert 1 <= n_jobs < 20 and len(failed.get_job_ids()) == 0, (n_jobs, burst_seconds)
+    assert _predictions_by_task(ls, project) == {t["id"]: [job_status(b.url, project)["model_version"]] for t in tasks[200:]}
+
+
+def test_two_workers_drain_several_projects_without_double_work(label_studio, backend_factory):
+    ls = LS(*label_studio)
+    b = backend_factory(TRAIN_EVERY=4, EPOCHS=1, MC_PASSES=4)
+    b.worker("w1")
+    b.worker("w2")
+    projects = []
+    for k in range(3):
+        data = rows(12, offset=20 * k)
+        project, tasks = make_project(ls, data, title=f"scale {k}")
+        ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
+        projects.append((project, tasks, data))
+    for i in range(8):  # interleaved: every project triggers at its 4th and 8th annotation
+        for project, tasks, data in projects:
+            ls.annotate(tasks[i]["id"], data[i]["labels"])
+    store = ModelStore(b.env["MODEL_DIR"])
+
+    def all_settled():
+        for project, _, _ in projects:
+            st = job_status(b.url, project)
+            v = st.get("model_version")
+            if st.get("pending") or (st.get("current_job") or {}).get("state") != "finished" or v == "beal-untrained":
+                return False
+            if store.metadata(str(project), v)["n_annotations"] != 8:
+                return False
+        return True
+
+    wait_until(all_settled, 600, "all projects trained on their 8 annotations", b.logs)
+    conn = redis.Redis.from_url(b.env["REDIS_URL"])
+    q = Queue("beal-training", connection=conn, serializer=JSONSerializer)
+    finished = [q.fetch_job(j) for j in FinishedJobRegistry(queue=q).get_job_ids()]
+    assert len(FailedJobRegistry(queue=q).get_job_ids()) == 0
+    assert len({j.id for j in finished}) == len(finished)  # no job ran twice
+    assert {j.worker_name.split("-")[0] for j in finished} == {"w1", "w2"}  # both workers took work
+    coord = RedisCoordinator(conn, lock_ttl=60)
+    for project, _, _ in projects:  # per project, runs never overlapped (the project lock)
+        log = coord.job_log(str(project))
+        starts = {e["id"]: e["time"] for e in log if e["state"] == "started"}
+        ends = {e["id"]: e["time"] for e in log if e["state"] == "finished"}
+        spans = sorted((starts[i], ends[i]) for i in starts)
+        assert 1 <= len(spans) <= 2 and set(starts) == set(ends)
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))

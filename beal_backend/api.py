@@ -16,6 +16,7 @@ from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
+from . import statuspage
 from .labelconfig import LabelConfigError
 from .labelstudio import LabelStudioError
 from .metrics import Metrics
@@ -87,6 +88,12 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
         body = _json_body()
         action = _field(body, "action", str)
         return jsonify(model.fit(action, body)), 200
+
+    @app.get("/status")
+    def status_page():
+        resp = Response(statuspage.render(model.status_projects()), mimetype="text/html")
+        resp.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+        return resp
 
     @app.get("/jobs")
     def jobs():

@@ -209,3 +209,13 @@ def test_metrics_report_models_and_requests(app_factory, published):
 def test_unknown_route_is_json_404(app_factory):
     r = app_factory()[0].test_client().get("/nope")
     assert r.status_code == 404 and "error" in r.get_json()
+
+
+def test_status_page_shows_the_current_version_and_its_pool(app_factory, published):
+    version, scores = published
+    r = app_factory()[0].test_client().get("/status")
+    assert r.status_code == 200 and r.mimetype == "text/html"
+    html = r.get_data(as_text=True)
+    assert "Project 7" in html and version in html
+    assert f"EC over the unlabeled pool ({len(scores['tasks'])} tasks)" in html
+    assert "default-src 'none'" in r.headers["Content-Security-Policy"]

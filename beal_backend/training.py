@@ -96,6 +96,8 @@ def train(
         tr, va = split_validation(len(texts), cfg)
     else:
         va = np.unique(np.asarray(val_rows, dtype=np.int64))
+        if len(va) and (va[0] < 0 or va[-1] >= len(texts)):
+            raise ValueError(f"val_rows must index the {len(texts)} texts")
         tr = np.setdiff1d(np.arange(len(texts)), va)
         if len(tr) == 0:
             raise ValueError("every labeled text is held out: nothing left to train on")

@@ -1,0 +1,39 @@
+"""What a round reads from Label Studio's tasks: newest annotation, counted skips, the pool."""
+
+from __future__ import annotations
+
+from beal_backend.jobs import collect_examples
+from beal_backend.labelconfig import parse_label_config
+from beal_backend.labelstudio import Task
+
+CONFIG = ('<View><Text name="text" value="$body"/><Choices name="tags" toName="text" choice="multiple">'
+          '<Choice value="a"/><Choice value="b"/></Choices></View>')
+
+
+def ann(*choices, from_name="tags"):
+    return {"result": [{"from_name": from_name, "to_name": "text", "type": "choices", "value": {"choices": list(choices)}}]}
+
+
+def test_labeled_pool_and_skips():
+    schema = parse_label_config(CONFIG)
+    tasks = [
+        Task(1, {"body": "first"}, [ann("b", "a")]),
+        Task(2, {"body": "second"}, []),
+        Task(3, {"body": "third"}, [ann("a", "zzz", "a")]),  # unknown label and a repeat
+        Task(4, {"other": "no text field"}, [ann("a")]),
+        Task(5, {"body": "   "}, []),
+        Task(6, {"body": "sixth"}, [ann(from_name="something-else")]),  # saved with no choice: all negative
+        Task(7, {"body": "x" * 50}, []),
+    ]
+    ex = collect_examples(tasks, schema, max_chars=10)
+    assert ex.task_ids == [1, 3, 6]
+    assert ex.texts == ["first", "third", "sixth"]
+    assert ex.label_sets == [["b", "a"], ["a"], []]
+    assert ex.pool_ids == [2, 7] and ex.pool_texts == ["second", "x" * 10]
+    assert ex.skipped == {"annotated label not in the config": 1, "task without text": 2}
+
+
+def test_first_listed_annotation_wins():
+    schema = parse_label_config(CONFIG)
+    ex = collect_examples([Task(1, {"body": "t"}, [ann("b"), ann("a")])], schema, max_chars=100)
+    assert ex.label_sets == [["b"]]

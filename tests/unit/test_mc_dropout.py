@@ -1,0 +1,331 @@
+"""Scoped MC dropout on a tiny random BERT, and the streamed MC moments of ``scoring.mc_moments``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from beal_backend import acquisition as acq
+from beal_backend.batching import Encoded, bucketed_batches, collate, sorted_batches
+from beal_backend.mc_dropout import Scope, mc_dropout, stochastic_modules
+from beal_backend.scoring import ScoringConfig, deterministic_outputs, mc_moments
+from tests.conftest import build_tiny_classifier, random_encoded
+
+ATTN_IMPLS = ["eager", "sdpa"]
+
+
+@pytest.fixture(scope="module")
+def batch():
+    enc = random_encoded(n=5, seed=1)
+    return collate(enc, np.arange(len(enc)))
+
+
+def two_passes(model, ids, mask, fn=None):
+    fn = fn or (lambda: model(ids, mask))
+    with torch.no_grad():
+        return fn(), fn()
+
+
+@pytest.fixture
+def attention_only_model(request):
+    """Only attention-probability dropout (0.5); hidden and head dropout 0."""
+    return build_tiny_classifier(hidden_dropout=0.0, attention_dropout=0.5, head_dropout=0.0, attn_implementation=request.param)
+
+
+# ---------------------------------------------------------------- the attention-dropout pitfall
+
+
+@pytest.mark.parametrize("attention_only_model", ATTN_IMPLS, indirect=True)
+def test_full_scope_reaches_attention_dropout(attention_only_model, batch):
+    model, (ids, mask) = attention_only_model, batch
+    torch.manual_seed(0)
+    with mc_dropout(model, Scope.parse("full")):
+        a, b = two_passes(model, ids, mask)
+    assert not torch.allclose(a, b, atol=1e-6), "two MC passes are identical: attention dropout is off"
+
+
+@pytest.mark.parametrize("attention_only_model", ATTN_IMPLS, indirect=True)
+def test_naive_dropout_module_switch_leaves_attention_dropout_off(attention_only_model, batch):
+    """The pitfall the engine avoids: eval() then train() on nn.Dropout modules only."""
+    model, (ids, mask) = attention_only_model, batch
+    model.eval()
+    switched = 0
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.train()
+            switched += 1
+    assert switched > 0
+    torch.manual_seed(0)
+    a, b = two_passes(model, ids, mask)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("attention_only_model", ATTN_IMPLS, indirect=True)
+def test_full_scope_switches_attention_owners(attention_only_model):
+    model = attention_only_model
+    owners = {id(m) for m in stochastic_modules(model, Scope.parse("full"))}
+    for layer in model.layers():
+        assert id(layer.attention.self) in owners  # BertSelfAttention reads its own .training
+        assert id(layer.attention.self.dropout) in owners
+
+
+def test_eval_mode_is_deterministic(tiny_classifier, batch):
+    model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3)
+    ids, mask = batch
+    model.eval()
+    a, b = two_passes(model, ids, mask)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with mc_dropout(model, None) as switched:
+        assert switched == []
+        c, d = two_passes(model, ids, mask)
+    torch.testing.assert_close(c, a, rtol=0, atol=0)
+    torch.testing.assert_close(d, a, rtol=0, atol=0)
+
+
+def test_mc_dropout_turns_off_training_outside_scope(tiny_classifier, batch):
+    """A model left in train mode must not sample outside the scope (e.g. the encoder under ``head``)."""
+    model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.0)
+    ids, mask = batch
+    model.train()
+    with mc_dropout(model, Scope.parse("head")):
+        a, b = two_passes(model, ids, mask)
+        assert not any(m.training for m in model.encoder.modules())
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- scopes
+
+
+def test_head_scope_samples_only_the_head(tiny_classifier, batch):
+    model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3)
+    ids, mask = batch
+    torch.manual_seed(0)
+    with mc_dropout(model, Scope.parse("head")):
+        f1, f2 = two_passes(model, ids, mask, lambda: model.features(ids, mask))
+        h1, h2 = two_passes(model, ids, mask, lambda: model.head(f1)[0])
+        o1, o2 = two_passes(model, ids, mask)
+    torch.testing.assert_close(f1, f2, rtol=0, atol=0)
+    assert not torch.allclose(h1, h2, atol=1e-6)
+    assert not torch.allclose(o1, o2, atol=1e-6)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.features(ids, mask), f1, rtol=0, atol=0)  # the encoder ran in eval
+
+
+def layer_outputs(model, ids, mask) -> list[torch.Tensor]:
+    outputs = []
+    hooks = [layer.register_forward_hook(lambda _m, _i, out: outputs.append(out[0] if isinstance(out, tuple) else out)) for layer in model.layers()]
+    try:
+        with torch.no_grad():
+            model(ids, mask)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(outputs) == len(model.layers())
+    return outputs
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_last_k_scope_samples_only_the_last_k_layers(tiny_classifier, batch, k):
+    model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3, layers=4)
+    ids, mask = batch
+    torch.manual_seed(0)
+    with mc_dropout(model, Scope.parse(f"last-{k}")):
+        first, second = layer_outputs(model, ids, mask), layer_outputs(model, ids, mask)
+        assert not model.encoder.embeddings.training
+    split = 4 - k
+    for i in range(split):
+        torch.testing.assert_close(first[i], second[i], rtol=0, atol=0, msg=f"layer {i} is before the split")
+    for i in range(split, 4):
+        assert not torch.allclose(first[i], second[i], atol=1e-6), f"layer {i} should be sampled"
+
+
+def test_full_scope_samples_from_the_first_layer(tiny_classifier, batch):
+    model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3)
+    ids, mask = batch
+    with mc_dropout(model, Scope.parse("full")):
+        first, second = layer_outputs(model, ids, mask), layer_outputs(model, ids, mask)
+    assert not torch.allclose(first[0], second[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", ATTN_IMPLS)
+def test_prefix_suffix_split_equals_forward(tiny_classifier, batch, impl):
+    """The cached-prefix path of last-k scoring builds the same padding mask as BertModel."""
+    model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3, attn_implementation=impl)
+    ids, mask = batch
+    with torch.no_grad():
+        full = model(ids, mask)
+        for upto in range(5):
+            split = model.encode_suffix(model.encode_prefix(ids, mask, upto), mask, upto)
+            torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scope", ["full", "head", "last-2"])
+def test_flags_restored_after_exception(tiny_classifier, scope):
+    model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3)
+    model.train()
+    model.encoder.encoder.layer[1].eval()  # a mixed state must come back exactly
+    model.head.dropout_out.eval()
+    before = [(name, m.training) for name, m in model.named_modules()]
+    with pytest.raises(RuntimeError, match="boom"):
+        with mc_dropout(model, Scope.parse(scope)) as switched:
+            assert switched and all(m.training for m in switched)
+            assert not model.training
+            raise RuntimeError("boom")
+    assert [(name, m.training) for name, m in model.named_modules()] == before
+
+
+def test_flags_restored_after_normal_exit(tiny_classifier):
+    model = tiny_classifier(head_dropout=0.1).eval()
+    with mc_dropout(model, Scope.parse("full")):
+        assert model.head.dropout_in.training
+    assert not any(m.training for m in model.modules())
+
+
+def test_head_scope_switches_nothing_in_the_encoder(tiny_classifier):
+    model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3)
+    encoder_ids = {id(m) for m in model.encoder.modules()}
+    switched = stochastic_modules(model, Scope.parse("head"))
+    assert switched and not any(id(m) in encoder_ids for m in switched)
+    last2 = {id(m) for m in stochastic_modules(model, Scope.parse("last-2"))}
+    layer_ids = [{id(m) for m in layer.modules()} for layer in model.layers()]
+    assert not last2 & (layer_ids[0] | layer_ids[1] | {id(m) for m in model.encoder.embeddings.modules()})
+    assert last2 & layer_ids[2] and last2 & layer_ids[3]
+
+
+@pytest.mark.parametrize("text", ["", "Full", "HEAD", "last", "last-", "last-0", "last--1", "last-x", "last-2 ", " full", "last-1.5", "first-2"])
+def test_scope_parse_rejects(text):
+    with pytest.raises(ValueError, match="scope"):
+        Scope.parse(text)
+
+
+def test_scope_parse_accepts_and_round_trips(tiny_classifier):
+    assert Scope.parse("full") == Scope("full")
+    assert Scope.parse("head") == Scope("head")
+    assert Scope.parse("last-3") == Scope("last", 3)
+    for text in ("full", "head", "last-1", "last-12"):
+        assert str(Scope.parse(text)) == text
+    model = tiny_classifier(layers=4)
+    assert [Scope.parse(s).split(model) for s in ("full", "head", "last-1", "last-4")] == [0, 4, 3, 0]
+    with pytest.raises(ValueError, match="more layers"):
+        Scope.parse("last-5").split(model)
+
+
+# ---------------------------------------------------------------- mc_moments (scoring)
+
+ENC = random_encoded(n=9, min_len=2, max_len=14, seed=5)
+
+
+def eval_probs(model, enc) -> np.ndarray:
+    """Sigmoid outputs of one eval forward per text (no batching, no padding), float64 [N, J]."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for row in range(len(enc)):
+            ids, mask = collate(enc, np.array([row]))
+            out.append(torch.sigmoid(model(ids, mask)).double().numpy()[0])
+    return np.stack(out)
+
+
+def test_deterministic_moments_equal_one_eval_forward(tiny_classifier):
+    model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3)
+    moments = mc_moments(model, ENC, ScoringConfig(passes=50, token_budget=64, max_batch=3), deterministic=True)
+    probs = eval_probs(model, ENC)
+    assert moments.passes == 1
+    np.testing.assert_allclose(moments.mean_prob, probs, atol=1e-6)
+    np.testing.assert_allclose(moments.ec, acq.expected_confidence(probs[None]), atol=1e-6)
+    np.testing.assert_allclose(moments.mean_entropy, acq.binary_entropy(probs), atol=1e-6)
+    np.testing.assert_allclose(acq.bald_from_moments(moments.mean_prob, moments.mean_entropy), 0.0, atol=1e-6)
+    det = deterministic_outputs(model, ENC, ScoringConfig(token_budget=64, max_batch=3))
+    np.testing.assert_allclose(det.probs, probs, atol=1e-6)
+
+
+@pytest.mark.parametrize("scope", ["full", "last-2", "head"])
+def test_mc_moments_without_dropout_equal_explicit_tensor(tiny_classifier, scope):
+    """No dropout anywhere: every pass is the eval forward, so the streamed moments must equal the
+    acquisition functions applied to the explicit [T, N, J] tensor. Small budgets force several batches
+    and chunked replication (5 passes in chunks of r < 5), so a wrong pass/text reshape shows up."""
+    model = tiny_classifier(hidden_dropout=0.0, attention_dropout=0.0, head_dropout=0.0)
+    T = 5
+    explicit = np.repeat(eval_probs(model, ENC)[None], T, axis=0)
+    for budget in (40, 100, 10_000):
+        moments = mc_moments(model, ENC, ScoringConfig(passes=T, scope=scope, token_budget=budget, max_batch=4))
+        assert moments.passes == T
+        np.testing.assert_allclose(moments.mean_prob, explicit.mean(0), atol=1e-6)
+        np.testing.assert_allclose(moments.mean_relevance, acq.relevance(explicit).mean(0), atol=1e-6)
+        np.testing.assert_allclose(moments.mean_entropy, acq.binary_entropy(explicit).mean(0), atol=1e-6)
+        np.testing.assert_allclose(moments.ec, acq.expected_confidence(explicit), atol=1e-6)
+
+
+def test_head_scope_without_head_dropout_ignores_token_budget(tiny_classifier):
+    model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.0)
+    results = [mc_moments(model, ENC, ScoringConfig(passes=7, scope="head", token_budget=b, max_batch=m)) for b, m in ((16, 1), (50, 3), (4096, 64))]
+    for other in results[1:]:
+        np.testing.assert_allclose(other.mean_relevance, results[0].mean_relevance, atol=1e-6)
+        np.testing.assert_allclose(other.ec, results[0].ec, atol=1e-6)
+    np.testing.assert_allclose(results[0].mean_prob, eval_probs(model, ENC), atol=1e-6)
+
+
+@pytest.mark.parametrize("scope", ["full", "last-1", "head"])
+def test_mc_moments_seeded_and_stochastic(tiny_classifier, scope):
+    model = tiny_classifier(hidden_dropout=0.2, attention_dropout=0.2, head_dropout=0.2)
+    cfg = ScoringConfig(passes=5, scope=scope, token_budget=256, max_batch=4, seed=3)
+    a, b = mc_moments(model, ENC, cfg), mc_moments(model, ENC, cfg)
+    np.testing.assert_array_equal(a.mean_relevance, b.mean_relevance)
+    np.testing.assert_array_equal(a.mean_entropy, b.mean_entropy)
+    c = mc_moments(model, ENC, ScoringConfig(passes=5, scope=scope, token_budget=256, max_batch=4, seed=4))
+    assert not np.allclose(c.mean_relevance, a.mean_relevance, atol=1e-6)
+    # the passes really differ: every text has positive mutual information
+    assert np.all(acq.bald_from_moments(a.mean_prob, a.mean_entropy) > 1e-6)
+    assert not model.training and not any(m.training for m in model.modules())
+
+
+def test_mc_moments_progress_and_validation(tiny_classifier):
+    model = tiny_classifier()
+    seen = []
+    mc_moments(model, ENC, ScoringConfig(passes=2, token_budget=40, max_batch=2), on_progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) > 1
+    assert [d for d, _ in seen] == sorted({d for d, _ in seen}) and seen[-1] == (len(ENC), len(ENC))
+    assert all(total == len(ENC) for _, total in seen)
+    with pytest.raises(ValueError, match="passes"):
+        mc_moments(model, ENC, ScoringConfig(passes=0))
+    with pytest.raises(ValueError, match="scope"):
+        mc_moments(model, ENC, ScoringConfig(scope="tail"))
+
+
+# ---------------------------------------------------------------- the batches scoring runs on
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=40), st.integers(1, 400), st.integers(1, 9))
+def test_sorted_batches_cover_rows_once_within_budget(lengths, budget, max_batch):
+    lengths = np.array(lengths)
+    batches = sorted_batches(lengths, budget, max_batch)
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(len(lengths)))
+    for b in batches:
+        assert 1 <= len(b) <= max_batch
+        assert len(b) == 1 or len(b) * lengths[b].max() <= budget  # a single over-long text still gets a batch
+    assert np.all(np.diff(lengths[rows]) >= 0)  # length-sorted: little padding
+
+
+def test_bucketed_batches_cover_rows_once_and_are_seeded():
+    lengths = np.random.default_rng(0).integers(3, 50, size=103)
+    batches = list(bucketed_batches(lengths, 8, np.random.default_rng(1), bucket_factor=3))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(103))
+    assert all(1 <= len(b) <= 8 for b in batches)
+    again = list(bucketed_batches(lengths, 8, np.random.default_rng(1), bucket_factor=3))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+
+
+def test_collate_pads_to_the_batch_maximum():
+    enc = Encoded(ids=[[2, 7, 3], [2, 9, 9, 9, 3], [2, 3]], pad_id=0)
+    ids, mask = collate(enc, np.array([2, 0]))
+    assert ids.tolist() == [[2, 3, 0], [2, 7, 3]]
+    assert mask.tolist() == [[1, 1, 0], [1, 1, 1]]
+    assert enc.lengths.tolist() == [3, 5, 2]
+    assert enc.subset([1]).ids == [[2, 9, 9, 9, 3]]

@@ -57,6 +57,19 @@ def redis_db():
     conn.flushdb()
 
 
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
 class Backend:
     """The service (API process) and any number of rq workers, sharing a model store and Redis."""
 
@@ -91,6 +104,8 @@ class Backend:
 
     def stop(self):
         for p in self.procs:
+            for child in children(p.pid):  # rq work horses run in process groups of their own
+                os.kill(child, signal.SIGKILL)
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
         for p in self.procs:

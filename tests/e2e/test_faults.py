@@ -7,7 +7,6 @@ import os
 import signal
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import redis
@@ -24,6 +23,7 @@ from beal_backend.runtime import Runtime
 from beal_backend.scoring import ScoringConfig
 from beal_backend.store import ModelStore
 
+from .conftest import children
 from .faults import FaultProxy
 from .helpers import LS, job_status, make_project, rows, wait_for_version, wait_until
 
@@ -42,18 +42,6 @@ def _annotated_project(ls, n_tasks, n_labeled):
     for task, row in zip(tasks[:n_labeled], data[:n_labeled]):
         ls.annotate(task["id"], row["labels"])
     return project, tasks
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
 
 
 def _predictions_by_task(ls, project):
@@ -117,7 +105,7 @@ def test_worker_killed_mid_training(label_studio, backend_factory):
     wait_until(lambda: (job_status(b.url, project).get("current_job") or {}).get("stage") == "training", 120,
                "the slow job to start training", b.logs)
     time.sleep(1.0)
-    horses = _children(slow.pid)  # rq forks a work horse per job, in a session of its own
+    horses = children(slow.pid)  # rq forks a work horse per job, in a session of its own
     assert horses, "the worker should be running its job in a forked work horse"
     for pid in horses + [slow.pid]:
         os.kill(pid, signal.SIGKILL)
@@ -136,6 +124,8 @@ def test_worker_killed_mid_training(label_studio, backend_factory):
 
     b.worker("again", EPOCHS=1)
     ls("POST", f"/api/ml/{ml['id']}/train")
+    wait_until(lambda: (job_status(b.url, project).get("current_job") or {}).get("id") != cur["id"], 120,
+               "the retraining job to start", b.logs)
     v2 = wait_for_version(b, project, not_version=v1)
     assert v2 > v1
 
@@ -212,3 +202,38 @@ def test_two_workers_drain_several_projects_without_double_work(label_studio, ba
         spans = sorted((starts[i], ends[i]) for i in starts)
         assert 1 <= len(spans) <= 2 and set(starts) == set(ends)
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+
+
+def test_two_projects_training_do_not_block_predict(label_studio, backend_factory):
+    ls = LS(*label_studio)
+    b = backend_factory(TRAIN_EVERY=1000, MC_PASSES=4)
+    quick = b.worker("quick", EPOCHS=1)
+    projects = []
+    for k in range(2):
+        data = rows(14, offset=30 * k)
+        project, tasks = make_project(ls, data, title=f"parallel {k}")
+        for task, row in zip(tasks[:6], data[:6]):
+            ls.annotate(task["id"], row["labels"])
+        ml = ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
+        ls("POST", f"/api/ml/{ml['id']}/train")
+        projects.append((project, tasks, ml, wait_for_version(b, project)))
+    os.killpg(quick.pid, signal.SIGTERM)
+    quick.wait(30)
+
+    b.worker("s1", EPOCHS=300)
+    b.worker("s2", EPOCHS=300)
+    for project, _, ml, _ in projects:
+        ls("POST", f"/api/ml/{ml['id']}/train")
+    wait_until(lambda: all((job_status(b.url, p).get("current_job") or {}).get("stage") == "training" for p, *_ in projects),
+               120, "both projects to be training at once", b.logs)
+    config = ls("GET", f"/api/projects/{projects[0][0]}")["label_config"]
+    latencies = []
+    for _ in range(10):
+        for project, tasks, _, v1 in projects:
+            t0 = time.time()
+            r = requests.post(b.url + "/predict", timeout=30, json={
+                "tasks": [{"id": t["id"], "data": t["data"]} for t in tasks[6:]], "project": str(project), "label_config": config})
+            latencies.append(time.time() - t0)
+            assert r.status_code == 200 and {x["model_version"] for x in r.json()["results"]} == {v1}
+    assert all((job_status(b.url, p).get("current_job") or {}).get("stage") == "training" for p, *_ in projects)
+    assert max(latencies) < 2.0, latencies

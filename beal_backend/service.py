@@ -45,7 +45,7 @@ class BealModel:
 
     def __init__(self, rt: Runtime, cache_size: int = 4):
         self.rt = rt
-        self._models: OrderedDict = OrderedDict()  # (project, version) -> TrainedModel, LRU
+        self._models: OrderedDict = OrderedDict()  # (project, version) -> (TrainedModel, scores), LRU
         self._cache_size = cache_size
         self._mu = threading.Lock()
 
@@ -80,20 +80,19 @@ class BealModel:
         if version is None:
             log.info("project %s: no model trained yet; returning no predictions for %d tasks", pid, len(tasks))
             return {"results": [[] for _ in tasks], "model_version": UNTRAINED}
-        trained = self._model(pid, version)
+        trained, cached = self._model(pid, version)
         if tuple(trained.labels) != schema.labels:
             log.warning("project %s: model %s was trained on other labels; no predictions until retrained", pid, version)
             return {"results": [[] for _ in tasks], "model_version": version}
-        return {"results": self._predictions(pid, version, trained, tasks, schema), "model_version": version}
+        return {"results": self._predictions(version, trained, cached, tasks, schema), "model_version": version}
 
-    def _predictions(self, pid, version, trained, tasks, schema: LabelSchema) -> list:
-        cached = self.rt.store.scores(pid, version)["tasks"]
+    def _predictions(self, version, trained, cached: dict, tasks, schema: LabelSchema) -> list:
         out: list = [None] * len(tasks)
         todo_idx, todo_ids, todo_texts = [], [], []
         for i, task in enumerate(tasks):
             text, why = self._text(task, schema)
             if why:
-                log.warning("project %s: task %s skipped: %s", pid, task.get("id") if isinstance(task, dict) else "?", why)
+                log.warning("task %s skipped: %s", task.get("id") if isinstance(task, dict) else "?", why)
                 out[i] = []
                 continue
             hit = cached.get(str(task.get("id")))
@@ -125,16 +124,16 @@ class BealModel:
         return {"result": schema.result(hit["choices"]), "score": hit["score"], "model_version": version}
 
     def _model(self, pid: str, version: str):
+        """(model, cached scores by task id) of a version, loaded once per process (versions never change)."""
         key = (pid, version)
-        with self._mu:  # one load per version and process; concurrent requests wait for it
+        with self._mu:  # concurrent requests for a version being loaded wait for that one load
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-            trained = self.rt.store.load(pid, version)
-            self._models[key] = trained
+            self._models[key] = (self.rt.store.load(pid, version), self.rt.store.scores(pid, version)["tasks"])
             while len(self._models) > self._cache_size:
                 self._models.popitem(last=False)
-            return trained
+            return self._models[key]
 
     # ---- /webhook
 
@@ -147,7 +146,8 @@ class BealModel:
         if self.rt.store.read_project(pid) is None and not (self.rt.settings.label_studio_url and self.rt.settings.label_studio_api_key):
             raise NotFound(f"project {pid} was never set up with this backend (connect it in Label Studio first)")
         if event in ANNOTATION_EVENTS:
-            changed = len(data.get("annotations") or []) if event == "ANNOTATIONS_DELETED" else 1
+            deleted = data.get("annotations")
+            changed = len(deleted) if event == "ANNOTATIONS_DELETED" and isinstance(deleted, list) else 1
             count = self.rt.coordinator.add_annotations(pid, max(changed, 1))
             if count < self.rt.settings.train_every:
                 return {"status": "counted", "project": pid, "annotations_since_training": count}

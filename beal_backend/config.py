@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass, field, replace
 from typing import Mapping
@@ -33,6 +34,13 @@ class Settings:
     ls_retries: int = 4
     train: TrainConfig = TrainConfig()
     scoring: ScoringConfig = ScoringConfig(passes=100, scope="last-2")
+
+    def basic_auth_header(self) -> str | None:
+        """The Authorization header our webhooks must carry when basic auth is on."""
+        if not self.basic_auth_user:
+            return None
+        token = base64.b64encode(f"{self.basic_auth_user}:{self.basic_auth_pass or ''}".encode()).decode()
+        return f"Basic {token}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

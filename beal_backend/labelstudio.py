@@ -89,10 +89,23 @@ class LabelStudioClient:
         resp = self._call(lambda: self._raw("DELETE", f"api/projects/{project}/model-versions/", json={"model_version": version}))
         return int((resp.json() or {}).get("deleted_predictions", 0))
 
+    def authorize_webhooks(self, project: int, authorization: str) -> int:
+        """Label Studio sends webhooks without credentials; with basic auth on, add our Authorization
+        header to the project's webhooks that point at a connected ML backend's ``/webhook``. Returns
+        how many were changed (0 when all already carry it)."""
+        urls = {str(m.get("url", "")).rstrip("/") + "/webhook" for m in self._call(lambda: self._raw("GET", "api/ml/", params={"project": project}).json())}
+        changed = 0
+        for hook in self._call(lambda: self._raw("GET", "api/webhooks/", params={"project": project}).json()):
+            if hook.get("url") in urls and (hook.get("headers") or {}).get("Authorization") != authorization:
+                headers = {**(hook.get("headers") or {}), "Authorization": authorization}
+                self._call(lambda: self._raw("PATCH", f"api/webhooks/{hook['id']}/", json={"headers": headers}))
+                changed += 1
+        return changed
+
     # ---- plumbing
 
-    def _raw(self, method: str, path: str, json=None) -> httpx.Response:
-        resp = self._ls._client_wrapper.httpx_client.request(path, method=method, json=json, request_options=ONCE)
+    def _raw(self, method: str, path: str, json=None, params=None) -> httpx.Response:
+        resp = self._ls._client_wrapper.httpx_client.request(path, method=method, json=json, params=params, request_options=ONCE)
         if resp.status_code >= 400:
             raise ApiError(status_code=resp.status_code, body=resp.text)
         return resp

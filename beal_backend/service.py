@@ -48,19 +48,39 @@ class BealModel:
         self._models: OrderedDict = OrderedDict()  # (project, version) -> (TrainedModel, scores), LRU
         self._cache_size = cache_size
         self._mu = threading.Lock()
+        self._webhooks_checked: set[str] = set()  # projects whose webhook credentials this process handled
 
     # ---- /setup
 
     def setup(self, project, schema, hostname=None, access_token=None, **_) -> dict:
         pid = project_id(project)
         parse_label_config(schema)  # refuse a config we cannot serve now, not at the first round
-        info = {**(self.rt.store.read_project(pid) or {}), "label_config": schema, "setup_at": time.time()}
+        old = self.rt.store.read_project(pid) or {}
+        info = {**old, "label_config": schema}
         if hostname:
             info["hostname"] = str(hostname)
         if access_token:
             info["access_token"] = str(access_token)
-        self.rt.store.write_project(pid, info)
+        if info != old:  # Label Studio calls /setup before every prediction run: write only what changed
+            self.rt.store.write_project(pid, info)
+        if self.rt.settings.basic_auth_user and pid not in self._webhooks_checked:
+            self._webhooks_checked.add(pid)
+            threading.Thread(target=self._authorize_webhooks, args=(pid,), daemon=True).start()
         return {"model_version": self.model_version(pid)}
+
+    def _authorize_webhooks(self, pid: str, tries: int = 10, wait: float = 1.0) -> None:
+        """Background: Label Studio creates the project's webhook just after connecting, without our basic-auth
+        credentials; add them so annotation webhooks are accepted. Best effort, logged."""
+        header = self.rt.settings.basic_auth_header()
+        for _ in range(tries):
+            time.sleep(wait)
+            try:
+                if self.rt.client(pid).authorize_webhooks(int(pid), header):
+                    log.info("project %s: added basic-auth credentials to its webhook", pid)
+                    return
+            except Exception as e:  # Label Studio unreachable or no API key: webhooks need the header added by hand
+                log.warning("project %s: could not update the webhook's credentials: %s", pid, e)
+                return
 
     def model_version(self, project: str) -> str:
         return self.rt.store.current(project) or UNTRAINED

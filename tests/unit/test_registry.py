@@ -66,3 +66,34 @@ def test_prune_keeps_current_and_newest(tmp_path):
     assert store.prune("5", keep=2) == [names[0], names[2], names[3]]
     assert store.versions("5") == [names[1], names[4], names[5]]
     assert store.current("5") == names[1]
+
+
+def test_concurrent_project_writes_never_leave_a_torn_file(tmp_path):
+    """Label Studio calls /setup several times at once; every read must see one whole write."""
+    import json
+    import threading
+
+    from beal_backend.store import ModelStore
+
+    store = ModelStore(tmp_path)
+    errors = []
+
+    def writer(k):
+        for i in range(50):
+            store.write_project("3", {"label_config": "x" * (k * 40 + i), "writer": k})
+
+    def reader():
+        for _ in range(200):
+            try:
+                store.read_project("3")
+            except (json.JSONDecodeError, FileNotFoundError) as e:
+                errors.append(e)
+
+    store.write_project("3", {"label_config": ""})
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)] + [threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert not list((tmp_path / "3").glob(".*tmp"))

@@ -8,22 +8,22 @@ fine). With REDIS_URL, training runs in ``rq worker`` processes and the API may 
 """
 
 import argparse
-import logging
-import os
 
 from beal_backend.api import create_app
-from beal_backend.config import Settings
-from beal_backend.runtime import Runtime
+from beal_backend.config import Settings, configure_logging
+from beal_backend.queues import build_runtime
 
 
-def make_app():
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return create_app(Runtime.build(Settings.from_env(), start_queue=True))
+def make_app(settings: Settings | None = None):
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(build_runtime(settings))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="beal-backend development server")
     parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 9090)))
+    parser.add_argument("--port", type=int, default=None, help="default: PORT or 9090")
     args = parser.parse_args()
-    make_app().run(host=args.host, port=args.port, threaded=True)
+    settings = Settings.from_env()
+    make_app(settings).run(host=args.host, port=args.port or settings.port, threaded=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from dataclasses import dataclass, field, replace
 from typing import Mapping
@@ -21,6 +22,7 @@ class Settings:
     redis_url: str | None = None  # unset: embedded in-process worker thread
     queue_name: str = "beal-training"
     port: int = 9090
+    log_level: str = "INFO"
     train_every: int = 10  # retrain after this many new/changed annotations (START_TRAINING: at once)
     min_annotations: int = 2  # fewer labeled tasks than this: the job is skipped with a reason
     job_timeout: int = 6 * 3600  # seconds; RQ's default of 180 s is far too short for training
@@ -71,6 +73,7 @@ class Settings:
             model_dir=env.get("MODEL_DIR", cls.model_dir),
             redis_url=env.get("REDIS_URL") or None,
             port=int(env.get("PORT", cls.port)),
+            log_level=env.get("LOG_LEVEL", cls.log_level).upper(),
             train_every=int(env.get("TRAIN_EVERY", cls.train_every)),
             lock_ttl=int(env.get("LOCK_TTL", cls.lock_ttl)),
             min_annotations=int(env.get("MIN_ANNOTATIONS", cls.min_annotations)),
@@ -81,6 +84,10 @@ class Settings:
             train=train,
             scoring=scoring,
         )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _auto_device() -> str:

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
-import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-import rq
-from rq.serializers import JSONSerializer
-
 from . import acquisition, batching, promotion, scoring, training
 from .labelconfig import LabelSchema, parse_label_config
 from .labelstudio import Task
@@ -234,58 +229,3 @@ class _Reporter:
     def throttled(self, **fields) -> None:
         if time.monotonic() - self._last >= 1.0:
             self(**fields)
-
-
-# ---------------------------------------------------------------- queues
-
-
-def train_project(project: str) -> dict:
-    """RQ entry point: JSON-serialisable argument, runtime rebuilt from the worker's environment."""
-    from .runtime import Runtime
-
-    job = rq.get_current_job()
-    return run_round(project, Runtime.from_env(), job_id=job.id if job else None)
-
-
-class RQQueue:
-    """Production: jobs go to Redis, ``rq worker`` processes (the GPU container) run them."""
-
-    def __init__(self, conn, name: str, timeout: int):
-        self.q = rq.Queue(name, connection=conn, serializer=JSONSerializer, default_timeout=timeout)
-        self.timeout = timeout
-
-    def enqueue(self, project: str) -> str:
-        job = self.q.enqueue(
-            "beal_backend.jobs.train_project", project,
-            job_id=f"train-{project}-{uuid.uuid4().hex[:8]}", job_timeout=self.timeout,
-            result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600,
-        )
-        return job.id
-
-
-class ThreadQueue:
-    """Embedded default (no REDIS_URL): the same ``run_round`` in one in-process worker thread."""
-
-    def __init__(self, runtime):
-        self.rt = runtime
-        self._q: queue.Queue = queue.Queue()
-        threading.Thread(target=self._work, name="beal-training", daemon=True).start()
-
-    def enqueue(self, project: str) -> str:
-        job_id = f"train-{project}-{uuid.uuid4().hex[:8]}"
-        self._q.put((project, job_id))
-        return job_id
-
-    def join(self) -> None:
-        """Wait until every queued job has run (tests, CLI)."""
-        self._q.join()
-
-    def _work(self) -> None:
-        while True:
-            project, job_id = self._q.get()
-            try:
-                run_round(project, self.rt, job_id)
-            except Exception:
-                pass  # already recorded as failed with its reason by run_round
-            finally:
-                self._q.task_done()

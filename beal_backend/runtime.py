@@ -21,29 +21,21 @@ class Runtime:
     settings: Settings
     store: ModelStore
     coordinator: Coordinator
-    queue: object = field(default=None)
+    queue: object = field(default=None)  # has enqueue(project) -> job id
+    redis: redis.Redis | None = None
 
     @classmethod
     def from_env(cls) -> "Runtime":
         return cls.build(Settings.from_env())
 
     @classmethod
-    def build(cls, settings: Settings, start_queue: bool = False) -> "Runtime":
+    def build(cls, settings: Settings) -> "Runtime":
+        """Store and coordinator; the queue is attached by ``queues.build_runtime`` where jobs are enqueued."""
         store = ModelStore(settings.model_dir)
-        if settings.redis_url:
-            conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-            rt = cls(settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout))
-            if start_queue:
-                from .jobs import RQQueue
-
-                rt.queue = RQQueue(conn, settings.queue_name, settings.job_timeout)
-        else:
-            rt = cls(settings, store, LocalCoordinator())
-            if start_queue:
-                from .jobs import ThreadQueue
-
-                rt.queue = ThreadQueue(rt)
-        return rt
+        if not settings.redis_url:
+            return cls(settings, store, LocalCoordinator())
+        conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        return cls(settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout), redis=conn)
 
     def client(self, project: str) -> LabelStudioClient:
         """Env settings win; else what Label Studio sent to /setup for this project."""

@@ -14,7 +14,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from beal_backend.coordination import LocalCoordinator, RedisCoordinator
-from beal_backend.jobs import RQQueue
+from beal_backend.queues import RQQueue, build_runtime
 from beal_backend.runtime import Runtime
 
 from .conftest import CONFIG, REDIS_TEST_URL
@@ -104,7 +104,7 @@ def test_burst_of_webhooks_queues_one_job_in_redis(app_factory, redis_conn, tmp_
     from beal_backend.config import Settings
 
     settings = Settings(model_dir=str(tmp_path / "s"), redis_url=REDIS_TEST_URL, train_every=1)
-    rt = Runtime.build(settings, start_queue=True)
+    rt = build_runtime(settings)
     assert isinstance(rt.queue, RQQueue)
     app, _ = app_factory(rt=rt)
     c = app.test_client()
@@ -115,7 +115,7 @@ def test_burst_of_webhooks_queues_one_job_in_redis(app_factory, redis_conn, tmp_
     q = Queue(settings.queue_name, connection=redis_conn, serializer=JSONSerializer)
     assert q.count == 1
     job = q.jobs[0]
-    assert job.func_name == "beal_backend.jobs.train_project" and list(job.args) == ["3"] and job.timeout == settings.job_timeout
+    assert job.func_name == "beal_backend.queues.train_project" and list(job.args) == ["3"] and job.timeout == settings.job_timeout
     # while that job runs, a second burst adds exactly one pending job
     with rt.coordinator.running("3", timeout=1):
         states = [c.post("/webhook", json=event).get_json()["status"] for _ in range(200)]
@@ -126,7 +126,7 @@ def test_webhook_answers_503_when_redis_is_down(app_factory, tmp_path):
     from beal_backend.config import Settings
 
     settings = Settings(model_dir=str(tmp_path / "s"), redis_url="redis://127.0.0.1:1/0", train_every=1)
-    rt = Runtime.build(settings, start_queue=True)
+    rt = build_runtime(settings)
     app, _ = app_factory(rt=rt)
     c = app.test_client()
     c.post("/setup", json={"project": "3.1", "schema": CONFIG})

@@ -22,7 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .config import Settings, configure_logging
 
     configure_logging(Settings.from_env().log_level)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, LookupError, RuntimeError, TimeoutError) as e:  # the package's errors say what to fix
+        print(f"beal {args.command}: {e}", file=sys.stderr)
+        return 1
 
 
 # ---------------------------------------------------------------- service

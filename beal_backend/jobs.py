@@ -1,4 +1,4 @@
-"""Training jobs: one round of active learning for one project, and the queues that run it.
+"""Training jobs: one round of active learning for one project (run by ``queues.py``), and rollback.
 
 A round: fetch every annotation from Label Studio -> train from scratch -> score every unlabeled task
 with EC -> publish the version atomically -> push all scores under the new version -> switch the
@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from . import acquisition, batching, promotion, scoring, training
 from .labelconfig import LabelSchema, parse_label_config
 from .labelstudio import Task

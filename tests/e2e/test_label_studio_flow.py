@@ -93,3 +93,20 @@ def test_full_active_learning_loop(label_studio, backend):
     # the Label Studio token never reaches a log
     for log in backend["logs"].glob("*.log"):
         assert label_studio[1] not in log.read_text(), log.name
+
+
+def test_embedded_mode_trains_in_process(label_studio, backend_factory):
+    """No REDIS_URL (the default a new user gets): the same round runs in a thread of the API process."""
+    ls = LS(*label_studio)
+    b = backend_factory(REDIS_URL="", TRAIN_EVERY=5, EPOCHS=1, MC_PASSES=4)
+    assert requests.get(b.url + "/health", timeout=5).json()["queue"] == "embedded"
+    data = rows(14, offset=100)
+    project, tasks = make_project(ls, data, title="embedded")
+    ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
+    for task, row in zip(tasks[:5], data[:5]):
+        ls.annotate(task["id"], row["labels"])
+    version = wait_for_version(b, project)
+    listing = ls("GET", "/api/tasks", params={"project": project, "fields": "all", "page_size": 1000})["tasks"]
+    assert {t["id"]: [p["model_version"] for p in t["predictions"]] for t in listing if not t["annotations"]} == \
+        {t["id"]: [version] for t in tasks[5:]}
+    assert ls("GET", f"/api/projects/{project}")["model_version"] == version

@@ -73,7 +73,7 @@ def run_round(project: str, rt, job_id: str | None = None) -> dict:
             report(state="failed", error=f"{type(e).__name__}: {e}")
             log.exception("training round for project %s failed", project)
             raise
-        report(state="finished", progress=1.0, **result)
+        report(state="finished", progress=1.0, **{"stage": "done", **result})
         return result
 
 

@@ -155,9 +155,10 @@ class ModelStore:
         _atomic_write(self.project_dir(project) / PROJECT, json.dumps(info, indent=1))
 
     def projects(self) -> list[str]:
+        """Label Studio project ids with a folder here (other folders in MODEL_DIR are not ours)."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _SAFE_ID.fullmatch(p.name))
+        return sorted((p.name for p in self.root.iterdir() if p.is_dir() and p.name.isdigit()), key=int)
 
 
 def new_version_id(digest: str) -> str:

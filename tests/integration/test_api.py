@@ -219,3 +219,13 @@ def test_status_page_shows_the_current_version_and_its_pool(app_factory, publish
     assert "Project 7" in html and version in html
     assert f"EC over the unlabeled pool ({len(scores['tasks'])} tasks)" in html
     assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+
+
+def test_foreign_folders_in_the_model_dir_do_not_break_status(app_factory, published, settings):
+    from pathlib import Path
+
+    (Path(settings.model_dir) / "lost+found").mkdir()
+    (Path(settings.model_dir) / "chromium").mkdir()
+    c = app_factory()[0].test_client()
+    assert c.get("/status").status_code == 200
+    assert list(c.get("/jobs").get_json()) == ["7"]

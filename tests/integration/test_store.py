@@ -95,7 +95,10 @@ def test_publish_is_atomic_and_not_current(tiny_bert_trained, tmp_path):
         models.remove("p1", version)  # the serving version stays
     models.remove("p1", second)
     assert models.versions("p1") == [version]
-    assert models.projects() == ["p1"]
+    assert models.projects() == []  # only Label Studio's numeric project ids count as projects
+    models.write_project("12", {})
+    models.write_project("3", {})
+    assert models.projects() == ["3", "12"]
 
 
 def test_prune_keeps_current_and_newest(tiny_bert_trained, tmp_path):

@@ -1,0 +1,78 @@
+"""Screenshot of the live status page after a few real training rounds (docs/status-page-live.png).
+
+Starts a real Label Studio (../shared/tools/label-studio-server), the service in embedded mode, imports
+goemotions texts, annotates them in steps with a training round after each, then opens /status in
+headless Chromium. About 3 minutes on 2 CPU cores.
+
+    HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python scripts/status_screenshot.py [--out docs/status-page-live.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conftest import LS_TOOL, _free_port, _wait  # noqa: E402
+from tests.e2e.helpers import LS, make_project, rows  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "docs" / "status-page-live.png"))
+    ap.add_argument("--steps", default="12,24")
+    args = ap.parse_args()
+    env = {**os.environ, "LS_INSTANCE": "beal-screenshot"}
+    out = subprocess.run([str(LS_TOOL), "start"], env=env, capture_output=True, text=True, check=True)
+    url, key = (dict(line.split("=", 1) for line in out.stdout.splitlines())[k] for k in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"))
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        api_env = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key, "MODEL_DIR": tmp, "HF_HUB_OFFLINE": "1",
+                   "TRAIN_EVERY": "100000", "EPOCHS": "3", "MC_PASSES": "20", "VAL_FRACTION": "0.25", "MIN_VAL": "3",
+                   "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING", "REDIS_URL": ""}
+        api = subprocess.Popen([sys.executable, "_wsgi.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=api_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            backend = f"http://127.0.0.1:{port}"
+            _wait(backend + "/health")
+            ls = LS(url, key)
+            data = rows(160)
+            project, tasks = make_project(ls, data, title="GoEmotions sample")
+            ml = ls("POST", "/api/ml", json={"project": project, "url": backend, "title": "beal"})
+            done = 0
+            for step in map(int, args.steps.split(",")):
+                for task, row in zip(tasks[done:step], data[done:step]):
+                    ls.annotate(task["id"], row["labels"])
+                done = step
+                ls("POST", f"/api/ml/{ml['id']}/train")
+                while True:
+                    st = requests.get(backend + "/jobs", timeout=5).json()[str(project)]
+                    if not st["pending"] and (st["current_job"] or {}).get("state") in ("finished", "failed"):
+                        break
+                    time.sleep(1)
+                print(f"{step} annotations: {st['current_job'].get('outcome')} {st['model_version']}", flush=True)
+            page = requests.get(backend + "/status", timeout=60)
+            assert page.status_code == 200, page.text[:500]
+            shot = subprocess.run(
+                ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                 f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1280,1700", f"--screenshot={args.out}", backend + "/status"],
+                capture_output=True, text=True, timeout=120)
+            print(shot.stderr[-500:] if shot.returncode else f"wrote {args.out}")
+        finally:
+            api.terminate()
+            api.wait(20)
+            subprocess.run([str(LS_TOOL), "stop"], env=env, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()

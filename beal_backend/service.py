@@ -108,7 +108,7 @@ class BealModel:
 
     def _predictions(self, version, trained, cached: dict, tasks, schema: LabelSchema) -> list:
         out: list = [None] * len(tasks)
-        todo_idx, todo_ids, todo_texts = [], [], []
+        todo_idx, todo_texts = [], []
         for i, task in enumerate(tasks):
             text, why = self._text(task, schema)
             if why:
@@ -120,13 +120,12 @@ class BealModel:
                 out[i] = self._prediction(schema, hit, version)
             else:
                 todo_idx.append(i)
-                todo_ids.append(task.get("id"))
                 todo_texts.append(text)
         if todo_idx:  # not in the pool when the version was scored: score now with a bounded T
             cfg = replace(self.rt.settings.scoring, passes=self.rt.settings.predict_passes)
-            fresh = jobs.score_pool(trained, todo_ids, todo_texts, schema, cfg)["tasks"]
-            for i, tid in zip(todo_idx, todo_ids):
-                out[i] = self._prediction(schema, fresh[str(tid)], version)
+            fresh = jobs.score_pool(trained, todo_idx, todo_texts, schema, cfg)["tasks"]  # keyed by position: ids may repeat
+            for i in todo_idx:
+                out[i] = self._prediction(schema, fresh[str(i)], version)
         return out
 
     def _text(self, task, schema: LabelSchema) -> tuple[str | None, str | None]:

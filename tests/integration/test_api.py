@@ -229,3 +229,12 @@ def test_foreign_folders_in_the_model_dir_do_not_break_status(app_factory, publi
     c = app_factory()[0].test_client()
     assert c.get("/status").status_code == 200
     assert list(c.get("/jobs").get_json()) == ["7"]
+
+
+def test_uncached_tasks_without_ids_keep_their_own_scores(app_factory, published):
+    c = app_factory()[0].test_client()
+    texts = ["apple pie", "the river", "plain words here"]
+    results = c.post("/predict", json={"tasks": [{"data": {"text": t}} for t in texts], "project": "7",
+                                       "label_config": CONFIG}).get_json()["results"]
+    scores = [r["score"] for r in results]
+    assert len(set(scores)) == 3  # three texts, three scores: tasks without ids are not merged

@@ -237,3 +237,38 @@ def test_two_projects_training_do_not_block_predict(label_studio, backend_factor
             assert r.status_code == 200 and {x["model_version"] for x in r.json()["results"]} == {v1}
     assert all((job_status(b.url, p).get("current_job") or {}).get("stage") == "training" for p, *_ in projects)
     assert max(latencies) < 2.0, latencies
+
+
+def test_too_few_annotations_then_a_changed_label_set(label_studio, backend_factory):
+    """1 annotation: the round is skipped with its reason. Then the labeling config gains a label: the next
+    round trains on the new label set and /predict never mixes the old model with the new config."""
+    ls = LS(*label_studio)
+    b = backend_factory(TRAIN_EVERY=1000, EPOCHS=1, MC_PASSES=4)
+    b.worker()
+    data = rows(12, offset=200)
+    project, tasks = make_project(ls, data, title="label change")
+    ml = ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
+    ls.annotate(tasks[0]["id"], data[0]["labels"])
+    ls("POST", f"/api/ml/{ml['id']}/train")
+    skipped = wait_until(lambda: (job_status(b.url, project).get("current_job") or {}).get("outcome") == "skipped", 120,
+                         "the skipped round", b.logs)
+    cur = job_status(b.url, project)["current_job"]
+    assert skipped and cur["reason"] == "1 labeled tasks; need 2" and job_status(b.url, project)["model_version"] == "beal-untrained"
+
+    for task, row in zip(tasks[1:6], data[1:6]):
+        ls.annotate(task["id"], row["labels"])
+    ls("POST", f"/api/ml/{ml['id']}/train")
+    v1 = wait_for_version(b, project)
+    old_config = ls("GET", f"/api/projects/{project}")["label_config"]
+    new_config = old_config.replace('<Choice value="neutral"/>', '<Choice value="neutral"/><Choice value="curiosity"/>')
+    ls("PATCH", f"/api/projects/{project}", json={"label_config": new_config})
+    task = {"id": tasks[-1]["id"], "data": tasks[-1]["data"]}
+    mixed = requests.post(b.url + "/predict", timeout=30, json={"tasks": [task], "project": str(project), "label_config": new_config})
+    assert mixed.status_code == 200 and mixed.json()["results"] == [[]]  # v1 knows 5 labels, the config has 6
+
+    ls("POST", f"/api/ml/{ml['id']}/train")
+    v2 = wait_for_version(b, project, not_version=v1)
+    meta = ModelStore(b.env["MODEL_DIR"]).metadata(str(project), v2)
+    assert meta["labels"][-1] == "curiosity" and len(meta["labels"]) == 6
+    fresh = requests.post(b.url + "/predict", timeout=30, json={"tasks": [task], "project": str(project), "label_config": new_config})
+    assert fresh.json()["results"][0]["model_version"] == v2

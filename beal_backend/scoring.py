@@ -21,15 +21,29 @@ from .model import MultiLabelClassifier
 
 Progress = Callable[[int, int], None]  # (texts done, texts total)
 
+# Padded tokens per forward when ScoringConfig.token_budget is None. On CPU small forwards are faster:
+# with 16384, long texts build [B, heads, L, L] attention temporaries of hundreds of MB that are
+# page-faulted in on every op (benchmarks/bench_scoring.py: 2048 is 25-40% faster on AAPD, neutral
+# on GoEmotions). Accelerators want big forwards.
+CPU_TOKEN_BUDGET = 2048
+ACCELERATOR_TOKEN_BUDGET = 16384
+
 
 @dataclass(frozen=True)
 class ScoringConfig:
     passes: int = 100  # T; the paper's value
     scope: str = "full"  # the paper's setting; "last-2" is ~an order of magnitude cheaper on CPU
-    token_budget: int = 16384  # padded tokens per forward: bounds memory of replicate-in-batch
+    token_budget: int | None = None  # padded tokens per forward (bounds replicate-in-batch); None: by device
     max_batch: int = 64  # texts per batch before replication
     seed: int = 0  # MC dropout is seeded so that a pool's scores are reproducible
     device: str = "cpu"
+
+    @property
+    def budget(self) -> int:
+        """The token budget in force: ``token_budget``, or the device's default when it is None."""
+        if self.token_budget is not None:
+            return self.token_budget
+        return CPU_TOKEN_BUDGET if str(self.device).startswith("cpu") else ACCELERATOR_TOKEN_BUDGET
 
 
 @dataclass
@@ -73,10 +87,10 @@ def mc_moments(
     torch.manual_seed(cfg.seed)
     done = 0
     with torch.inference_mode(), mc_dropout(model, scope), autocast(cfg.device):
-        for rows in sorted_batches(enc.lengths, cfg.token_budget, cfg.max_batch):
+        for rows in sorted_batches(enc.lengths, cfg.budget, cfg.max_batch):
             ids, mask = collate(enc, rows, cfg.device)
             state, suffix, width = _prefix(model, ids, mask, split)
-            reps = max(1, cfg.token_budget // (len(rows) * width))
+            reps = max(1, cfg.budget // (len(rows) * width))
             for start in range(0, passes, reps):
                 r = min(reps, passes - start)
                 p = torch.sigmoid(suffix(*(_repeat(s, r) for s in state)).float()).double()
@@ -95,7 +109,7 @@ def deterministic_outputs(model: MultiLabelClassifier, enc: Encoded, cfg: Scorin
     hidden = np.zeros((n, model.head.hidden.out_features), dtype=np.float32)
     feats = np.zeros((n, model.head.hidden.in_features), dtype=np.float32)
     with torch.inference_mode(), mc_dropout(model, None), autocast(cfg.device):
-        for rows in sorted_batches(enc.lengths, cfg.token_budget, cfg.max_batch):
+        for rows in sorted_batches(enc.lengths, cfg.budget, cfg.max_batch):
             ids, mask = collate(enc, rows, cfg.device)
             c = model.features(ids, mask)
             logits, h = model.head(c)

@@ -1,0 +1,59 @@
+"""Shared helpers of the benchmarks: datasets, timers, machine description. Not part of the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = Path(os.environ.get("BEAL_DATASETS", "/work/shared/datasets"))
+
+
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
+
+
+def load_dataset(name: str, n: int | None, seed: int = 0) -> tuple[list[str], list[list[str]], list[str]]:
+    """(texts, label_sets, labels) of ``n`` texts of ``train.jsonl``: a seeded sample (kept in file order)
+    when ``n`` is smaller than the file, else all of it. Read in place, never copied."""
+    folder = DATASETS / name
+    rows = [json.loads(line) for line in (folder / "train.jsonl").open(encoding="utf-8") if line.strip()]
+    if n is not None and n < len(rows):
+        keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=n, replace=False))
+        rows = [rows[i] for i in keep]
+    labels = [x.strip() for x in (folder / "labels.txt").read_text(encoding="utf-8").splitlines() if x.strip()]
+    return [r["text"] for r in rows], [list(r["labels"]) for r in rows], labels
+
+
+@contextmanager
+def timed():
+    """Yields a dict that gets ``wall`` (perf_counter) and ``cpu`` (process CPU time, all threads) seconds."""
+    out: dict[str, float] = {}
+    w, c = time.perf_counter(), time.process_time()
+    try:
+        yield out
+    finally:
+        out["wall"] = time.perf_counter() - w
+        out["cpu"] = time.process_time() - c
+
+
+def machine() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return (
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}, {os.cpu_count()} CPU cores visible, "
+        f"{platform.processor() or platform.machine()}, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
+    )
+
+
+def loadavg() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"

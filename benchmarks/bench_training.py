@@ -1,0 +1,170 @@
+"""Training throughput: ``training.train`` (length-bucketed batches, dynamic padding) against the same loop
+with every batch padded to the maximum length of the training texts and random (unsorted) batches.
+
+Both sides: same texts, same seed (same initial weights), same epochs, batch size, optimiser, scheduler,
+loss and gradient clipping; no validation split (``val_fraction=0``), so only training is timed.
+Samples/s = training texts x epochs / seconds. The timed span is the whole call (model load, tokenisation,
+optimiser set-up, training loop) on both sides: the set-up is the same code, so this is conservative;
+the loop-only wall-clock figures (``train_seconds`` of ``training.train`` vs the baseline's loop) are
+printed too. Process CPU time decides PASS/FAIL (the 2 cores are shared); wall-clock ratios are shown.
+
+Target: samples/s(ours) / samples/s(pad-to-max) >= 1.5.
+
+Run (about 1 and 5 min on 2 shared cores):
+  HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_training.py --dataset goemotions --n 400
+  HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_training.py --dataset aapd --n 200
+"""
+
+from __future__ import annotations
+
+import os
+
+# Set before torch (and its OpenMP runtime) is imported. On 2 cores shared with other work, OpenMP's
+# default spin-waiting makes 2 threads 2-4x slower and very noisy (a thread spins at a barrier while the
+# core it waits for runs someone else); passive waiting keeps timings stable. Override from the shell.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import load_dataset, loadavg, machine, set_threads, timed, verdict  # noqa: E402
+
+from beal_backend import encoders, evaluation, training  # noqa: E402
+from beal_backend.batching import encode  # noqa: E402
+from beal_backend.model import MultiLabelClassifier  # noqa: E402
+from beal_backend.scoring import autocast  # noqa: E402
+
+TARGET = 1.5
+
+
+def pad_to_max_train(texts, label_sets, labels, cfg: training.TrainConfig) -> dict:
+    """The minimal training loop of ``training.train``, but random batches padded to the global maximum."""
+    torch.manual_seed(cfg.seed)
+    encoder, tokenizer = encoders.load_pretrained(cfg.encoder)
+    model = MultiLabelClassifier(encoder, len(labels), cfg.hidden_size, cfg.dropout).to(cfg.device)
+    enc = encode(tokenizer, texts, cfg.max_wordpieces)
+    y = torch.from_numpy(evaluation.multi_hot(label_sets, labels))
+    tr, _ = training.split_validation(len(texts), cfg)
+    width = int(enc.lengths[tr].max())
+    ids_all = torch.full((len(enc), width), enc.pad_id, dtype=torch.long)
+    mask_all = torch.zeros((len(enc), width), dtype=torch.long)
+    for r, s in enumerate(enc.ids):
+        ids_all[r, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask_all[r, : len(s)] = 1
+
+    steps_per_epoch = -(-len(tr) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(
+        [
+            {"params": model.encoder.parameters(), "lr": cfg.lr_encoder},
+            {"params": model.head.parameters(), "lr": cfg.lr_head},
+        ],
+        weight_decay=cfg.weight_decay,
+    )
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    rng = np.random.default_rng(cfg.seed)
+    t0, seen = time.perf_counter(), 0
+    for _ in range(cfg.epochs):
+        model.train()
+        perm = tr[rng.permutation(len(tr))]
+        for s in range(0, len(perm), cfg.batch_size):
+            rows = perm[s : s + cfg.batch_size]
+            ids, mask = ids_all[rows].to(cfg.device), mask_all[rows].to(cfg.device)
+            with autocast(cfg.device):
+                logits = model(ids, mask)
+            loss = loss_fn(logits.float(), y[rows].to(cfg.device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            seen += len(rows)
+    model.eval()
+    return {"train_seconds": time.perf_counter() - t0, "seen": seen, "width": width}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="goemotions")
+    ap.add_argument("--n", type=int, default=400, help="training texts (seeded sample of train.jsonl)")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=training.TrainConfig.batch_size)
+    ap.add_argument("--encoder", default=encoders.DEFAULT_ENCODER)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--order", choices=["ours-first", "baseline-first"], default="ours-first")
+    args = ap.parse_args(argv)
+    set_threads(args.threads)
+
+    texts, label_sets, labels = load_dataset(args.dataset, args.n, args.seed)
+    cfg = training.TrainConfig(
+        encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size, val_fraction=0.0, seed=args.seed
+    )
+    _, tok = encoders.load_pretrained(args.encoder)
+    lengths = encode(tok, texts, cfg.max_wordpieces).lengths
+    print(f"# bench_training  {machine()}")
+    print(
+        f"dataset={args.dataset} N={len(texts)} J={len(labels)} epochs={cfg.epochs} batch={cfg.batch_size} "
+        f"word-pieces/text: mean {lengths.mean():.1f} max {lengths.max()} | pad-to-max pads every batch to {lengths.max()}"
+    )
+
+    # warm-up (kernels, allocator; also pages the encoder weights in): one tiny step each way, untimed
+    small = dataclasses.replace(cfg, epochs=1)
+    training.train(texts[: cfg.batch_size], label_sets[: cfg.batch_size], labels, small)
+    pad_to_max_train(texts[: cfg.batch_size], label_sets[: cfg.batch_size], labels, small)
+
+    runs = {}
+    order = ["ours", "baseline"] if args.order == "ours-first" else ["baseline", "ours"]
+    for who in order:
+        with timed() as tm:
+            if who == "ours":
+                out = training.train(texts, label_sets, labels, cfg).metrics
+                loop_wall, seen = out["train_seconds"], out["n_train"] * out["epochs_run"]
+            else:
+                out = pad_to_max_train(texts, label_sets, labels, cfg)
+                loop_wall, seen = out["train_seconds"], out["seen"]
+        runs[who] = {"cpu": tm["cpu"], "wall": tm["wall"], "loop_wall": loop_wall, "samples": seen}
+        print(
+            f"[measured] {who:<8}: {seen} samples, whole call cpu {tm['cpu']:.2f}s wall {tm['wall']:.2f}s, "
+            f"training loop wall {loop_wall:.2f}s"
+        )
+
+    o, b = runs["ours"], runs["baseline"]
+    assert o["samples"] == b["samples"], (o, b)
+    sps = {k: {m: r["samples"] / r[m] for m in ("cpu", "wall", "loop_wall")} for k, r in runs.items()}
+    ratio = {m: sps["ours"][m] / sps["baseline"][m] for m in ("cpu", "wall", "loop_wall")}
+    ok = ratio["cpu"] >= TARGET
+
+    print(f"\n## training, {args.dataset}, N={len(texts)}, {cfg.epochs} epoch(s), batch {cfg.batch_size} (load average now {loadavg():.1f})")
+    print("| measure                  | ours samples/s | pad-to-max samples/s | ratio | target | result |")
+    print("|--------------------------|----------------|----------------------|-------|--------|--------|")
+    for m, name in (("cpu", "per CPU-second (call)"), ("wall", "per wall-second (call)"), ("loop_wall", "per wall-second (loop)")):
+        res = verdict(ratio[m] >= TARGET) + (" (decides)" if m == "cpu" else "")
+        print(f"| {name:<24} | {sps['ours'][m]:<14.2f} | {sps['baseline'][m]:<20.2f} | {ratio[m]:<5.2f} | >= {TARGET} | {res} |")
+    summary = {
+        "benchmark": "training",
+        "dataset": args.dataset,
+        "n": len(texts),
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "runs": {k: {m: round(v, 4) for m, v in r.items()} for k, r in runs.items()},
+        "ratio": {m: round(v, 4) for m, v in ratio.items()},
+        "target": TARGET,
+        "pass": ok,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -158,7 +158,7 @@ def _simulate(args: argparse.Namespace) -> int:
     import torch
 
     from .features import HeadConfig
-    from .simulate import SimulationConfig, simulate
+    from .simulate import SimulationConfig, simulate, summary_markdown
     from .training import TrainConfig
 
     if args.threads:
@@ -201,7 +201,5 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as e:  # bad settings or a clash with an earlier run in --out: say so, no traceback
         print(f"beal simulate: {e}", file=sys.stderr)
         return 2
-    from .simulate import summary_markdown
-
     print(summary_markdown(summary))
     return 0

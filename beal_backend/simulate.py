@@ -55,6 +55,9 @@ RESULT_FIELDS = (
 )
 METRICS = ("micro_f1", "macro_f1")
 NOT_REACHED = "not reached"
+# the Table 2 metric against the all-data F1 (the paper's), and against 98 % of it: plateaus just below the
+# all-data level make the strict one jump to 100 % on small differences
+TARGETS = {"pct_to_all_data": 1.0, "pct_to_98pct_of_all_data": 0.98}
 THRESHOLD = 0.5  # label j is predicted relevant when its output exceeds 0.5
 
 # tags that keep the seed streams of different purposes apart
@@ -483,8 +486,21 @@ def _init_worker(cfg: SimulationConfig) -> None:
     global _WORKER
     import torch
 
+    _die_with_parent()
     torch.set_num_threads(1)  # the workers share out the cores
     _WORKER = Simulation(cfg, worker=True)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this worker when the main process dies (killed, timed out), instead of finishing its
+    curve as an orphan. Elsewhere a no-op: workers then stop after their current job."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _run_in_worker(repeat: int, name: str) -> None:
@@ -550,19 +566,20 @@ def summarize(rows, cfg: SimulationConfig, data: Dataset | None = None) -> dict:
         frac = [float(table[(name, reps[0], r)]["fraction_labeled"]) for r in rounds]
         scores = {m: np.array([[float(table[(name, rep, r)][m]) for r in rounds] for rep in reps]) for m in METRICS}
         curves[name] = (reps, frac, scores)
-        entry = {"repeats": len(reps), "fraction_labeled": frac, "curve": {}, "auc": {}, "pct_to_all_data": {}}
+        entry = {"repeats": len(reps), "fraction_labeled": frac, "curve": {}, "auc": {}, **{k: {} for k in TARGETS}}
         for m in METRICS:
             s = scores[m]
             entry["curve"][m] = {"mean": _r(s.mean(0)), "std": _r(s.std(0))}
             auc = [curve_area(frac, row) for row in s]
             entry["auc"][m] = {"mean": _r(np.mean(auc)), "std": _r(np.std(auc)), "per_repeat": _r(auc)}
-            goal = np.mean([target[rep][m] for rep in reps])
-            per = [reach_fraction(frac, row, target[rep][m]) for row, rep in zip(s, reps)]
-            entry["pct_to_all_data"][m] = {
-                "mean_curve": _pct(reach_fraction(frac, s.mean(0), goal)),
-                "per_repeat": [_pct(p) for p in per],
-                "reached": f"{sum(p is not None for p in per)}/{len(per)}",
-            }
+            for key, ratio in TARGETS.items():
+                goal = ratio * np.mean([target[rep][m] for rep in reps])
+                per = [reach_fraction(frac, row, ratio * target[rep][m]) for row, rep in zip(s, reps)]
+                entry[key][m] = {
+                    "mean_curve": _pct(reach_fraction(frac, s.mean(0), goal)),
+                    "per_repeat": [_pct(p) for p in per],
+                    "reached": f"{sum(p is not None for p in per)}/{len(per)}",
+                }
         sel = [float(table[(name, rep, r)]["select_seconds"]) for rep in reps for r in rounds]
         trn = [float(table[(name, rep, r)]["train_seconds"]) for rep in reps for r in rounds]
         entry["seconds"] = {
@@ -646,23 +663,26 @@ def summary_markdown(summary: dict) -> str:
         f"{s['initial']} initial + {s['rounds']} rounds x {s['batch']}; T = {s['mc_passes']}; seed {s['seed']}; "
         f"repeats per strategy: {repeats}.",
         "",
-        "## % of the pool labeled to reach the all-data F1 (the paper's Table 2; lower is better)",
-        "",
-        "Linear interpolation between rounds on the mean learning curve; in brackets, the repeats whose own curve "
-        "reached their own all-data F1.",
-        "",
-        "| dataset | metric | all-data F1 | " + " | ".join(names) + " |",
-        "|---|---|---|" + "---|" * len(names),
     ]
-    for m, label in (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1")):
-        target = f"{alld[m]['mean']:.3f} ± {alld[m]['std']:.3f}" if alld else "–"
-        cells = [
-            f"{_fmt_pct(strat[n]['pct_to_all_data'][m]['mean_curve'])} ({strat[n]['pct_to_all_data'][m]['reached']})"
-            for n in names
+    for key, title in (
+        ("pct_to_all_data", "% of the pool labeled to reach the all-data F1 (the paper's Table 2; lower is better)"),
+        ("pct_to_98pct_of_all_data", "% of the pool labeled to reach 98 % of the all-data F1 (lower is better)"),
+    ):
+        lines += [
+            f"## {title}",
+            "",
+            "Linear interpolation between rounds on the mean learning curve; in brackets, the repeats whose own "
+            "curve reached the target set by their own all-data run.",
+            "",
+            "| dataset | metric | all-data F1 | " + " | ".join(names) + " |",
+            "|---|---|---|" + "---|" * len(names),
         ]
-        lines.append(f"| {summary['dataset']} | {label} | {target} | " + " | ".join(cells) + " |")
+        for m, label in (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1")):
+            target = f"{alld[m]['mean']:.3f} ± {alld[m]['std']:.3f}" if alld else "–"
+            cells = [f"{_fmt_pct(strat[n][key][m]['mean_curve'])} ({strat[n][key][m]['reached']})" for n in names]
+            lines.append(f"| {summary['dataset']} | {label} | {target} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines += [
-        "",
         "## Area under the learning curve (mean F1 over the labeled range; mean ± std over repeats)",
         "",
         "Paired against random on the same initial labels: wins/losses over repeats, mean difference of the area.",
@@ -688,6 +708,19 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# one colour per strategy on every plot; BEAL red and drawn thick, random grey
+COLORS = {
+    "random": "tab:gray",
+    "coreset": "tab:olive",
+    "bald": "tab:green",
+    "badge": "tab:purple",
+    "entropy": "tab:brown",
+    "beal-deterministic": "tab:orange",
+    "beal-diverse": "tab:pink",
+    "beal": "tab:red",
+}
+
+
 def plot_curves(summary: dict, path: Path) -> None:
     import matplotlib
 
@@ -696,32 +729,40 @@ def plot_curves(summary: dict, path: Path) -> None:
 
     strat, alld = summary["strategies"], summary["all_data"]
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), constrained_layout=True)
-    colors = plt.get_cmap("tab10")
+    spare = iter(["tab:blue", "tab:cyan", "black"] * len(strat))
+    colors = {name: COLORS.get(name) or next(spare) for name in strat}
     for ax, (m, label) in zip(axes, (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"))):
-        for k, (name, e) in enumerate(strat.items()):
+        for name, e in strat.items():
             x = 100.0 * np.asarray(e["fraction_labeled"])
             mean, std = np.asarray(e["curve"][m]["mean"]), np.asarray(e["curve"][m]["std"])
             bold = name == "beal"
             ax.plot(
                 x,
                 mean,
-                color=colors(k % 10),
-                lw=2.6 if bold else 1.5,
+                color=colors[name],
+                lw=2.6 if bold else 1.4,
                 marker="o",
                 ms=3,
                 label=name,
                 zorder=3 if bold else 2,
             )
-            ax.fill_between(x, mean - std, mean + std, color=colors(k % 10), alpha=0.12, lw=0)
-        if alld:
-            ax.axhline(alld[m]["mean"], color="black", ls="--", lw=1.2, label=f"all data ({alld[m]['mean']:.3f})")
+            ax.fill_between(x, mean - std, mean + std, color=colors[name], alpha=0.12, lw=0)
+        if m in alld:
+            ax.axhline(alld[m]["mean"], color="black", ls="--", lw=1.2, label="all data")
+            ax.annotate(
+                f"all data {alld[m]['mean']:.3f}", (2, alld[m]["mean"]), xytext=(0, 4), textcoords="offset points"
+            )
+        ax.set_xlim(0, 101)
         ax.set_xlabel("% of the pool labeled")
         ax.set_ylabel(f"test {label}")
         ax.set_title(f"{summary['dataset']}: {label}")
         ax.grid(alpha=0.3)
-    axes[1].legend(loc="lower right", fontsize=9)
+        ax.legend(loc="lower right", fontsize=9)
+    s = summary["settings"]
     fig.suptitle(
-        f"{summary['settings']['mode']} {summary['settings']['encoder']}, mean ± std over repeats", fontsize=10
+        f"{s['mode']} {s['encoder']}: {s['initial']} initial + {s['rounds']} x {s['batch']}, T = {s['mc_passes']}; "
+        "mean ± std over repeats",
+        fontsize=10,
     )
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -34,7 +34,7 @@ class Runtime:
         store = ModelStore(settings.model_dir)
         if not settings.redis_url:
             return cls(settings, store, LocalCoordinator())
-        conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=0.5)  # /health and /webhook must answer within LS's 1 s
         return cls(settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout), redis=conn)
 
     def client(self, project: str) -> LabelStudioClient:

@@ -17,7 +17,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 LS_TOOL = ROOT.parent / "shared" / "tools" / "label-studio-server"
-REDIS_URL = "redis://127.0.0.1:6379/7"  # a db of its own, flushed by these tests
+# a db of its own, flushed by these tests; BEAL_TEST_REDIS points parallel runs at separate servers
+REDIS_URL = f"{os.environ.get('BEAL_TEST_REDIS', 'redis://127.0.0.1:6379')}/7"
 
 
 def _free_port() -> int:
@@ -41,7 +42,7 @@ def _wait(url: str, timeout: float = 60.0) -> None:
 @pytest.fixture(scope="session")
 def label_studio():
     assert LS_TOOL.exists(), f"{LS_TOOL} is missing: the e2e tests need ../shared beside the repo"
-    env = {**os.environ, "LS_INSTANCE": "beal-e2e"}
+    env = {**os.environ, "LS_INSTANCE": os.environ.get("BEAL_TEST_LS_INSTANCE", "beal-e2e")}
     out = subprocess.run([str(LS_TOOL), "start"], env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     values = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)

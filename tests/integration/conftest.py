@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import redis
 
@@ -20,7 +22,7 @@ CONFIG = (
 TEXTS = ["an apple a day", "the river runs", "apple by the river", "nothing here", "green apple pie", "a wide river"]
 LABELS = [["fruit"], ["water"], ["fruit", "water"], [], ["fruit"], ["water"]]
 POOL = {101: "apple juice", 102: "river bank", 103: "plain words"}
-REDIS_TEST_URL = "redis://127.0.0.1:6379/6"
+REDIS_TEST_URL = f"{os.environ.get('BEAL_TEST_REDIS', 'redis://127.0.0.1:6379')}/6"
 
 
 @pytest.fixture(scope="session")

@@ -17,13 +17,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
 from . import statuspage
+from .coordination import ProjectLocked
 from .labelconfig import LabelConfigError
 from .labelstudio import LabelStudioError
 from .metrics import Metrics
 from .promotion import PromotionError
 from .runtime import NotConfiguredError, Runtime
 from .service import UNTRAINED, BadRequest, BealModel, NotFound
-from .store import StoreError
+from .store import IntegrityError, StoreError
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = {"/health"}  # Label Studio probes it without credentials
@@ -137,13 +138,18 @@ def _register_errors(app: Flask) -> None:
         resp.status_code = status
         return resp
 
+    def _integrity(e):  # our own files are damaged: a server fault; the version stays unloaded
+        log.error("refusing a stored model: %s", e)
+        return error(500, "a stored model's weights fail their sha256 check; it was not loaded (see the service log)")
+
     app.register_error_handler(BadRequest, lambda e: error(400, str(e)))
     app.register_error_handler(LabelConfigError, lambda e: error(400, str(e)))
     app.register_error_handler(StoreError, lambda e: error(400, str(e)))
     app.register_error_handler(NotFound, lambda e: error(404, str(e)))
     app.register_error_handler(NotConfiguredError, lambda e: error(409, str(e)))
     app.register_error_handler(PromotionError, lambda e: error(409, str(e)))
-    app.register_error_handler(TimeoutError, lambda e: error(409, f"a training job holds the project: {e}"))
+    app.register_error_handler(ProjectLocked, lambda e: error(409, f"a training job holds the project: {e}"))
+    app.register_error_handler(IntegrityError, _integrity)
     app.register_error_handler(LabelStudioError, lambda e: error(502, str(e)))
     app.register_error_handler(redis.exceptions.RedisError, lambda e: error(503, "the job queue (Redis) is unavailable; retry later"))
     app.register_error_handler(HTTPException, lambda e: error(e.code or 500, e.description or e.name))

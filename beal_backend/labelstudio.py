@@ -77,7 +77,7 @@ class LabelStudioClient:
                 return created
             except Exception as e:
                 if attempt == self._retries or not _transient(e):
-                    raise LabelStudioError(f"pushing predictions to project {project} failed: {_describe(e)}") from None
+                    raise LabelStudioError(f"pushing predictions to project {project} failed: {_describe(e)}") from e
                 self._sleep(attempt, e)
                 self.delete_model_version(project, version)
         raise AssertionError("unreachable")
@@ -116,7 +116,7 @@ class LabelStudioClient:
                 return fn()
             except Exception as e:
                 if attempt == self._retries or not _transient(e):
-                    raise LabelStudioError(f"Label Studio at {self.url}: {_describe(e)}") from None
+                    raise LabelStudioError(f"Label Studio at {self.url}: {_describe(e)}") from e
                 self._sleep(attempt, e)
         raise AssertionError("unreachable")
 

@@ -4,8 +4,13 @@ metrics are read at scrape time from the coordinator and the store, so they also
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
+
+log = logging.getLogger(__name__)
 
 
 class Metrics:
@@ -30,7 +35,8 @@ class _StoreCollector:
                 state = (st.get("current") or {}).get("state", "unknown")
                 counts[state] = counts.get(state, 0) + 1
             counts["pending"] = sum(self.rt.coordinator.is_pending(p) for p in self.rt.store.projects())
-        except Exception:
+        except redis.exceptions.RedisError as e:
+            log.warning("/metrics: job states unavailable, Redis unreachable: %s", e)
             counts["unknown"] = counts.get("unknown", 0)
         for state, n in sorted(counts.items()):
             jobs.add_metric([state], n)

@@ -7,6 +7,7 @@ container) call ``train_project``. Embedded default (no REDIS_URL): ``ThreadQueu
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import uuid
@@ -17,6 +18,8 @@ from rq.serializers import JSONSerializer
 from .config import Settings
 from .jobs import run_round
 from .runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -66,7 +69,7 @@ class ThreadQueue:
             project, job_id = self._q.get()
             try:
                 run_round(project, self.rt, job_id)
-            except Exception:
-                pass  # already recorded as failed, with its reason, by run_round
+            except Exception as e:  # the training thread must outlive any one job; the round logged its traceback
+                log.error("training job %s for project %s failed: %s: %s", job_id, project, type(e).__name__, e)
             finally:
                 self._q.task_done()

@@ -34,6 +34,10 @@ class StoreError(ValueError):
     """A bad project or version name, or a model directory that fails its checks."""
 
 
+class IntegrityError(RuntimeError):
+    """Stored weights do not match their recorded sha256: a server-side fault; the version must not load."""
+
+
 # ---------------------------------------------------------------- one model directory
 
 
@@ -64,7 +68,7 @@ def load_model(path: Path, device: str = "cpu") -> TrainedModel:
     path = Path(path)
     meta = read_json(path / METADATA)
     if _sha256(path / WEIGHTS) != meta["sha256"]:
-        raise StoreError(f"weights in {path} do not match their recorded sha256")
+        raise IntegrityError(f"weights in {path} do not match their recorded sha256")
     cfg = TrainConfig(**{**meta["hparams"], "device": device})
     enc_cfg = AutoConfig.from_pretrained(path / "encoder")
     try:

@@ -67,7 +67,7 @@ def test_tampered_weights_raise(tiny_bert_trained, tmp_path):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01  # one bit of the last tensor: still a loadable file, but not the recorded one
     weights.write_bytes(bytes(data))
-    with pytest.raises(StoreError, match="sha256"):
+    with pytest.raises(store.IntegrityError, match="sha256"):
         load_model(tmp_path / "m")
 
 

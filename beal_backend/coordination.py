@@ -5,13 +5,17 @@ Two implementations with one interface: Redis (production, shared by every proce
 in-memory (embedded mode, one process). Both keep the same semantics:
 
 - ``claim_pending(p)`` is true for exactly one caller until the pending job starts;
-- a job calls ``begin(p)`` (waits for the project lock, then clears the pending flag, so a webhook
-  arriving while it runs queues exactly one follow-up) and ``end(p)``.
+- a round runs inside ``running(p)``: it waits for the project lock, then in one step clears the pending
+  flag and the annotation counter (the round reads every annotation so far, so a webhook arriving while it
+  runs counts towards exactly one follow-up), and records a job left "started" by a dead worker as failed;
+- ``running`` yields a ``Lease``: ``check()`` raises ``LockLost`` once the lock is no longer ours;
+- reads (``statuses``) never write: a dead worker's job is shown as failed from one atomic snapshot.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from contextlib import contextmanager
@@ -19,8 +23,36 @@ from typing import Iterator
 
 import redis
 
+log = logging.getLogger(__name__)
 PREFIX = "beal"
 LOG_SIZE = 50
+WORKER_DIED = ("the job stopped without finishing (its worker was killed or crashed, or lost the project lock); "
+               "the previous version keeps serving and the next trigger retrains")
+
+
+class ProjectLocked(TimeoutError):
+    """Another job held the project lock for the whole wait (answered as HTTP 409)."""
+
+
+class LockLost(RuntimeError):
+    """The job's project lock expired or was taken over: the job must stop before it publishes anything."""
+
+
+class Lease:
+    """A held project lock. ``check`` raises ``LockLost`` once it is no longer ours; ``confirm=True`` asks
+    the lock's owner (Redis) instead of trusting the heartbeat's last answer. A thread lock is never lost."""
+
+    def check(self, confirm: bool = False) -> None:
+        return None
+
+
+def _dead(current: dict, locked: bool) -> bool:
+    return current.get("state") == "started" and not locked
+
+
+def _as_failed(st: dict) -> dict:
+    """The read view of a record whose job died: failed, with the reason (nothing is written)."""
+    return {**st, "current": {**st["current"], "state": "failed", "error": WORKER_DIED}}
 
 
 class Coordinator:
@@ -45,7 +77,20 @@ class Coordinator:
         raise NotImplementedError
 
     @contextmanager
-    def running(self, project: str, timeout: float) -> Iterator[None]:
+    def running(self, project: str, timeout: float, starts_round: bool = True) -> Iterator[Lease]:
+        """Hold the project lock; ``starts_round``: the holder is a training round (see the module doc).
+        Raises ``ProjectLocked`` when the lock stays taken for ``timeout`` seconds."""
+        raise NotImplementedError
+
+    def _record_dead_job(self, project: str) -> None:
+        """Called with the project lock held, so no job of this project runs: a record still "started"
+        belongs to a job that died, and saying so cannot race with that job finishing."""
+        cur = (self._raw_status(project) or {}).get("current") or {}
+        if cur.get("state") == "started":
+            self.put_status(project, {"id": cur.get("id"), "state": "failed", "error": WORKER_DIED})
+            self.append_log(project, {"time": time.time(), "id": cur.get("id"), "state": "failed", "message": WORKER_DIED})
+
+    def _raw_status(self, project: str) -> dict | None:
         raise NotImplementedError
 
     def put_status(self, project: str, record: dict) -> None:
@@ -53,6 +98,7 @@ class Coordinator:
         raise NotImplementedError
 
     def statuses(self) -> dict[str, dict]:
+        """Every project's job record; a job "started" whose lock is gone is shown failed (not written)."""
         raise NotImplementedError
 
     def append_log(self, project: str, entry: dict) -> None:
@@ -114,16 +160,24 @@ class LocalCoordinator(Coordinator):
         return bool(lock and lock.locked())
 
     @contextmanager
-    def running(self, project, timeout):
+    def running(self, project, timeout, starts_round=True):
         with self._mu:
             lock = self._locks.setdefault(project, threading.Lock())
         if not lock.acquire(timeout=timeout):
-            raise TimeoutError(f"project {project} stayed locked for {timeout} s")
+            raise ProjectLocked(f"project {project} stayed locked for {timeout} s")
         try:
-            self.release_pending(project)
-            yield
+            if starts_round:
+                with self._mu:
+                    self._pending.discard(project)
+                    self._counts[project] = 0
+            self._record_dead_job(project)
+            yield Lease()
         finally:
             lock.release()
+
+    def _raw_status(self, project):
+        with self._mu:
+            return self._status.get(project)
 
     def put_status(self, project, record):
         with self._mu:
@@ -131,7 +185,9 @@ class LocalCoordinator(Coordinator):
 
     def statuses(self):
         with self._mu:
-            return json.loads(json.dumps(self._status))
+            out = json.loads(json.dumps(self._status))
+            locked = {p for p, lock in self._locks.items() if lock.locked()}
+        return {p: _as_failed(st) if _dead(st.get("current") or {}, p in locked) else st for p, st in out.items()}
 
     def append_log(self, project, entry):
         with self._mu:
@@ -170,32 +226,38 @@ class RedisCoordinator(Coordinator):
         return bool(self.r.exists(self._key("lock", project)))
 
     @contextmanager
-    def running(self, project, timeout):
+    def running(self, project, timeout, starts_round=True):
         lock = self.r.lock(self._key("lock", project), timeout=self.lock_ttl, blocking_timeout=timeout, thread_local=False)
         if not lock.acquire():
-            raise TimeoutError(f"project {project} stayed locked for {timeout} s")
+            raise ProjectLocked(f"project {project} stayed locked for {timeout} s")
+        lease = _RedisLease(lock, self.lock_ttl)
         stop = threading.Event()
-        beat = threading.Thread(target=self._renew, args=(lock, stop), daemon=True)
+        beat = threading.Thread(target=self._renew, args=(lease, stop), daemon=True)
         beat.start()
         try:
-            self.release_pending(project)
-            yield
+            if starts_round:  # one step: no annotation counted between the two deletes is lost
+                self.r.pipeline(transaction=True).delete(self._key("pending", project)).delete(self._key("count", project)).execute()
+            self._record_dead_job(project)
+            yield lease
         finally:
             stop.set()
             beat.join()
             try:
                 lock.release()
             except redis.exceptions.LockError:
-                pass  # expired while running: nothing left to release
+                pass  # expired or taken over while running: nothing left to release
+            except redis.exceptions.RedisError as e:  # must not hide the job's own outcome; the TTL frees it
+                log.warning("project %s: could not release the lock (%s); it expires within %s s", project, e, self.lock_ttl)
 
-    def _renew(self, lock, stop: threading.Event) -> None:
+    def _renew(self, lease: "_RedisLease", stop: threading.Event) -> None:
         """Keep a short-lived lock alive while the job runs; a killed worker stops renewing it.
         (The lock is not thread-local, so this thread may renew what the job thread took.)"""
-        while not stop.wait(self.lock_ttl / 3):
-            try:
-                lock.reacquire()
-            except redis.exceptions.RedisError:
-                pass  # Redis away for a moment: the next beat tries again
+        while not stop.wait(self.lock_ttl / 3) and not lease.lost.is_set():
+            lease.renew()
+
+    def _raw_status(self, project):
+        raw = self.r.get(self._key("status", project))
+        return json.loads(raw) if raw else None
 
     def put_status(self, project, record):
         key = self._key("status", project)
@@ -215,10 +277,12 @@ class RedisCoordinator(Coordinator):
     def statuses(self):
         out = {}
         for key in self.r.scan_iter(f"{PREFIX}:status:*"):
-            raw = self.r.get(key)
+            project = (key.decode() if isinstance(key, bytes) else key).split(":", 2)[2]
+            # one atomic snapshot: a job that finishes in between cannot be seen "started" without its lock
+            raw, locked = self.r.pipeline(transaction=True).get(key).exists(self._key("lock", project)).execute()
             if raw:
-                k = key.decode() if isinstance(key, bytes) else key
-                out[k.split(":", 2)[2]] = json.loads(raw)
+                st = json.loads(raw)
+                out[project] = _as_failed(st) if _dead(st.get("current") or {}, bool(locked)) else st
         return out
 
     def append_log(self, project, entry):
@@ -233,3 +297,27 @@ class RedisCoordinator(Coordinator):
             return bool(self.r.ping())
         except redis.exceptions.RedisError:
             return False
+
+
+class _RedisLease(Lease):
+    def __init__(self, lock, ttl: float):
+        self.lock, self.ttl = lock, ttl
+        self.lost = threading.Event()
+        self.renewed = time.monotonic()
+
+    def renew(self) -> None:
+        try:
+            self.lock.reacquire()
+            self.renewed = time.monotonic()
+        except redis.exceptions.LockNotOwnedError:
+            self.lost.set()  # expired (e.g. a long Redis outage or a stalled process) and maybe taken over
+        except redis.exceptions.RedisError as e:  # Redis away for a moment: ours until the TTL runs out
+            log.warning("could not renew %s (%s); retrying", self.lock.name, e)
+
+    def check(self, confirm: bool = False) -> None:
+        if confirm and not self.lost.is_set():
+            self.renew()
+            if time.monotonic() - self.renewed > self.ttl:  # unreachable for longer than the TTL: maybe expired
+                raise LockLost(f"could not confirm {self.lock.name} for {self.ttl} s (Redis unreachable)")
+        if self.lost.is_set():
+            raise LockLost(f"{self.lock.name} expired or was taken by another job")

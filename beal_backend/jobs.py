@@ -16,8 +16,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import redis
 
 from . import acquisition, batching, promotion, scoring, training
+from .coordination import LockLost
 from .labelconfig import LabelSchema, parse_label_config
 from .labelstudio import Task
 
@@ -65,12 +67,13 @@ def run_round(project: str, rt, job_id: str | None = None) -> dict:
     """Run one round for ``project`` with the runtime ``rt`` (see runtime.py). Returns its summary."""
     job_id = job_id or uuid.uuid4().hex[:12]
     report = _Reporter(rt.coordinator, project, job_id)  # first written once the project lock is ours
-    with rt.coordinator.running(project, timeout=rt.settings.job_timeout):
+    with rt.coordinator.running(project, timeout=rt.settings.job_timeout) as report.lease:
         report(state="started", stage="fetching annotations", started_at=time.time())
         try:
             result = _round(project, rt, report)
         except Exception as e:
-            report(state="failed", error=f"{type(e).__name__}: {e}")
+            if not isinstance(e, LockLost):  # after losing the lock the record may be another job's now
+                report(state="failed", error=f"{type(e).__name__}: {e}")
             log.exception("training round for project %s failed", project)
             raise
         report(state="finished", progress=1.0, **{"stage": "done", **result})
@@ -116,6 +119,7 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
         "score_seconds": round(score_seconds, 3),
         "promotion": gate,
     }
+    report.lease.check(confirm=True)  # a job that lost its lock publishes nothing (another may run now)
     version = rt.store.publish(project, trained, scores, extra)
     summary = {**base, "version": version, "promotion": gate, "train_seconds": extra["train_seconds"], "score_seconds": extra["score_seconds"]}
     if gate["promoted"]:
@@ -153,7 +157,7 @@ def rollback(project: str, version: str, rt) -> dict:
     """Make an earlier version current again: re-push its scores for the tasks still unlabeled (scoring
     those it never saw) and switch Label Studio's ``model_version``. Waits briefly for a running job."""
     meta = rt.store.metadata(project, version)
-    with rt.coordinator.running(project, timeout=10):
+    with rt.coordinator.running(project, timeout=10, starts_round=False):  # not a round: pending job and counter stay
         client = rt.client(project)
         schema = parse_label_config(client.label_config(int(project)))
         if tuple(meta["labels"]) != schema.labels:
@@ -215,18 +219,26 @@ def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.Scori
 
 
 class _Reporter:
-    """Writes the job record; ``throttled`` at most once a second (progress callbacks are frequent)."""
+    """Writes the job record, best effort: a Redis outage must neither kill a long run nor hide the error a
+    failing run reports. ``throttled`` (frequent progress callbacks) writes at most once a second and stops
+    the job (``LockLost``) once its project lock is gone."""
 
     def __init__(self, coordinator, project: str, job_id: str):
         self.c, self.project, self.job_id, self._last = coordinator, project, job_id, 0.0
+        self.lease = None  # set while the project lock is held
 
     def __call__(self, **fields) -> None:
         self._last = time.monotonic()
-        self.c.put_status(self.project, {"id": self.job_id, **fields})
-        if "state" in fields:
-            message = fields.get("error") or fields.get("reason") or (fields.get("promotion") or {}).get("reason") or fields.get("stage", "")
-            self.c.append_log(self.project, {"time": time.time(), "id": self.job_id, "state": fields["state"], "message": message})
+        try:
+            self.c.put_status(self.project, {"id": self.job_id, **fields})
+            if "state" in fields:
+                message = fields.get("error") or fields.get("reason") or (fields.get("promotion") or {}).get("reason") or fields.get("stage", "")
+                self.c.append_log(self.project, {"time": time.time(), "id": self.job_id, "state": fields["state"], "message": message})
+        except redis.exceptions.RedisError as e:
+            log.warning("project %s: job %s could not record %s (%s)", self.project, self.job_id, fields, e)
 
     def throttled(self, **fields) -> None:
+        if self.lease is not None:
+            self.lease.check()
         if time.monotonic() - self._last >= 1.0:
             self(**fields)

@@ -177,7 +177,8 @@ class BealModel:
     def _trigger(self, pid: str) -> dict:
         if not self.rt.coordinator.claim_pending(pid):
             return {"status": "coalesced", "project": pid}  # the pending job will read everything
-        self.rt.coordinator.reset_annotations(pid)
+        # the counter restarts when the job starts (coordinator.running), not here: annotations that
+        # arrive before then are read by that job too, so they must not count towards the next one
         try:
             job_id = self.rt.queue.enqueue(pid)
         except Exception:
@@ -190,7 +191,7 @@ class BealModel:
     def jobs(self) -> dict:
         out, statuses = {}, self.rt.coordinator.statuses()
         for pid in sorted(set(self.rt.store.projects()) | set(statuses)):
-            st = self._reap(pid, statuses.get(pid, {}))
+            st = statuses.get(pid, {})  # a dead worker's job already reads as failed (coordination.statuses)
             out[pid] = {
                 "model_version": self.model_version(pid),
                 "pending": self.rt.coordinator.is_pending(pid),
@@ -198,16 +199,6 @@ class BealModel:
                 "last_job": st.get("last"),
             }
         return out
-
-    def _reap(self, pid: str, st: dict) -> dict:
-        """A job recorded as running whose project lock is gone died with its worker: record it as failed."""
-        cur = st.get("current") or {}
-        if cur.get("state") == "started" and not self.rt.coordinator.is_running(pid):
-            reason = "the worker stopped during the job (killed or crashed); the previous version keeps serving and the next trigger retrains"
-            self.rt.coordinator.put_status(pid, {"id": cur.get("id"), "state": "failed", "error": reason})
-            self.rt.coordinator.append_log(pid, {"time": time.time(), "id": cur.get("id"), "state": "failed", "message": reason})
-            st = self.rt.coordinator.statuses().get(pid, st)
-        return st
 
     def versions(self, project) -> list[dict]:
         """Every stored version, oldest first, with what it was trained on and how it was judged."""

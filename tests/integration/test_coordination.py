@@ -71,8 +71,9 @@ def test_one_running_job_per_project(coord):
 def test_status_records_keep_current_and_last(coord):
     coord.put_status("1", {"id": "a", "state": "started"})
     coord.put_status("1", {"id": "a", "state": "finished", "version": "v1"})
-    coord.put_status("1", {"id": "b", "state": "started"})
-    st = coord.statuses()["1"]
+    with coord.running("1", timeout=1):  # a started job holds the lock (without it, it reads as dead)
+        coord.put_status("1", {"id": "b", "state": "started"})
+        st = coord.statuses()["1"]
     assert st["current"]["id"] == "b" and st["current"]["state"] == "started"
     assert st["last"]["id"] == "a" and st["last"]["state"] == "finished" and st["last"]["version"] == "v1"
 

@@ -1,0 +1,304 @@
+"""Job safety on the real Redis and in memory: lost project locks, Redis outages during a round,
+reads that must not write, the annotation counter of a coalesced trigger, and errors under the right status."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+import redis
+from label_studio_sdk.core.api_error import ApiError
+
+from beal_backend import jobs, queues
+from beal_backend.coordination import WORKER_DIED, LocalCoordinator, LockLost, ProjectLocked, RedisCoordinator
+from beal_backend.labelstudio import LabelStudioClient, LabelStudioError, Task
+from beal_backend.metrics import Metrics
+from beal_backend.runtime import Runtime
+from beal_backend.store import WEIGHTS, ModelStore
+
+from .conftest import CONFIG, LABELS, POOL, REDIS_TEST_URL, TEXTS, RecordingQueue
+
+pytestmark = pytest.mark.redis
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class FakeLabelStudio:
+    """The Label Studio client a round uses; ``on_tasks`` runs when the round fetches its annotations."""
+
+    def __init__(self, on_tasks=lambda: None):
+        self.on_tasks, self.pushed = on_tasks, []
+
+    def label_config(self, pid):
+        return CONFIG
+
+    def tasks(self, pid):
+        self.on_tasks()
+        labeled = [Task(i + 1, {"text": t}, [_annotation(ls)]) for i, (t, ls) in enumerate(zip(TEXTS, LABELS))]
+        return labeled + [Task(tid, {"text": text}, []) for tid, text in POOL.items()]
+
+    def push_predictions(self, pid, version, predictions):
+        self.pushed.append((version, predictions))
+        return len(predictions)
+
+    def set_model_version(self, pid, version):
+        pass
+
+    def model_versions(self, pid):
+        return {}
+
+    def delete_model_version(self, pid, version):
+        return 0
+
+
+def _annotation(labels):
+    return {"result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": labels}}]}
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, so stopping it never touches anyone else's."""
+
+    def __init__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.conn = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.2)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                if self.conn.ping():
+                    return
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def private_redis():
+    r = PrivateRedis()
+    yield r
+    r.stop()
+
+
+def _runtime(settings, coordinator, client):
+    rt = Runtime(settings, ModelStore(settings.model_dir), coordinator)
+    rt.client = lambda project: client
+    return rt
+
+
+@pytest.fixture(params=["redis", "local"])
+def coord(request, redis_conn):
+    return RedisCoordinator(redis_conn, lock_ttl=5) if request.param == "redis" else LocalCoordinator()
+
+
+# ---------------------------------------------------------------- item 5: lost locks, Redis outages
+
+
+def test_a_lease_whose_lock_was_taken_over_is_lost(redis_conn):
+    coord = RedisCoordinator(redis_conn, lock_ttl=1)
+    with coord.running("1", timeout=1) as lease:
+        lease.check(confirm=True)  # ours: no error
+        redis_conn.set("beal:lock:1", "another-job")  # as if it expired and another worker took it
+        time.sleep(0.6)  # > one heartbeat (TTL / 3)
+        with pytest.raises(LockLost, match="expired or was taken"):
+            lease.check()
+    assert redis_conn.get("beal:lock:1") == b"another-job"  # leaving did not delete the other job's lock
+
+
+def test_a_job_that_lost_its_lock_publishes_nothing(settings, redis_conn):
+    def lose_the_lock():
+        redis_conn.set("beal:lock:1", "another-job")
+        time.sleep(0.6)
+
+    client = FakeLabelStudio(on_tasks=lose_the_lock)
+    rt = _runtime(settings, RedisCoordinator(redis_conn, lock_ttl=1), client)
+    with pytest.raises(LockLost):
+        jobs.run_round("1", rt, job_id="lost")
+    assert rt.store.versions("1") == [] and client.pushed == []
+    # the job did not write "failed" over a record that may belong to the job holding the lock now
+    assert rt.coordinator.statuses()["1"]["current"]["state"] != "failed"
+
+
+def test_redis_outage_during_a_round_does_not_kill_it(settings, private_redis):
+    coord = RedisCoordinator(private_redis.conn, lock_ttl=600)
+    client = FakeLabelStudio(on_tasks=private_redis.stop)  # Redis dies just after the round started
+    rt = _runtime(settings, coord, client)
+    result = jobs.run_round("1", rt, job_id="outage")
+    assert result["outcome"] == "trained" and rt.store.current("1") == result["version"]
+    assert [v for v, _ in client.pushed] == [result["version"]] and len(client.pushed[0][1]) == len(POOL)
+
+
+def test_a_failing_round_during_a_redis_outage_raises_its_own_error(settings, private_redis):
+    def fail():
+        private_redis.stop()
+        raise LabelStudioError("Label Studio at http://ls: HTTP 502")
+
+    rt = _runtime(settings, RedisCoordinator(private_redis.conn, lock_ttl=60), FakeLabelStudio(on_tasks=fail))
+    with pytest.raises(LabelStudioError, match="HTTP 502"):  # not the ConnectionError of reporting it
+        jobs.run_round("1", rt, job_id="fails")
+
+
+# ---------------------------------------------------------------- item 6: reads never write
+
+
+def test_reads_show_a_dead_job_failed_without_writing(coord, app_factory, settings):
+    app, rt = app_factory(rt=Runtime(settings, ModelStore(settings.model_dir), coord))
+    coord.put_status("1", {"id": "dead", "state": "started", "stage": "training"})  # its worker died: no lock
+    c = app.test_client()
+    shown = c.get("/jobs").get_json()["1"]["current_job"]
+    assert shown["state"] == "failed" and shown["error"] == WORKER_DIED
+    assert c.get("/status").status_code == 200
+    assert coord._raw_status("1")["current"]["state"] == "started" and coord.job_log("1") == []  # nothing written
+    with coord.running("1", timeout=1):  # the next job to take the lock records it, once
+        pass
+    assert coord._raw_status("1")["current"] == {**coord._raw_status("1")["current"], "state": "failed", "error": WORKER_DIED}
+    assert [(e["id"], e["message"]) for e in coord.job_log("1")] == [("dead", WORKER_DIED)]
+
+
+def test_a_running_job_reads_as_started(coord):
+    with coord.running("1", timeout=1):
+        coord.put_status("1", {"id": "live", "state": "started"})
+        assert coord.statuses()["1"]["current"]["state"] == "started"
+
+
+def test_a_job_finishing_during_a_read_is_never_logged_failed(redis_conn, app_factory, settings):
+    """The old read checked the record, then the lock: a job finishing in between was logged as failed."""
+    coord = RedisCoordinator(redis_conn, lock_ttl=5)
+    app, _ = app_factory(rt=Runtime(settings, ModelStore(settings.model_dir), coord))
+    release, entered = threading.Event(), threading.Event()
+
+    def job():
+        with coord.running("1", timeout=1):
+            coord.put_status("1", {"id": "j", "state": "started"})
+            entered.set()
+            release.wait(5)
+            coord.put_status("1", {"id": "j", "state": "finished"})
+
+    t = threading.Thread(target=job)
+    t.start()
+    entered.wait(5)
+    real_is_running = coord.is_running
+
+    def finish_then_check(project):  # the job finishes between reading its record and checking its lock
+        release.set()
+        t.join()
+        return real_is_running(project)
+
+    coord.is_running = finish_then_check
+    shown = app.test_client().get("/jobs").get_json()["1"]["current_job"]
+    release.set()
+    t.join()
+    assert shown["state"] in ("started", "finished")
+    assert coord._raw_status("1")["current"]["state"] == "finished" and coord.job_log("1") == []
+
+
+# ---------------------------------------------------------------- item 10: counting after a coalesced trigger
+
+
+@pytest.mark.parametrize("backend", ["redis", "local"])
+def test_annotations_read_by_a_pending_job_do_not_count_towards_the_next(backend, app_factory, redis_conn):
+    app, rt = app_factory(train_every=3, redis_url=REDIS_TEST_URL if backend == "redis" else None)
+    rt.queue = RecordingQueue()
+    c = app.test_client()
+    c.post("/setup", json={"project": "1.1", "schema": CONFIG})
+    event = {"action": "ANNOTATION_CREATED", "annotation": {"id": 1}, "project": {"id": 1}}
+    states = [c.post("/webhook", json=event).get_json()["status"] for _ in range(6)]
+    assert states == ["counted", "counted", "queued", "coalesced", "coalesced", "coalesced"]
+    with rt.coordinator.running("1", timeout=1):  # the pending job starts: it reads all six
+        answer = c.post("/webhook", json=event).get_json()
+    assert answer == {"status": "counted", "project": "1", "annotations_since_training": 1}
+    assert rt.queue.jobs == ["1"]
+
+
+def test_a_rollback_keeps_the_pending_job_and_the_count(coord):
+    assert coord.add_annotations("1", 2) == 2 and coord.claim_pending("1")
+    with coord.running("1", timeout=1, starts_round=False):
+        pass
+    assert coord.is_pending("1") and coord.add_annotations("1") == 3
+
+
+# ---------------------------------------------------------------- item 7: errors under the right status
+
+
+def test_tampered_weights_are_a_500_and_the_version_is_not_loaded(app_factory, published, settings, caplog):
+    version, _ = published
+    weights = ModelStore(settings.model_dir).version_dir("7", version) / WEIGHTS
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    app, _ = app_factory()
+    c = app.test_client()
+    body = {"tasks": [{"id": 101, "data": {"text": POOL[101]}}], "project": "7", "label_config": CONFIG}
+    for _ in range(2):  # refused every time: never cached as loaded
+        r = c.post("/predict", json=body)
+        assert r.status_code == 500 and "sha256" in r.get_json()["error"]
+    assert app.extensions["beal"]["model"]._models == {}
+    assert "do not match their recorded sha256" in caplog.text
+
+
+def test_only_a_held_project_lock_reads_as_a_busy_project(app_factory, published):
+    app, _ = app_factory()
+    model = app.extensions["beal"]["model"]
+    c = app.test_client()
+    model.rollback = lambda *a: (_ for _ in ()).throw(ProjectLocked("project 7 stayed locked for 10 s"))
+    r = c.post("/projects/7/rollback", json={"version": published[0]})
+    assert r.status_code == 409 and "a training job holds the project" in r.get_json()["error"]
+    model.rollback = lambda *a: (_ for _ in ()).throw(TimeoutError("timed out"))  # e.g. a socket timeout
+    r = c.post("/projects/7/rollback", json={"version": published[0]})
+    assert r.status_code == 500 and r.get_json()["error"] == "internal error (TimeoutError); see the service log"
+
+
+def test_label_studio_errors_keep_their_cause():
+    client = LabelStudioClient("http://127.0.0.1:9", "key", retries=0)
+    cause = ApiError(status_code=403, body="forbidden")
+
+    def refuse():
+        raise cause
+
+    with pytest.raises(LabelStudioError) as info:
+        client._call(refuse)
+    assert info.value.__cause__ is cause
+    client._ls.projects.import_predictions = lambda **k: refuse()
+    with pytest.raises(LabelStudioError) as info:
+        client.push_predictions(1, "v", [{"task": 1}])
+    assert info.value.__cause__ is cause
+
+
+def test_the_training_thread_logs_a_failed_job(settings, monkeypatch, caplog):
+    def boom(project, rt, job_id):
+        raise ProjectLocked(f"project {project} stayed locked for 1 s")
+
+    monkeypatch.setattr(queues, "run_round", boom)
+    q = queues.ThreadQueue(Runtime.build(settings))
+    job = q.enqueue("4")
+    q.join()
+    assert f"training job {job} for project 4 failed: ProjectLocked: project 4 stayed locked" in caplog.text
+
+
+def test_metrics_log_a_redis_outage_and_let_other_errors_through(settings, caplog):
+    from prometheus_client import generate_latest
+
+    rt = Runtime.build(replace(settings, redis_url="redis://127.0.0.1:1/0"))
+    assert b"beal_jobs" in generate_latest(Metrics(rt).registry)
+    assert "/metrics: job states unavailable, Redis unreachable" in caplog.text
+    rt.coordinator.statuses = lambda: {"1": "not a record"}  # a bug, not an outage: it must surface
+    with pytest.raises(AttributeError):
+        generate_latest(Metrics(rt).registry)
+
+
+@pytest.fixture(autouse=True)
+def _info_logs(caplog):
+    caplog.set_level(logging.INFO)

@@ -19,9 +19,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for add in (_add_serve, _add_worker, _add_versions, _add_rollback, _add_simulate):
         add(sub)
     args = parser.parse_args(argv)
-    from .config import Settings, configure_logging
+    from .config import Settings, SettingsError, configure_logging
 
-    configure_logging(Settings.from_env().log_level)
+    try:
+        configure_logging(Settings.from_env().log_level)
+    except SettingsError as e:  # checked before anything starts: one line naming the variable
+        print(f"beal: {e}", file=sys.stderr)
+        return 2
     try:
         return args.run(args)
     except (ValueError, LookupError, RuntimeError, TimeoutError) as e:  # the package's errors say what to fix

@@ -1,20 +1,85 @@
-"""Settings: the only place that reads the environment. Names follow Label Studio's own ML examples."""
+"""Settings: the only place that reads the environment. Names follow Label Studio's own ML examples.
+
+Every setting is checked when the process starts: a bad one raises ``SettingsError`` with one line
+naming the variable and what it accepts. Reading settings imports no torch: the training and scoring
+configs are built from them on first use (``Settings.train`` / ``Settings.scoring``).
+"""
 
 from __future__ import annotations
 
 import base64
 import logging
 import os
-from dataclasses import dataclass, field, replace
-from typing import Mapping
+import re
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from typing import Callable, Mapping
 
-from .scoring import ScoringConfig
-from .training import TrainConfig
+
+class SettingsError(ValueError):
+    """A setting the process cannot run with; the message names the variable and the allowed values."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    env: str  # the environment variable
+    parse: Callable[[str], object]
+    ok: Callable[[object], bool]
+    allowed: str  # what the error message offers instead
+
+
+def _int(lo: int, hi: int | None = None) -> tuple:
+    text = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
+    return int, (lambda v: v >= lo and (hi is None or v <= hi)), text
+
+
+def _float(lo: float, hi: float, hi_open: bool = False, lo_open: bool = False) -> tuple:
+    text = f"a number {'>' if lo_open else '>='} {lo} and {'<' if hi_open else '<='} {hi}"
+    return float, (lambda v: (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)), text
+
+
+def _match(pattern: str, allowed: str) -> tuple:
+    return str, (lambda v: re.fullmatch(pattern, v) is not None), allowed
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# field name -> rule; MC_SCOPE mirrors mc_dropout.Scope.parse without importing torch
+RULES = {
+    name: Rule(env, *spec)
+    for name, env, spec in [
+        ("label_studio_url", "LABEL_STUDIO_URL", _match(r"https?://\S+", "an http:// or https:// URL")),
+        ("redis_url", "REDIS_URL", _match(r"(rediss?|unix)://\S*", "a redis://, rediss:// or unix:// URL")),
+        ("model_dir", "MODEL_DIR", _match(r".+", "a folder path")),
+        ("port", "PORT", _int(1, 65535)),
+        ("log_level", "LOG_LEVEL", (str.upper, lambda v: v in LOG_LEVELS, "one of " + ", ".join(LOG_LEVELS))),
+        ("train_every", "TRAIN_EVERY", _int(1)),
+        ("min_annotations", "MIN_ANNOTATIONS", _int(1)),
+        ("lock_ttl", "LOCK_TTL", _int(3)),
+        ("predict_passes", "PREDICT_PASSES", _int(1)),
+        ("max_request_bytes", "MAX_REQUEST_BYTES", _int(1)),
+        ("promotion_margin", "PROMOTION_MARGIN", _float(0, 1)),
+        ("keep_versions", "KEEP_VERSIONS", _int(0)),
+        ("encoder", "ENCODER", _match(r"\S+", "a Hugging Face model name, a local folder or minilm")),
+        ("epochs", "EPOCHS", _int(1)),
+        ("batch_size", "BATCH_SIZE", _int(1)),
+        ("learning_rate", "LEARNING_RATE", _float(0, 1, lo_open=True)),
+        ("val_fraction", "VAL_FRACTION", _float(0, 1, hi_open=True)),
+        ("min_val", "MIN_VAL", _int(1)),
+        ("seed", "SEED", _int(0)),
+        ("mc_passes", "MC_PASSES", _int(1)),
+        ("mc_scope", "MC_SCOPE", _match(r"full|head|last-[1-9][0-9]*", "full, head or last-<k> with k >= 1")),
+        ("device", "DEVICE", _match(r"auto|cpu|cuda(:[0-9]+)?|mps", "auto, cpu, cuda, cuda:<n> or mps")),
+    ]
+}
+PAIRS = (  # set both or neither: a half-set pair would fail open (auth) or mix credentials (Label Studio)
+    ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "label_studio_url", "label_studio_api_key"),
+    ("BASIC_AUTH_USER", "BASIC_AUTH_PASS", "basic_auth_user", "basic_auth_pass"),
+)
 
 
 @dataclass(frozen=True)
 class Settings:
-    label_studio_url: str | None = None  # LABEL_STUDIO_URL; else the hostname /setup reports
+    label_studio_url: str | None = None  # with LABEL_STUDIO_API_KEY; both unset: the pair /setup received
     label_studio_api_key: str | None = field(default=None, repr=False)  # legacy token or personal access token
     basic_auth_user: str | None = None
     basic_auth_pass: str | None = field(default=None, repr=False)
@@ -34,8 +99,46 @@ class Settings:
     keep_versions: int = 5  # versions kept besides the current one (oldest pruned first)
     ls_timeout: float = 30.0
     ls_retries: int = 4
-    train: TrainConfig = TrainConfig()
-    scoring: ScoringConfig = ScoringConfig(passes=100, scope="last-2")
+    # training and scoring (-> ``train`` / ``scoring``); defaults as training.TrainConfig
+    encoder: str = "minilm"  # "minilm" = the packaged MiniLM BERT
+    epochs: int = 8
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    val_fraction: float = 0.1
+    min_val: int = 10
+    seed: int = 0
+    mc_passes: int = 100
+    mc_scope: str = "last-2"
+    device: str = "auto"  # auto: CUDA when available
+
+    def __post_init__(self):
+        for f in fields(self):
+            rule, value = RULES.get(f.name), getattr(self, f.name)
+            if rule is not None and value is not None and not rule.ok(value):
+                raise SettingsError(f"{rule.env}={value!r} is invalid: use {rule.allowed}")
+        for a, b, fa, fb in PAIRS:
+            if bool(getattr(self, fa)) != bool(getattr(self, fb)):
+                set_, unset = (a, b) if getattr(self, fa) else (b, a)
+                raise SettingsError(f"{set_} is set but {unset} is empty: set both {a} and {b}, or neither")
+
+    @property
+    def train(self):
+        """training.TrainConfig of these settings (imports torch on first use)."""
+        from .training import TrainConfig
+
+        return TrainConfig(encoder=self.encoder, epochs=self.epochs, batch_size=self.batch_size, lr_encoder=self.learning_rate,
+                           val_fraction=self.val_fraction, min_val=self.min_val, seed=self.seed, device=self.torch_device)
+
+    @property
+    def scoring(self):
+        """scoring.ScoringConfig of the training job's pool scoring (imports torch on first use)."""
+        from .scoring import ScoringConfig
+
+        return ScoringConfig(passes=self.mc_passes, scope=self.mc_scope, seed=self.seed, device=self.torch_device)
+
+    @property
+    def torch_device(self) -> str:
+        return _auto_device() if self.device == "auto" else self.device
 
     def basic_auth_header(self) -> str | None:
         """The Authorization header our webhooks must carry when basic auth is on."""
@@ -46,51 +149,29 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Settings from the environment; an empty variable counts as unset. Raises ``SettingsError``."""
         env = os.environ if env is None else env
-        device = env.get("DEVICE") or _auto_device()
-        train = replace(
-            TrainConfig(),
-            encoder=env.get("ENCODER", TrainConfig.encoder),
-            epochs=int(env.get("EPOCHS", TrainConfig.epochs)),
-            batch_size=int(env.get("BATCH_SIZE", TrainConfig.batch_size)),
-            lr_encoder=float(env.get("LEARNING_RATE", TrainConfig.lr_encoder)),
-            val_fraction=float(env.get("VAL_FRACTION", TrainConfig.val_fraction)),
-            min_val=int(env.get("MIN_VAL", TrainConfig.min_val)),
-            seed=int(env.get("SEED", TrainConfig.seed)),
-            device=device,
-        )
-        scoring = ScoringConfig(
-            passes=int(env.get("MC_PASSES", 100)),
-            scope=env.get("MC_SCOPE", "last-2"),
-            seed=int(env.get("SEED", 0)),
-            device=device,
-        )
-        return cls(
-            label_studio_url=env.get("LABEL_STUDIO_URL") or None,
-            label_studio_api_key=env.get("LABEL_STUDIO_API_KEY") or None,
-            basic_auth_user=env.get("BASIC_AUTH_USER") or None,
-            basic_auth_pass=env.get("BASIC_AUTH_PASS") or None,
-            model_dir=env.get("MODEL_DIR", cls.model_dir),
-            redis_url=env.get("REDIS_URL") or None,
-            port=int(env.get("PORT", cls.port)),
-            log_level=env.get("LOG_LEVEL", cls.log_level).upper(),
-            train_every=int(env.get("TRAIN_EVERY", cls.train_every)),
-            lock_ttl=int(env.get("LOCK_TTL", cls.lock_ttl)),
-            min_annotations=int(env.get("MIN_ANNOTATIONS", cls.min_annotations)),
-            predict_passes=int(env.get("PREDICT_PASSES", cls.predict_passes)),
-            max_request_bytes=int(env.get("MAX_REQUEST_BYTES", cls.max_request_bytes)),
-            promotion_margin=float(env.get("PROMOTION_MARGIN", cls.promotion_margin)),
-            keep_versions=int(env.get("KEEP_VERSIONS", cls.keep_versions)),
-            train=train,
-            scoring=scoring,
-        )
+        values: dict = {
+            "label_studio_api_key": env.get("LABEL_STUDIO_API_KEY") or None,
+            "basic_auth_user": env.get("BASIC_AUTH_USER") or None,
+            "basic_auth_pass": env.get("BASIC_AUTH_PASS") or None,
+        }
+        for name, rule in RULES.items():
+            raw = env.get(rule.env, "").strip()
+            if raw:
+                try:
+                    values[name] = rule.parse(raw)
+                except ValueError:
+                    raise SettingsError(f"{rule.env}={raw!r} is invalid: use {rule.allowed}") from None
+        return cls(**values)
 
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+@lru_cache(maxsize=1)
 def _auto_device() -> str:
-    import torch  # only when no DEVICE is given; never initialises CUDA in the API process otherwise
+    import torch  # only when DEVICE is auto, and only when a training or scoring config is first needed
 
     return "cuda" if torch.cuda.is_available() else "cpu"

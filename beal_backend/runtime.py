@@ -38,12 +38,18 @@ class Runtime:
         return cls(settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout), redis=conn)
 
     def client(self, project: str) -> LabelStudioClient:
-        """Env settings win; else what Label Studio sent to /setup for this project."""
-        info = self.store.read_project(project) or {}
-        url = self.settings.label_studio_url or info.get("hostname")
-        key = self.settings.label_studio_api_key or info.get("access_token")
+        """URL and key are one pair, never mixed: the environment's (then a /setup hostname is never
+        called), else both from what Label Studio sent to /setup. So the operator's key only ever goes
+        to the operator's URL, whatever an unauthenticated /setup claims."""
+        s = self.settings
+        if s.label_studio_url:
+            url, key = s.label_studio_url, s.label_studio_api_key
+        else:
+            info = self.store.read_project(project) or {}
+            url, key = info.get("hostname"), info.get("access_token")
         if not url or not key:
             raise NotConfiguredError(
-                f"no Label Studio URL/API key for project {project}: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"
+                f"no Label Studio URL and API key for project {project}: set LABEL_STUDIO_URL and "
+                "LABEL_STUDIO_API_KEY, or reconnect the model in Label Studio so /setup sends both"
             )
-        return LabelStudioClient(url, key, timeout=self.settings.ls_timeout, retries=self.settings.ls_retries)
+        return LabelStudioClient(url, key, timeout=s.ls_timeout, retries=s.ls_retries)

@@ -57,10 +57,10 @@ class BealModel:
         parse_label_config(schema)  # refuse a config we cannot serve now, not at the first round
         old = self.rt.store.read_project(pid) or {}
         info = {**old, "label_config": schema}
-        if hostname:
-            info["hostname"] = str(hostname)
-        if access_token:
-            info["access_token"] = str(access_token)
+        if (hostname or access_token) and not self.rt.settings.label_studio_url:
+            # URL and token are one pair (runtime.client): a new host never inherits an old token
+            info = {k: v for k, v in info.items() if k not in ("hostname", "access_token")}
+            info.update({k: str(v) for k, v in (("hostname", hostname), ("access_token", access_token)) if v})
         if info != old:  # Label Studio calls /setup before every prediction run: write only what changed
             self.rt.store.write_project(pid, info)
         if self.rt.settings.basic_auth_user and pid not in self._webhooks_checked:

@@ -20,7 +20,6 @@ from beal_backend.config import Settings
 from beal_backend.coordination import RedisCoordinator
 from beal_backend.labelstudio import LabelStudioError
 from beal_backend.runtime import Runtime
-from beal_backend.scoring import ScoringConfig
 from beal_backend.store import ModelStore
 
 from .conftest import children
@@ -32,7 +31,7 @@ pytestmark = pytest.mark.e2e
 
 def _runtime(url, key, tmp_path):
     s = Settings(label_studio_url=url, label_studio_api_key=key, model_dir=str(tmp_path / "store"), ls_retries=3)
-    s = replace(s, train=replace(s.train, epochs=1), scoring=ScoringConfig(passes=4, scope="full", seed=1))
+    s = replace(s, epochs=1, mc_passes=4, mc_scope="full", seed=1)
     return Runtime.build(s)
 
 

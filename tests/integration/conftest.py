@@ -12,7 +12,6 @@ from beal_backend.api import create_app
 from beal_backend.config import Settings
 from beal_backend.labelconfig import parse_label_config
 from beal_backend.runtime import Runtime
-from beal_backend.scoring import ScoringConfig
 from beal_backend.store import ModelStore
 
 CONFIG = (
@@ -33,7 +32,7 @@ def tiny_trained():
 
 @pytest.fixture
 def settings(tmp_path):
-    return Settings(model_dir=str(tmp_path / "store"), scoring=ScoringConfig(passes=4, scope="full", seed=5), predict_passes=3)
+    return Settings(model_dir=str(tmp_path / "store"), mc_passes=4, mc_scope="full", seed=5, predict_passes=3, epochs=1)
 
 
 @pytest.fixture

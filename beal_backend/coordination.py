@@ -26,7 +26,7 @@ import redis
 log = logging.getLogger(__name__)
 PREFIX = "beal"
 LOG_SIZE = 50
-WORKER_DIED = ("the job stopped without finishing (its worker was killed or crashed, or lost the project lock); "
+WORKER_DIED = ("the worker stopped during the job (killed or crashed, or it lost the project lock); "
                "the previous version keeps serving and the next trigger retrains")
 
 

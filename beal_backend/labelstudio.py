@@ -22,6 +22,9 @@ PUSH_CHUNK = 5000  # predictions per import request
 # The SDK retries 5xx answers on its own; that would re-send an import whose reply was lost and
 # duplicate predictions. Our loop below is the only retry: it undoes a failed push first.
 ONCE = {"max_retries": 0}
+# what a call to Label Studio may fail with: an HTTP error answer, a network error, or an answer that does
+# not parse (ValueError covers JSON and pydantic validation errors); anything else is a bug and propagates
+LS_ERRORS = (ApiError, httpx.HTTPError, ValueError)
 
 
 class LabelStudioError(RuntimeError):
@@ -75,7 +78,7 @@ class LabelStudioClient:
                     chunk = [{**p, "model_version": version} for p in predictions[s : s + PUSH_CHUNK]]
                     created += self._ls.projects.import_predictions(id=project, request=chunk, request_options=ONCE).created or 0
                 return created
-            except Exception as e:
+            except LS_ERRORS as e:
                 if attempt == self._retries or not _transient(e):
                     raise LabelStudioError(f"pushing predictions to project {project} failed: {_describe(e)}") from e
                 self._sleep(attempt, e)
@@ -114,7 +117,7 @@ class LabelStudioClient:
         for attempt in range(self._retries + 1):
             try:
                 return fn()
-            except Exception as e:
+            except LS_ERRORS as e:
                 if attempt == self._retries or not _transient(e):
                     raise LabelStudioError(f"Label Studio at {self.url}: {_describe(e)}") from e
                 self._sleep(attempt, e)

@@ -276,6 +276,12 @@ def test_label_studio_errors_keep_their_cause():
         client.push_predictions(1, "v", [{"task": 1}])
     assert info.value.__cause__ is cause
 
+    def bug():
+        raise KeyError("id")  # our own mistake, not Label Studio's: not reported as a 502 from Label Studio
+
+    with pytest.raises(KeyError):
+        client._call(bug)
+
 
 def test_the_training_thread_logs_a_failed_job(settings, monkeypatch, caplog):
     def boom(project, rt, job_id):

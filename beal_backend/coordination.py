@@ -57,7 +57,7 @@ def _as_failed(st: dict) -> dict:
 
 class Coordinator:
     def add_annotations(self, project: str, n: int = 1) -> int:
-        """Count changed annotations since the last trigger; returns the new count."""
+        """Count changed annotations since the last round started; returns the new count."""
         raise NotImplementedError
 
     def reset_annotations(self, project: str) -> None:

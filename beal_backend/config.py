@@ -54,10 +54,10 @@ RULES = {
         ("log_level", "LOG_LEVEL", (str.upper, lambda v: v in LOG_LEVELS, "one of " + ", ".join(LOG_LEVELS))),
         ("train_every", "TRAIN_EVERY", _int(1)),
         ("min_annotations", "MIN_ANNOTATIONS", _int(1)),
-        ("lock_ttl", "LOCK_TTL", _int(3)),
+        ("lock_ttl", "LOCK_TTL", _int(1)),
         ("predict_passes", "PREDICT_PASSES", _int(1)),
         ("max_request_bytes", "MAX_REQUEST_BYTES", _int(1)),
-        ("promotion_margin", "PROMOTION_MARGIN", _float(0, 1)),
+        ("promotion_margin", "PROMOTION_MARGIN", _float(-1, 1)),  # < 0: a new version must be better by that much
         ("keep_versions", "KEEP_VERSIONS", _int(0)),
         ("encoder", "ENCODER", _match(r"\S+", "a Hugging Face model name, a local folder or minilm")),
         ("epochs", "EPOCHS", _int(1)),

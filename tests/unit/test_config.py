@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ({"MC_SCOPE": "last-0"}, "MC_SCOPE='last-0' is invalid"),
         ({"MC_PASSES": "0"}, "MC_PASSES=0 is invalid: use an integer >= 1"),
         ({"VAL_FRACTION": "1"}, "VAL_FRACTION=1.0 is invalid: use a number >= 0 and < 1"),
+        ({"PROMOTION_MARGIN": "2"}, "PROMOTION_MARGIN=2.0 is invalid: use a number >= -1 and <= 1"),
         ({"LEARNING_RATE": "0"}, "LEARNING_RATE=0.0 is invalid: use a number > 0 and <= 1"),
         ({"PORT": "70000"}, "PORT=70000 is invalid: use an integer from 1 to 65535"),
         ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL='VERBOSE' is invalid: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL='localhost:6379' is invalid: use a redis://, rediss:// or unix:// URL"),
         ({"TRAIN_EVERY": "-1"}, "TRAIN_EVERY=-1 is invalid: use an integer >= 1"),
         ({"KEEP_VERSIONS": "1.5"}, "KEEP_VERSIONS='1.5' is invalid: use an integer >= 0"),
-        ({"LOCK_TTL": "1"}, "LOCK_TTL=1 is invalid: use an integer >= 3"),
+        ({"LOCK_TTL": "0"}, "LOCK_TTL=0 is invalid: use an integer >= 1"),
         ({"BASIC_AUTH_PASS": "s3cret"},
          "BASIC_AUTH_PASS is set but BASIC_AUTH_USER is empty: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither"),
         ({"BASIC_AUTH_USER": "ann", "BASIC_AUTH_PASS": ""},
@@ -53,6 +54,8 @@ def test_good_settings_are_typed_and_unset_ones_keep_their_defaults():
     assert s.basic_auth_header() == "Basic YW5uOnB3"  # base64("ann:pw")
     assert (s.train.epochs, s.train.lr_encoder, s.train.device, s.scoring.scope, s.scoring.passes) == (3, 1e-4, "cpu", "head", 100)
     assert Settings.from_env({}) == Settings()
+    # edge values the e2e tests rely on: a strict gate and a short lock
+    assert Settings.from_env({"PROMOTION_MARGIN": "-1", "LOCK_TTL": "2"}).promotion_margin == -1.0
 
 
 def test_reading_settings_imports_no_torch():

@@ -45,6 +45,9 @@ class Lease:
     def check(self, confirm: bool = False) -> None:
         return None
 
+    def is_lost(self) -> bool:
+        return False
+
 
 def _dead(current: dict, locked: bool) -> bool:
     return current.get("state") == "started" and not locked
@@ -313,6 +316,9 @@ class _RedisLease(Lease):
             self.lost.set()  # expired (e.g. a long Redis outage or a stalled process) and maybe taken over
         except redis.exceptions.RedisError as e:  # Redis away for a moment: ours until the TTL runs out
             log.warning("could not renew %s (%s); retrying", self.lock.name, e)
+
+    def is_lost(self) -> bool:
+        return self.lost.is_set()
 
     def check(self, confirm: bool = False) -> None:
         if confirm and not self.lost.is_set():

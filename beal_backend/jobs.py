@@ -19,7 +19,6 @@ import numpy as np
 import redis
 
 from . import acquisition, batching, promotion, scoring, training
-from .coordination import LockLost
 from .labelconfig import LabelSchema, parse_label_config
 from .labelstudio import Task
 
@@ -72,8 +71,7 @@ def run_round(project: str, rt, job_id: str | None = None) -> dict:
         try:
             result = _round(project, rt, report)
         except Exception as e:
-            if not isinstance(e, LockLost):  # after losing the lock the record may be another job's now
-                report(state="failed", error=f"{type(e).__name__}: {e}")
+            report(state="failed", error=f"{type(e).__name__}: {e}")
             log.exception("training round for project %s failed", project)
             raise
         report(state="finished", progress=1.0, **{"stage": "done", **result})
@@ -220,8 +218,8 @@ def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.Scori
 
 class _Reporter:
     """Writes the job record, best effort: a Redis outage must neither kill a long run nor hide the error a
-    failing run reports. ``throttled`` (frequent progress callbacks) writes at most once a second and stops
-    the job (``LockLost``) once its project lock is gone."""
+    failing run reports; nothing once the project lock is lost. ``throttled`` (frequent progress callbacks)
+    writes at most once a second and stops the job (``LockLost``) once its project lock is gone."""
 
     def __init__(self, coordinator, project: str, job_id: str):
         self.c, self.project, self.job_id, self._last = coordinator, project, job_id, 0.0
@@ -229,6 +227,8 @@ class _Reporter:
 
     def __call__(self, **fields) -> None:
         self._last = time.monotonic()
+        if self.lease is not None and self.lease.is_lost():
+            return  # the project's record may belong to the job that holds the lock now
         try:
             self.c.put_status(self.project, {"id": self.job_id, **fields})
             if "state" in fields:

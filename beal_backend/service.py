@@ -7,6 +7,7 @@ No HTTP here (api.py) and no training in a request: ``fit`` only counts and enqu
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -30,14 +31,22 @@ class NotFound(LookupError):
     """An unknown project: answered with HTTP 404."""
 
 
+_PROJECT = re.compile(r"([1-9][0-9]{0,17})(?:\.[0-9]{1,20})?")
+
+
 def project_id(raw) -> str:
-    """Label Studio sends ``"<id>.<created_at epoch>"`` to /setup and /predict, an int in webhooks."""
-    if isinstance(raw, bool) or raw is None:
-        raise BadRequest("missing project")
-    text = str(raw).split(".", 1)[0]
-    if not text.isdigit():
-        raise BadRequest(f"invalid project {str(raw)[:64]!r}: expected '<id>' or '<id>.<timestamp>'")
-    return check_id(text, "project")
+    """The one canonical id of a Label Studio project: its number without leading zeros.
+
+    Label Studio sends ``"<id>.<created_at epoch>"`` to /setup and /predict and an int in webhooks. Anything
+    else ("02", "1.2.3", 1.5, 1e3, "-1") is refused, so one project never gets two folders, locks or pages.
+    """
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    match = _PROJECT.fullmatch(raw) if isinstance(raw, str) else None
+    if match is None:
+        shown = raw[:64] if isinstance(raw, str) else raw if isinstance(raw, (int, float)) else type(raw).__name__
+        raise BadRequest(f"invalid project {shown!r}: expected a project number '<id>' or '<id>.<timestamp>' (no leading zeros)")
+    return check_id(match.group(1), "project")
 
 
 class BealModel:

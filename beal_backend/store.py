@@ -28,6 +28,7 @@ from .training import TrainConfig, TrainedModel
 
 WEIGHTS, METADATA, SCORES, CURRENT, PROJECT = "model.safetensors", "metadata.json", "scores.json", "CURRENT", "project.json"
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PROJECT_DIR = re.compile(r"[1-9][0-9]*")  # canonical project ids only (service.project_id)
 
 
 class StoreError(ValueError):
@@ -158,7 +159,7 @@ class ModelStore:
         """Label Studio project ids with a folder here (other folders in MODEL_DIR are not ours)."""
         if not self.root.is_dir():
             return []
-        return sorted((p.name for p in self.root.iterdir() if p.is_dir() and p.name.isdigit()), key=int)
+        return sorted((p.name for p in self.root.iterdir() if p.is_dir() and _PROJECT_DIR.fullmatch(p.name)), key=int)
 
 
 def new_version_id(digest: str) -> str:

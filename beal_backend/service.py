@@ -110,8 +110,8 @@ class BealModel:
             log.info("project %s: no model trained yet; returning no predictions for %d tasks", pid, len(tasks))
             return {"results": [[] for _ in tasks], "model_version": UNTRAINED}
         trained, cached = self._model(pid, version)
-        if tuple(trained.labels) != schema.labels:
-            log.warning("project %s: model %s was trained on other labels; no predictions until retrained", pid, version)
+        if not schema.serves(trained.labels, trained.config.single_label):
+            log.warning("project %s: model %s was trained on other labels or choice mode; no predictions until retrained", pid, version)
             return {"results": [[] for _ in tasks], "model_version": version}
         return {"results": self._predictions(version, trained, cached, tasks, schema), "model_version": version}
 
@@ -140,9 +140,9 @@ class BealModel:
     def _text(self, task, schema: LabelSchema) -> tuple[str | None, str | None]:
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             return None, "task has no data object"
-        text = task["data"].get(schema.value_key)
-        if not isinstance(text, str) or not text.strip():
-            return None, f"task has no text in data.{schema.value_key}"
+        text, why = schema.text_of(task["data"])
+        if why:
+            return None, why
         if len(text) > self.rt.settings.max_text_chars:
             return None, f"text longer than {self.rt.settings.max_text_chars} characters"
         return text, None

@@ -28,6 +28,7 @@ class Settings:
     job_timeout: int = 6 * 3600  # seconds; RQ's default of 180 s is far too short for training
     lock_ttl: int = 60  # s; a running job renews its project lock, so a killed worker frees it within this
     predict_passes: int = 10  # T when /predict must score in the request (no cached score)
+    predict_seconds: float = 30.0  # /predict stops scoring uncached tasks after this (Label Studio waits 100 s)
     max_request_bytes: int = 32 * 1024 * 1024
     max_text_chars: int = 1_000_000  # longer texts are refused (the model reads 510 word-pieces anyway)
     promotion_margin: float = 0.02  # a new version may be this much worse in held-out F1 and still serve
@@ -78,6 +79,7 @@ class Settings:
             lock_ttl=int(env.get("LOCK_TTL", cls.lock_ttl)),
             min_annotations=int(env.get("MIN_ANNOTATIONS", cls.min_annotations)),
             predict_passes=int(env.get("PREDICT_PASSES", cls.predict_passes)),
+            predict_seconds=float(env.get("PREDICT_SECONDS", cls.predict_seconds)),
             max_request_bytes=int(env.get("MAX_REQUEST_BYTES", cls.max_request_bytes)),
             promotion_margin=float(env.get("PROMOTION_MARGIN", cls.promotion_margin)),
             keep_versions=int(env.get("KEEP_VERSIONS", cls.keep_versions)),

@@ -20,6 +20,8 @@ from .store import check_id
 
 log = logging.getLogger(__name__)
 UNTRAINED = "beal-untrained"  # what /setup reports before the first model (stable, so LS predicts once)
+PREDICT_CHUNK = 256  # uncached texts scored between two looks at the /predict deadline
+PREDICT_FULL_PASSES_UP_TO = 1000  # uncached texts that get all PREDICT_PASSES; more get proportionally fewer
 ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"}
 
 
@@ -130,12 +132,33 @@ class BealModel:
             else:
                 todo_idx.append(i)
                 todo_texts.append(text)
-        if todo_idx:  # not in the pool when the version was scored: score now with a bounded T
-            cfg = replace(self.rt.settings.scoring, passes=self.rt.settings.predict_passes)
-            fresh = jobs.score_pool(trained, todo_idx, todo_texts, schema, cfg)["tasks"]  # keyed by position: ids may repeat
+        if todo_idx:  # not in the pool when the version was scored: score now, within a time bound
+            fresh = self._score_bounded(trained, todo_idx, todo_texts, schema)  # keyed by position: ids may repeat
+            unanswered = 0
             for i in todo_idx:
-                out[i] = self._prediction(schema, fresh[str(i)], version)
+                hit = fresh.get(str(i))
+                out[i] = self._prediction(schema, hit, version) if hit else []
+                unanswered += hit is None
+                if hit and isinstance(tasks[i].get("id"), int):
+                    cached[str(tasks[i]["id"])] = hit  # the next request for this task is a cache hit
+            if unanswered:
+                log.warning("%d of %d uncached tasks not scored within PREDICT_SECONDS; the next round scores them", unanswered, len(todo_idx))
         return out
+
+    def _score_bounded(self, trained, idx: list[int], texts: list[str], schema: LabelSchema) -> dict:
+        """Score in chunks until ``predict_seconds`` have passed (Label Studio stores nothing after its 100-s
+        timeout, so a late full answer is worth less than a prompt partial one). Large requests get fewer
+        passes: T * texts stays <= predict_passes * PREDICT_FULL_PASSES_UP_TO, and T >= 1."""
+        s = self.rt.settings
+        passes = max(1, min(s.predict_passes, s.predict_passes * PREDICT_FULL_PASSES_UP_TO // len(idx)))
+        cfg = replace(s.scoring, passes=passes)
+        deadline, fresh = time.monotonic() + s.predict_seconds, {}
+        for start in range(0, len(idx), PREDICT_CHUNK):
+            if start and time.monotonic() >= deadline:
+                break
+            part = slice(start, start + PREDICT_CHUNK)
+            fresh.update(jobs.score_pool(trained, idx[part], texts[part], schema, cfg)["tasks"])
+        return fresh
 
     def _text(self, task, schema: LabelSchema) -> tuple[str | None, str | None]:
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):

@@ -76,3 +76,74 @@ def test_any_bad_json_is_400(app_factory, data):
     for path in ("/setup", "/predict", "/webhook", "/projects/7/rollback"):
         r = c.post(path, data=data, content_type="application/json")
         assert r.status_code == 400 and "error" in r.get_json()
+
+
+# ---- item 8: texts are clipped before tokenising; item 9: /predict answers in bounded time and caches
+
+
+def test_clipped_text_tokenises_to_the_same_word_pieces(tiny_trained):
+    from beal_backend.batching import CHARS_PER_WORDPIECE, MAX_WORDPIECES, clip_text, encode
+
+    tok = tiny_trained.tokenizer
+    words = ["river", "apple", "x" * 150, "naïve", "a.b.c", "\n\n\t  ", "日本語"]
+    long = " ".join(words[i % len(words)] + " " * (i % 7) for i in range(40000))  # ~370k characters
+    clipped = clip_text(long)
+    assert len(clipped) <= (MAX_WORDPIECES + 1) * (CHARS_PER_WORDPIECE + 1) + 150 < len(long) // 5
+    full = tok([long], truncation=True, max_length=MAX_WORDPIECES + 2)["input_ids"][0]
+    assert encode(tok, [long]).ids[0] == full
+    assert clip_text("short  text\n") == "short  text\n"  # texts under the bound are untouched
+
+
+def test_encode_never_hands_the_tokenizer_a_megabyte(tiny_trained):
+    from beal_backend.batching import encode
+
+    seen = []
+
+    def spy(texts, **kw):
+        seen.extend(len(t) for t in texts)
+        return tiny_trained.tokenizer(texts, **kw)
+
+    spy.pad_token_id = tiny_trained.tokenizer.pad_token_id
+    encode(spy, ["word " * 200_000, "short"])
+    assert seen[0] <= 52_000 and seen[1] == 5  # (510 + 1) * 101 characters, not 1,000,000
+
+
+@pytest.fixture
+def fake_scoring(monkeypatch):
+    """Replaces the model's scoring with a recorder: the policy under test is how /predict splits the work."""
+    from beal_backend import jobs
+
+    calls = []
+
+    def score_pool(trained, task_ids, texts, schema, cfg, report=None):
+        calls.append((len(task_ids), cfg.passes))
+        return {"tasks": {str(t): {"score": 0.25, "ec": 0.5, "choices": ["fruit"]} for t in task_ids}}
+
+    monkeypatch.setattr(jobs, "score_pool", score_pool)
+    return calls
+
+
+def predict_body(n, start=1000):
+    return {"project": "7.1", "label_config": CONFIG, "tasks": [{"id": start + i, "data": {"text": f"text {i}"}} for i in range(n)]}
+
+
+def test_large_requests_get_fewer_passes(app_factory, published, fake_scoring):
+    c = app_factory(predict_passes=10)[0].test_client()
+    assert c.post("/predict", json=predict_body(300)).status_code == 200
+    assert {p for _, p in fake_scoring} == {10}  # up to 1000 uncached texts: every pass
+    fake_scoring.clear()
+    c.post("/predict", json=predict_body(2500, start=5000))
+    assert {p for _, p in fake_scoring} == {4}  # 10 * 1000 // 2500
+    fake_scoring.clear()
+    c.post("/predict", json=predict_body(20000, start=50000))
+    assert {p for _, p in fake_scoring} == {1}
+
+
+def test_predict_stops_at_its_deadline_and_caches_what_it_scored(app_factory, published, fake_scoring):
+    c = app_factory(predict_seconds=0)[0].test_client()
+    results = c.post("/predict", json=predict_body(600)).get_json()["results"]
+    assert fake_scoring == [(256, 3)]  # PREDICT_PASSES=3 (fixture); the first chunk always; then the deadline had passed
+    assert all(r and r["score"] == 0.25 for r in results[:256]) and results[256:] == [[]] * 344
+    fake_scoring.clear()
+    again = c.post("/predict", json=predict_body(256)).get_json()["results"]
+    assert fake_scoring == [] and again == results[:256]  # cached: no scoring at all

@@ -22,7 +22,7 @@ from .labelstudio import LabelStudioError
 from .metrics import Metrics
 from .promotion import PromotionError
 from .runtime import NotConfiguredError, Runtime
-from .service import UNTRAINED, BadRequest, BealModel, NotFound
+from .service import UNTRAINED, BadRequest, BealModel, NotFound, project_id
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
 
     @app.get("/projects/<project>/versions")
     def versions(project):
-        return jsonify(project=project, versions=model.versions(project))
+        return jsonify(project=project_id(project), versions=model.versions(project))
 
     @app.post("/projects/<project>/rollback")
     def rollback(project):

@@ -37,6 +37,7 @@ def test_leading_zero_project_never_creates_a_second_store(app_factory, publishe
     for raw in (1.5, 1e3):
         assert c.post("/webhook", json={"action": "START_TRAINING", "project": {"id": raw}}).status_code == 400
     assert rt.store.projects() == ["7"] and rt.queue.jobs == []
+    assert c.get("/projects/7.123/versions").get_json()["project"] == "7"  # answered under its canonical id
     assert c.post("/setup", json={"project": "7.99", "schema": CONFIG}).get_json() == {"model_version": published[0]}
 
 

@@ -71,3 +71,17 @@ def test_predict_with_reordered_choices_still_answers(app_factory, published):
     body = app.test_client().post("/predict", json={"project": "7.1", "tasks": tasks, "label_config": reordered}).get_json()
     assert all(r and "score" in r for r in body["results"])
     assert body["results"][0]["score"] == published[1]["tasks"]["101"]["score"]
+
+
+def test_ec_is_taken_on_the_softmax_vector(single_trained):
+    """With dropout off, the streamed EC equals the paper's EC on the model's softmax probabilities."""
+    from beal_backend import acquisition
+    from beal_backend.scoring import mc_moments
+
+    enc = encode(single_trained.tokenizer, list(POOL.values()))
+    probs = deterministic_outputs(single_trained.model, enc, ScoringConfig()).probs
+    ec = mc_moments(single_trained.model, enc, ScoringConfig(), deterministic=True).ec
+    np.testing.assert_allclose(ec, acquisition.expected_confidence(probs[None]), rtol=1e-5)
+    # by hand for one softmax vector: sum_j (2^p_(j) - 1) / j over the probabilities sorted descending
+    p = np.array([[[0.2, 0.5, 0.3]]])
+    assert acquisition.expected_confidence(p)[0] == pytest.approx((2**0.5 - 1) + (2**0.3 - 1) / 2 + (2**0.2 - 1) / 3)

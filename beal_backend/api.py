@@ -23,7 +23,7 @@ from .labelstudio import LabelStudioError
 from .metrics import Metrics
 from .promotion import PromotionError
 from .runtime import NotConfiguredError, Runtime
-from .service import UNTRAINED, BadRequest, BealModel, NotFound
+from .service import UNTRAINED, BadRequest, BealModel, NotFound, project_id
 from .store import IntegrityError, StoreError
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
 
     @app.get("/projects/<project>/versions")
     def versions(project):
-        return jsonify(project=project, versions=model.versions(project))
+        return jsonify(project=project_id(project), versions=model.versions(project))
 
     @app.post("/projects/<project>/rollback")
     def rollback(project):
@@ -116,11 +116,31 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
     return app
 
 
+MAX_JSON_DEPTH = 64  # Label Studio's payloads nest < 10 deep; deeper bodies would recurse in our code
+
+
 def _json_body() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the json parser recursed past Python's limit (~1000 levels)
+        raise BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object (Content-Type: application/json)")
+    if _depth_exceeds(body, MAX_JSON_DEPTH):
+        raise BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
     return body
+
+
+def _depth_exceeds(value, limit: int) -> bool:
+    """Iterative (a recursive walk would itself hit the recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return False
 
 
 def _field(body: dict, name: str, kind: type | None = None):

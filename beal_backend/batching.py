@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -9,6 +10,8 @@ import numpy as np
 import torch
 
 MAX_WORDPIECES = 510  # the paper truncates from the right to 510 word-pieces, + [CLS] and [SEP]
+CHARS_PER_WORDPIECE = 100  # BERT's WordPiece max_input_chars_per_word
+_WORD = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,31 @@ class Encoded:
 
 
 def encode(tokenizer, texts: Sequence[str], max_wordpieces: int = MAX_WORDPIECES) -> Encoded:
-    """Tokenise without padding; truncation keeps the first ``max_wordpieces`` word-pieces."""
-    out = tokenizer(list(texts), truncation=True, max_length=max_wordpieces + 2, padding=False)
+    """Tokenise without padding; truncation keeps the first ``max_wordpieces`` word-pieces. Texts are
+    clipped first, so a 1-MB text costs what its first word-pieces cost."""
+    out = tokenizer([clip_text(t, max_wordpieces) for t in texts], truncation=True, max_length=max_wordpieces + 2, padding=False)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return Encoded(ids=out["input_ids"], pad_id=pad_id)
+
+
+def clip_text(text: str, max_wordpieces: int = MAX_WORDPIECES) -> str:
+    """A prefix that tokenises to the same first ``max_wordpieces`` word-pieces as ``text``.
+
+    A BERT word-piece covers at most ``CHARS_PER_WORDPIECE`` non-space characters (WordPiece turns a longer
+    word into one [UNK]), and whitespace runs make no word-pieces, so the words up to that many characters
+    per word-piece are enough. Whitespace between the kept words is collapsed to one space, which BERT's
+    tokenizer cannot tell apart. (Characters the tokenizer drops, e.g. control characters, count too.)
+    """
+    bound = (max_wordpieces + 1) * (CHARS_PER_WORDPIECE + 1)  # + 1: the space after each kept word
+    if len(text) <= bound:
+        return text
+    words, total = [], 0
+    for match in _WORD.finditer(text):  # lazy: stops long before the end of a huge text
+        words.append(match.group())
+        total += len(words[-1]) + 1
+        if total >= bound:
+            break
+    return " ".join(words)
 
 
 def collate(enc: Encoded, rows: np.ndarray, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

@@ -56,6 +56,7 @@ RULES = {
         ("min_annotations", "MIN_ANNOTATIONS", _int(1)),
         ("lock_ttl", "LOCK_TTL", _int(1)),
         ("predict_passes", "PREDICT_PASSES", _int(1)),
+        ("predict_seconds", "PREDICT_SECONDS", _float(0, 3600, lo_open=True)),
         ("max_request_bytes", "MAX_REQUEST_BYTES", _int(1)),
         ("promotion_margin", "PROMOTION_MARGIN", _float(-1, 1)),  # < 0: a new version must be better by that much
         ("keep_versions", "KEEP_VERSIONS", _int(0)),
@@ -93,6 +94,7 @@ class Settings:
     job_timeout: int = 6 * 3600  # seconds; RQ's default of 180 s is far too short for training
     lock_ttl: int = 60  # s; a running job renews its project lock, so a killed worker frees it within this
     predict_passes: int = 10  # T when /predict must score in the request (no cached score)
+    predict_seconds: float = 30.0  # /predict stops scoring uncached tasks after this (Label Studio waits 100 s)
     max_request_bytes: int = 32 * 1024 * 1024
     max_text_chars: int = 1_000_000  # longer texts are refused (the model reads 510 word-pieces anyway)
     promotion_margin: float = 0.02  # a new version may be this much worse in held-out F1 and still serve

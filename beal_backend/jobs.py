@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import redis
@@ -28,7 +28,8 @@ VERSION_PREFIX = "beal-"
 
 @dataclass
 class Examples:
-    """What a project's tasks give a round: labeled texts, unlabeled (task id, text), counted skips."""
+    """What a project's tasks give a round: labeled texts, unlabeled (task id, text), and per reason the
+    annotated tasks left out of training (``skipped``) and the notes on those kept (``notes``)."""
 
     task_ids: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
@@ -36,30 +37,66 @@ class Examples:
     pool_ids: list[int] = field(default_factory=list)
     pool_texts: list[str] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+
+
+# Why an annotated task is left out of training (shown on /status and in /jobs). A task without a usable
+# label is not a negative example: training on it as "no labels" would teach the model that nothing applies.
+NO_TEXT = "task without text"
+NO_CHOICE = "annotation without a choice (empty result)"
+UNKNOWN_ONLY = "annotation whose choices are not in the label config"
+SEVERAL_IN_SINGLE = "several choices in a single-choice project"
+# Notes on tasks that are trained on.
+CONFLICT_GT = "tasks with disagreeing annotations (ground truth used)"
+CONFLICT_NEWEST = "tasks with disagreeing annotations (newest used)"
+UNKNOWN_DROPPED = "tasks with choices not in the label config (those choices ignored)"
 
 
 def collect_examples(tasks: list[Task], schema: LabelSchema, max_chars: int) -> Examples:
-    """Newest non-cancelled annotation per task; a missing text or an unknown label is counted, never hidden."""
+    """One labeled example per annotated task, or a counted reason why none; unannotated tasks form the pool."""
     ex, known = Examples(), set(schema.labels)
     for task in tasks:
-        text = task.data.get(schema.value_key)
-        if not isinstance(text, str) or not text.strip():
-            ex.skipped["task without text"] += 1
+        text, _ = schema.text_of(task.data)
+        if text is None:
+            ex.skipped[NO_TEXT] += 1
             continue
         text = text[:max_chars]
-        if not task.annotations:
+        annotations = [a for a in task.annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+        if not annotations:  # cancelled (skipped) annotations are not labels
             ex.pool_ids.append(task.id)
             ex.pool_texts.append(text)
             continue
-        choices = schema.choices_of(task.annotations[0].get("result"))
-        unknown = [c for c in choices if c not in known]
-        if unknown:
-            ex.skipped["annotated label not in the config"] += len(unknown)
-            log.warning("task %s: labels %s are not in the label config; ignored", task.id, unknown)
+        choices, note = _resolve(annotations, schema)
+        if note:
+            ex.notes[note] += 1
+        labels = [c for c in dict.fromkeys(choices) if c in known]
+        why = (NO_CHOICE if not choices else UNKNOWN_ONLY if not labels
+               else SEVERAL_IN_SINGLE if schema.single_label and len(labels) > 1 else None)
+        if why:
+            ex.skipped[why] += 1
+            continue
+        if len(labels) < len(set(choices)):
+            ex.notes[UNKNOWN_DROPPED] += 1
+            log.warning("task %s: choices %s are not in the label config; ignored", task.id, sorted(set(choices) - known))
         ex.task_ids.append(task.id)
         ex.texts.append(text)
-        ex.label_sets.append([c for c in dict.fromkeys(choices) if c in known])
+        ex.label_sets.append(labels)
     return ex
+
+
+def _resolve(annotations: list[dict], schema: LabelSchema) -> tuple[list[str], str | None]:
+    """The choices a task is trained on: its ground-truth annotation's if it has one, else the newest
+    annotation's (by updated_at). Returns (choices, a note when the annotations disagree)."""
+    def newest_first(a):
+        return str(a.get("updated_at") or a.get("created_at") or "")
+
+    ordered = sorted(annotations, key=newest_first, reverse=True)
+    truth = [a for a in ordered if a.get("ground_truth")]
+    chosen = (truth or ordered)[0]
+    choices = schema.choices_of(chosen.get("result"))
+    if len({frozenset(schema.choices_of(a.get("result"))) for a in ordered}) < 2:
+        return choices, None
+    return choices, CONFLICT_GT if truth else CONFLICT_NEWEST
 
 
 def run_round(project: str, rt, job_id: str | None = None) -> dict:
@@ -86,15 +123,15 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
     if s.basic_auth_user:  # webhooks added after /setup's own attempt get the credentials here
         client.authorize_webhooks(pid, s.basic_auth_header())
     ex = collect_examples(client.tasks(pid), schema, s.max_text_chars)
-    base = {"n_annotations": len(ex.texts), "n_pool": len(ex.pool_ids), "skipped": dict(ex.skipped)}
+    base = {"n_annotations": len(ex.texts), "n_pool": len(ex.pool_ids), "skipped": dict(ex.skipped), "notes": dict(ex.notes)}
     if len(ex.texts) < s.min_annotations:
-        return {**base, "outcome": "skipped", "reason": f"{len(ex.texts)} labeled tasks; need {s.min_annotations}"}
+        return {**base, "outcome": "skipped", "reason": f"{len(ex.texts)} labeled tasks; need {s.min_annotations}" + _left_out(ex)}
 
     report(stage="training", progress=0.0)
     t0 = time.perf_counter()
     held = held_out_rows(ex.task_ids, s.train.val_fraction, s.train.min_val)
     trained = training.train(
-        ex.texts, ex.label_sets, list(schema.labels), s.train,
+        ex.texts, ex.label_sets, list(schema.labels), replace(s.train, single_label=schema.single_label),
         on_progress=lambda p: report.throttled(stage="training", progress=0.8 * p.step / p.steps, loss=round(p.loss, 4)),
         val_rows=held,
     )
@@ -108,7 +145,10 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
 
     extra = {
         "project": project,
-        "label_schema": {"from_name": schema.from_name, "to_name": schema.to_name, "value_key": schema.value_key},
+        "label_schema": {"from_name": schema.from_name, "to_name": schema.to_name, "value_key": schema.value_key,
+                         "object_tag": schema.object_tag, "single_label": schema.single_label},
+        "skipped": dict(ex.skipped),
+        "notes": dict(ex.notes),
         "n_annotations": len(ex.texts),
         "n_pool": len(scores["tasks"]),
         "label_counts": dict(Counter(name for names in ex.label_sets for name in names)),
@@ -158,8 +198,8 @@ def rollback(project: str, version: str, rt) -> dict:
     with rt.coordinator.running(project, timeout=10, starts_round=False):  # not a round: pending job and counter stay
         client = rt.client(project)
         schema = parse_label_config(client.label_config(int(project)))
-        if tuple(meta["labels"]) != schema.labels:
-            raise promotion.PromotionError(f"version {version} was trained on another label set than the project's config")
+        if not schema.serves(meta["labels"], meta.get("hparams", {}).get("single_label", False)):
+            raise promotion.PromotionError(f"version {version} was trained on another label set (or choice mode) than the project's config")
         ex = collect_examples(client.tasks(int(project)), schema, rt.settings.max_text_chars)
         scores = rt.store.scores(project, version)
         missing = [i for i, t in enumerate(ex.pool_ids) if str(t) not in scores["tasks"]]
@@ -171,6 +211,13 @@ def rollback(project: str, version: str, rt) -> dict:
     _Reporter(rt.coordinator, project, f"rollback-{uuid.uuid4().hex[:8]}")(
         state="finished", stage=f"rolled back to {version}", version=version, **result)
     return {"version": version, "rescored": len(missing), **result}
+
+
+def _left_out(ex: Examples) -> str:
+    """The skip reasons, for a round's reason line: "(left out: 3 task without text, ...)"."""
+    if not ex.skipped:
+        return ""
+    return " (left out: " + ", ".join(f"{n} {why}" for why, n in ex.skipped.most_common()) + ")"
 
 
 def held_out_rows(task_ids: list[int], fraction: float, min_val: int) -> list[int]:
@@ -189,7 +236,8 @@ def _current_on_slice(rt, project: str, schema: LabelSchema, ex: "Examples", hel
     current = rt.store.current(project)
     if current is None or not held:
         return None
-    if tuple(rt.store.metadata(project, current)["labels"]) != schema.labels:
+    meta = rt.store.metadata(project, current)
+    if not schema.serves(meta["labels"], meta.get("hparams", {}).get("single_label", False)):
         return {"version": current, "labels_changed": True}
     model = rt.store.load(project, current, rt.settings.train.device)
     f1 = training.evaluate(model, [ex.texts[i] for i in held], [ex.label_sets[i] for i in held])
@@ -209,10 +257,13 @@ def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.Scori
     progress = (lambda done, n: report.throttled(stage="scoring", progress=0.8 + 0.15 * done / n)) if report else None
     ec = scoring.mc_moments(trained.model, enc, cfg, on_progress=progress).ec
     probs = scoring.deterministic_outputs(trained.model, enc, cfg).probs
-    norm = acquisition.normalized_score(ec, len(schema.labels))
-    for i, tid in enumerate(task_ids):
-        chosen = [schema.labels[j] for j in np.flatnonzero(probs[i] > 0.5)]
-        out["tasks"][str(tid)] = {"score": float(norm[i]), "ec": float(ec[i]), "choices": chosen}
+    single = trained.config.single_label
+    # EC's largest value is H_J for independent sigmoids but 1 for a softmax vector (one-hot): both map to 1
+    norm = np.clip(ec, 0.0, 1.0) if single else acquisition.normalized_score(ec, len(trained.labels))
+    chosen = training.predicted(probs, single)
+    for i, tid in enumerate(task_ids):  # choices by the model's own label names: config order may differ
+        names = [trained.labels[j] for j in np.flatnonzero(chosen[i])]
+        out["tasks"][str(tid)] = {"score": float(norm[i]), "ec": float(ec[i]), "choices": names}
     return out
 
 

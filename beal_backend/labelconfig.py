@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html.parser import HTMLParser
 
 from label_studio_sdk.label_interface import LabelInterface
 from label_studio_sdk.label_interface.control_tags import ChoicesTag
@@ -20,7 +21,33 @@ class LabelSchema:
     to_name: str  # the <Text name=...> it labels
     value_key: str  # task["data"][value_key] holds the text ("$text" -> "text")
     labels: tuple[str, ...]  # what results store: a Choice's alias if set, else its value
-    multiple: bool  # choice="multiple"; single-choice projects work too (one label per text)
+    multiple: bool  # choice="multiple": multi-label; otherwise (single, single-radio) one label per text
+    object_tag: str = "Text"  # Text, HyperText (tags stripped) or Paragraphs (joined "speaker: text" lines)
+    name_key: str = "author"  # <Paragraphs nameKey>
+    text_key: str = "text"  # <Paragraphs textKey>
+
+    @property
+    def single_label(self) -> bool:
+        """Single-choice projects are single-label problems: softmax over the choices, exactly one predicted."""
+        return not self.multiple
+
+    def serves(self, labels, single_label: bool) -> bool:
+        """Whether a model trained on ``labels`` (in any order) in this choice mode serves this config:
+        choices are matched by value, so reordering <Choice> elements changes nothing."""
+        return set(labels) == set(self.labels) and len(labels) == len(self.labels) and single_label == self.single_label
+
+    def text_of(self, data) -> tuple[str | None, str | None]:
+        """(the text the model reads, None) or (None, why this task has none)."""
+        value = data.get(self.value_key) if isinstance(data, dict) else None
+        if self.object_tag == "Paragraphs":
+            text = _join_paragraphs(value, self.name_key, self.text_key)
+        elif self.object_tag == "HyperText":
+            text = strip_tags(value) if isinstance(value, str) else None
+        else:
+            text = value if isinstance(value, str) else None
+        if text is None or not text.strip():
+            return None, f"task has no text in data.{self.value_key}"
+        return text, None
 
     def result(self, choices: list[str]) -> list[dict]:
         """A Label Studio result list for these choices (empty when none is predicted)."""
@@ -60,6 +87,7 @@ def parse_label_config(config: str) -> LabelSchema:
         raise LabelConfigError(f"<Choices name={tag.name!r}> has no <Choice> values")
     if len(set(labels)) != len(labels):
         raise LabelConfigError(f"<Choices name={tag.name!r}> repeats a choice value")
+    _refuse_lookalikes(tag.name, labels)
     value = text.value or ""
     if not value.startswith("$") or len(value) < 2:
         raise LabelConfigError(f"<{text.tag} name={text.name!r}> needs value=\"$field\"")
@@ -69,4 +97,69 @@ def parse_label_config(config: str) -> LabelSchema:
         value_key=value[1:],
         labels=labels,
         multiple=tag.attr.get("choice") == "multiple",
+        object_tag=text.tag,
+        name_key=text.attr.get("nameKey") or "author",
+        text_key=text.attr.get("textKey") or "text",
     )
+
+
+def _refuse_lookalikes(name: str, labels: tuple[str, ...]) -> None:
+    """Values equal up to surrounding whitespace look like one label in Label Studio's UI but are stored
+    as different strings: refuse them instead of training labels nobody can tell apart."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        key = label.strip()
+        if not key:
+            raise LabelConfigError(f"<Choices name={name!r}> has a blank choice value")
+        if key in seen:
+            raise LabelConfigError(
+                f"<Choices name={name!r}>: choice values {seen[key]!r} and {label!r} differ only in surrounding whitespace"
+            )
+        seen[key] = label
+
+
+def _join_paragraphs(value, name_key: str, text_key: str) -> str | None:
+    """A dialogue as one text: "speaker: text" per paragraph (the speaker is context the model can use)."""
+    if not isinstance(value, list):
+        return None
+    lines = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get(text_key), str):
+            continue
+        speaker = item.get(name_key)
+        lines.append(f"{speaker}: {item[text_key]}" if isinstance(speaker, (str, int)) and str(speaker) else item[text_key])
+    return "\n".join(lines)
+
+
+class _TextOnly(HTMLParser):
+    SKIP = {"script", "style", "head", "template"}
+    INLINE = {"a", "abbr", "b", "code", "em", "i", "mark", "q", "s", "small", "span", "strong", "sub", "sup", "u"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skipping += tag in self.SKIP
+        self._break(tag)
+
+    def handle_endtag(self, tag):
+        self._skipping -= tag in self.SKIP and self._skipping > 0
+        self._break(tag)
+
+    def _break(self, tag):  # block elements separate words; inline ones do not ("<b>w</b>ord")
+        if tag not in self.INLINE:
+            self.parts.append(" ")
+
+    def handle_data(self, data):
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def strip_tags(html: str) -> str:
+    """The visible text of an HTML fragment (script and style contents dropped), whitespace collapsed."""
+    parser = _TextOnly()
+    parser.feed(html)
+    parser.close()
+    return " ".join("".join(parser.parts).split())

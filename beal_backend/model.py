@@ -28,12 +28,21 @@ class ClassifierHead(nn.Module):
 
 
 class MultiLabelClassifier(nn.Module):
-    """Encoder + head. ``forward`` returns logits [B, J]; sigmoid > 0.5 predicts a label."""
+    """Encoder + head. ``forward`` returns logits [B, J]; sigmoid > 0.5 predicts a label.
 
-    def __init__(self, encoder: PreTrainedModel, num_labels: int, hidden_size: int = 256, dropout: float = 0.1):
+    ``single_label`` (single-choice projects): the same network, read through a softmax over the J labels
+    (trained with cross-entropy, exactly one label predicted)."""
+
+    def __init__(self, encoder: PreTrainedModel, num_labels: int, hidden_size: int = 256, dropout: float = 0.1,
+                 single_label: bool = False):
         super().__init__()
         self.encoder = encoder
         self.head = ClassifierHead(encoder.config.hidden_size, hidden_size, num_labels, dropout)
+        self.single_label = single_label
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Per-label probabilities: independent sigmoids, or one softmax vector when single-label."""
+        return torch.softmax(logits, dim=-1) if self.single_label else torch.sigmoid(logits)
 
     @property
     def num_labels(self) -> int:

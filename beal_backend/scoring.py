@@ -93,7 +93,7 @@ def mc_moments(
             reps = max(1, cfg.budget // (len(rows) * width))
             for start in range(0, passes, reps):
                 r = min(reps, passes - start)
-                p = torch.sigmoid(suffix(*(_repeat(s, r) for s in state)).float()).double()
+                p = model.probabilities(suffix(*(_repeat(s, r) for s in state)).float()).double()
                 _accumulate(sums, rows, p.view(r, len(rows), j).cpu().numpy())
             done += len(rows)
             if on_progress:
@@ -113,7 +113,7 @@ def deterministic_outputs(model: MultiLabelClassifier, enc: Encoded, cfg: Scorin
             ids, mask = collate(enc, rows, cfg.device)
             c = model.features(ids, mask)
             logits, h = model.head(c)
-            probs[rows] = torch.sigmoid(logits.float()).cpu().numpy()
+            probs[rows] = model.probabilities(logits.float()).cpu().numpy()
             hidden[rows] = h.float().cpu().numpy()
             feats[rows] = c.float().cpu().numpy()
     return Deterministic(probs, hidden, feats)

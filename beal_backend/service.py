@@ -7,6 +7,7 @@ No HTTP here (api.py) and no training in a request: ``fit`` only counts and enqu
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -19,6 +20,8 @@ from .store import check_id
 
 log = logging.getLogger(__name__)
 UNTRAINED = "beal-untrained"  # what /setup reports before the first model (stable, so LS predicts once)
+PREDICT_CHUNK = 256  # uncached texts scored between two looks at the /predict deadline
+PREDICT_FULL_PASSES_UP_TO = 1000  # uncached texts that get all PREDICT_PASSES; more get proportionally fewer
 ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"}
 
 
@@ -30,14 +33,22 @@ class NotFound(LookupError):
     """An unknown project: answered with HTTP 404."""
 
 
+_PROJECT = re.compile(r"([1-9][0-9]{0,17})(?:\.[0-9]{1,20})?")
+
+
 def project_id(raw) -> str:
-    """Label Studio sends ``"<id>.<created_at epoch>"`` to /setup and /predict, an int in webhooks."""
-    if isinstance(raw, bool) or raw is None:
-        raise BadRequest("missing project")
-    text = str(raw).split(".", 1)[0]
-    if not text.isdigit():
-        raise BadRequest(f"invalid project {str(raw)[:64]!r}: expected '<id>' or '<id>.<timestamp>'")
-    return check_id(text, "project")
+    """The one canonical id of a Label Studio project: its number without leading zeros.
+
+    Label Studio sends ``"<id>.<created_at epoch>"`` to /setup and /predict and an int in webhooks. Anything
+    else ("02", "1.2.3", 1.5, 1e3, "-1") is refused, so one project never gets two folders, locks or pages.
+    """
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    match = _PROJECT.fullmatch(raw) if isinstance(raw, str) else None
+    if match is None:
+        shown = raw[:64] if isinstance(raw, str) else raw if isinstance(raw, (int, float)) else type(raw).__name__
+        raise BadRequest(f"invalid project {shown!r}: expected a project number '<id>' or '<id>.<timestamp>' (no leading zeros)")
+    return check_id(match.group(1), "project")
 
 
 class BealModel:
@@ -101,8 +112,8 @@ class BealModel:
             log.info("project %s: no model trained yet; returning no predictions for %d tasks", pid, len(tasks))
             return {"results": [[] for _ in tasks], "model_version": UNTRAINED}
         trained, cached = self._model(pid, version)
-        if tuple(trained.labels) != schema.labels:
-            log.warning("project %s: model %s was trained on other labels; no predictions until retrained", pid, version)
+        if not schema.serves(trained.labels, trained.config.single_label):
+            log.warning("project %s: model %s was trained on other labels or choice mode; no predictions until retrained", pid, version)
             return {"results": [[] for _ in tasks], "model_version": version}
         return {"results": self._predictions(version, trained, cached, tasks, schema), "model_version": version}
 
@@ -121,19 +132,40 @@ class BealModel:
             else:
                 todo_idx.append(i)
                 todo_texts.append(text)
-        if todo_idx:  # not in the pool when the version was scored: score now with a bounded T
-            cfg = replace(self.rt.settings.scoring, passes=self.rt.settings.predict_passes)
-            fresh = jobs.score_pool(trained, todo_idx, todo_texts, schema, cfg)["tasks"]  # keyed by position: ids may repeat
+        if todo_idx:  # not in the pool when the version was scored: score now, within a time bound
+            fresh = self._score_bounded(trained, todo_idx, todo_texts, schema)  # keyed by position: ids may repeat
+            unanswered = 0
             for i in todo_idx:
-                out[i] = self._prediction(schema, fresh[str(i)], version)
+                hit = fresh.get(str(i))
+                out[i] = self._prediction(schema, hit, version) if hit else []
+                unanswered += hit is None
+                if hit and isinstance(tasks[i].get("id"), int):
+                    cached[str(tasks[i]["id"])] = hit  # the next request for this task is a cache hit
+            if unanswered:
+                log.warning("%d of %d uncached tasks not scored within PREDICT_SECONDS; the next round scores them", unanswered, len(todo_idx))
         return out
+
+    def _score_bounded(self, trained, idx: list[int], texts: list[str], schema: LabelSchema) -> dict:
+        """Score in chunks until ``predict_seconds`` have passed (Label Studio stores nothing after its 100-s
+        timeout, so a late full answer is worth less than a prompt partial one). Large requests get fewer
+        passes: T * texts stays <= predict_passes * PREDICT_FULL_PASSES_UP_TO, and T >= 1."""
+        s = self.rt.settings
+        passes = max(1, min(s.predict_passes, s.predict_passes * PREDICT_FULL_PASSES_UP_TO // len(idx)))
+        cfg = replace(s.scoring, passes=passes)
+        deadline, fresh = time.monotonic() + s.predict_seconds, {}
+        for start in range(0, len(idx), PREDICT_CHUNK):
+            if start and time.monotonic() >= deadline:
+                break
+            part = slice(start, start + PREDICT_CHUNK)
+            fresh.update(jobs.score_pool(trained, idx[part], texts[part], schema, cfg)["tasks"])
+        return fresh
 
     def _text(self, task, schema: LabelSchema) -> tuple[str | None, str | None]:
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             return None, "task has no data object"
-        text = task["data"].get(schema.value_key)
-        if not isinstance(text, str) or not text.strip():
-            return None, f"task has no text in data.{schema.value_key}"
+        text, why = schema.text_of(task["data"])
+        if why:
+            return None, why
         if len(text) > self.rt.settings.max_text_chars:
             return None, f"text longer than {self.rt.settings.max_text_chars} characters"
         return text, None

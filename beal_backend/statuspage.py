@@ -369,7 +369,10 @@ def _job_html(p: dict, now: float) -> str:
         parts.append(f'<p class="muted small">{" · ".join(facts)}</p>')
     if job.get("error"):
         parts.append(f'<p class="error">{_esc(_short(job.get("error"), 600))}</p>')
+    if job.get("reason"):
+        parts.append(f'<p class="reason">{_esc(_short(job.get("reason"), 600))}</p>')
     last = _dict(p.get("last_job"))
+    parts.append(_data_html(job if "skipped" in job else last))
     if _dict(p.get("current_job")) and last:
         lstate = str(last.get("state") or "unknown")
         parts.append(
@@ -380,6 +383,18 @@ def _job_html(p: dict, now: float) -> str:
         )
     parts.append("</section>")
     return "".join(parts)
+
+
+def _data_html(job: dict) -> str:
+    """What the round made of the annotations: tasks left out of training and notes, by reason."""
+    rows = [(why, n, "left out of training") for why, n in _dict(job.get("skipped")).items()]
+    rows += [(why, n, "trained on") for why, n in _dict(job.get("notes")).items()]
+    rows = [(str(why), int(n), kind) for why, n, kind in rows if _num(n)]
+    if not rows:
+        return ""
+    items = "".join(f'<li data-kind="{_esc(kind)}"><b>{n}</b> {_esc(_short(why, 200))} '
+                    f'<span class="muted small">({_esc(kind)})</span></li>' for why, n, kind in rows)
+    return f'<div class="annotations"><p class="muted small">annotations in the last round:</p><ul class="skips">{items}</ul></div>'
 
 
 def _hint_html(versions: list[dict]) -> str:

@@ -28,6 +28,7 @@ from .training import TrainConfig, TrainedModel
 
 WEIGHTS, METADATA, SCORES, CURRENT, PROJECT = "model.safetensors", "metadata.json", "scores.json", "CURRENT", "project.json"
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PROJECT_DIR = re.compile(r"[1-9][0-9]*")  # canonical project ids only (service.project_id)
 
 
 class StoreError(ValueError):
@@ -75,7 +76,7 @@ def load_model(path: Path, device: str = "cpu") -> TrainedModel:
         encoder = AutoModel.from_config(enc_cfg, add_pooling_layer=False)
     except TypeError:
         encoder = AutoModel.from_config(enc_cfg)
-    model = MultiLabelClassifier(encoder, len(meta["labels"]), cfg.hidden_size, cfg.dropout)
+    model = MultiLabelClassifier(encoder, len(meta["labels"]), cfg.hidden_size, cfg.dropout, cfg.single_label)
     model.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
     model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
@@ -162,7 +163,7 @@ class ModelStore:
         """Label Studio project ids with a folder here (other folders in MODEL_DIR are not ours)."""
         if not self.root.is_dir():
             return []
-        return sorted((p.name for p in self.root.iterdir() if p.is_dir() and p.name.isdigit()), key=int)
+        return sorted((p.name for p in self.root.iterdir() if p.is_dir() and _PROJECT_DIR.fullmatch(p.name)), key=int)
 
 
 def new_version_id(digest: str) -> str:

@@ -41,6 +41,7 @@ class TrainConfig:
     min_val: int = 10  # below this many held-out texts, train all epochs on everything
     seed: int = 0
     device: str = "cpu"
+    single_label: bool = False  # single-choice project: softmax + cross-entropy, argmax predicts one label
 
 
 @dataclass
@@ -89,9 +90,10 @@ def train(
         raise ValueError("the label list is empty")
     torch.manual_seed(cfg.seed)
     encoder, tokenizer = encoders.load_pretrained(cfg.encoder)
-    model = MultiLabelClassifier(encoder, len(labels), cfg.hidden_size, cfg.dropout).to(cfg.device)
+    model = MultiLabelClassifier(encoder, len(labels), cfg.hidden_size, cfg.dropout, cfg.single_label).to(cfg.device)
     enc = encode(tokenizer, texts, cfg.max_wordpieces)
     y = torch.from_numpy(evaluation.multi_hot(label_sets, labels))
+    loss_fn, target = _objective(y, cfg.single_label)
     if val_rows is None:
         tr, va = split_validation(len(texts), cfg)
     else:
@@ -112,7 +114,6 @@ def train(
         weight_decay=cfg.weight_decay,
     )
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
     rng = np.random.default_rng(cfg.seed)
     lengths = enc.lengths[tr]
 
@@ -125,7 +126,7 @@ def train(
             ids, mask = collate(enc, rows, cfg.device)
             with autocast(cfg.device):
                 logits = model(ids, mask)
-            loss = loss_fn(logits.float(), y[rows].to(cfg.device))
+            loss = loss_fn(logits.float(), target[rows].to(cfg.device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -160,8 +161,27 @@ def train(
     return TrainedModel(model, tokenizer, list(labels), cfg, metrics)
 
 
+def _objective(y: torch.Tensor, single_label: bool):
+    """(loss, targets): BCE on the multi-hot rows, or cross-entropy on the class index of one-hot rows."""
+    if not single_label:
+        return torch.nn.BCEWithLogitsLoss(), y
+    bad = np.flatnonzero(y.sum(1).numpy() != 1)
+    if len(bad):
+        raise ValueError(f"single-label training needs exactly one label per text; row {int(bad[0])} has {int(y[bad[0]].sum())}")
+    return torch.nn.CrossEntropyLoss(), y.argmax(1)
+
+
+def predicted(probs: np.ndarray, single_label: bool) -> np.ndarray:
+    """Boolean [N, J] predictions: the argmax (single-label) or every probability > 0.5."""
+    if not single_label:
+        return probs > 0.5
+    out = np.zeros(probs.shape, dtype=bool)
+    out[np.arange(len(probs)), probs.argmax(1)] = True
+    return out
+
+
 def evaluate(trained: TrainedModel, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> dict:
-    """Held-out micro/macro-F1 of a trained model (deterministic pass, threshold 0.5)."""
+    """Held-out micro/macro-F1 of a trained model (deterministic pass; > 0.5, or the argmax if single-label)."""
     enc = encode(trained.tokenizer, texts, trained.config.max_wordpieces)
     y = evaluation.multi_hot(label_sets, trained.labels)
     scores = _evaluate(trained.model, enc, np.arange(len(texts)), y, trained.config)
@@ -170,7 +190,7 @@ def evaluate(trained: TrainedModel, texts: Sequence[str], label_sets: Sequence[S
 
 def _evaluate(model: MultiLabelClassifier, enc, rows: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> dict:
     probs = deterministic_outputs(model, enc.subset(rows), ScoringConfig(device=cfg.device)).probs
-    pred = probs > 0.5
+    pred = predicted(probs, cfg.single_label)
     return {
         "val_micro_f1": evaluation.micro_f1(y[rows], pred),
         "val_macro_f1": evaluation.macro_f1(y[rows], pred),

@@ -22,15 +22,16 @@ def test_labeled_pool_and_skips():
         Task(3, {"body": "third"}, [ann("a", "zzz", "a")]),  # unknown label and a repeat
         Task(4, {"other": "no text field"}, [ann("a")]),
         Task(5, {"body": "   "}, []),
-        Task(6, {"body": "sixth"}, [ann(from_name="something-else")]),  # saved with no choice: all negative
+        Task(6, {"body": "sixth"}, [ann(from_name="something-else")]),  # no choice: left out, not a negative
         Task(7, {"body": "x" * 50}, []),
     ]
     ex = collect_examples(tasks, schema, max_chars=10)
-    assert ex.task_ids == [1, 3, 6]
-    assert ex.texts == ["first", "third", "sixth"]
-    assert ex.label_sets == [["b", "a"], ["a"], []]
+    assert ex.task_ids == [1, 3]
+    assert ex.texts == ["first", "third"]
+    assert ex.label_sets == [["b", "a"], ["a"]]
     assert ex.pool_ids == [2, 7] and ex.pool_texts == ["second", "x" * 10]
-    assert ex.skipped == {"annotated label not in the config": 1, "task without text": 2}
+    assert ex.skipped == {"annotation without a choice (empty result)": 1, "task without text": 2}
+    assert ex.notes == {"tasks with choices not in the label config (those choices ignored)": 1}
 
 
 def test_first_listed_annotation_wins():

@@ -47,7 +47,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-        device = env.get("DEVICE") or _auto_device()
+        device = env.get("DEVICE") or "auto"
+        device = _auto_device() if device == "auto" else device  # auto: one image serves GPU and CPU hosts
         train = replace(
             TrainConfig(),
             encoder=env.get("ENCODER", TrainConfig.encoder),

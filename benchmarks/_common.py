@@ -12,17 +12,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = Path(os.environ.get("BEAL_DATASETS", "/work/shared/datasets"))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_datasets() -> Path:
+    """The datasets folder: ``BEAL_DATASETS``, else ``../shared/datasets`` beside the repository when present,
+    else the repository's small sample (``tests/fixtures``: 500 GoEmotions texts, enough for a smoke run)."""
+    if os.environ.get("BEAL_DATASETS"):
+        return Path(os.environ["BEAL_DATASETS"])
+    shared = ROOT.parent / "shared" / "datasets"
+    return shared if shared.is_dir() else ROOT / "tests" / "fixtures"
+
+
+DATASETS = default_datasets()
+
+
+def add_data_arg(ap) -> None:
+    ap.add_argument("--data", type=Path, default=DATASETS,
+                    help=f"folder with one sub-folder per dataset (default: BEAL_DATASETS or {DATASETS})")
 
 
 def set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def load_dataset(name: str, n: int | None, seed: int = 0) -> tuple[list[str], list[list[str]], list[str]]:
-    """(texts, label_sets, labels) of ``n`` texts of ``train.jsonl``: a seeded sample (kept in file order)
-    when ``n`` is smaller than the file, else all of it. Read in place, never copied."""
-    folder = DATASETS / name
+def load_dataset(name: str, n: int | None, seed: int = 0, data: Path | None = None) -> tuple[list[str], list[list[str]], list[str]]:
+    """(texts, label_sets, labels) of ``n`` texts of ``<data>/<name>/train.jsonl``: a seeded sample (kept in
+    file order) when ``n`` is smaller than the file, else all of it. Read in place, never copied."""
+    folder = (data or DATASETS) / name
     rows = [json.loads(line) for line in (folder / "train.jsonl").open(encoding="utf-8") if line.strip()]
     if n is not None and n < len(rows):
         keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=n, replace=False))

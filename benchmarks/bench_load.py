@@ -33,7 +33,9 @@ from beal_backend.labelconfig import parse_label_config  # noqa: E402
 from beal_backend.scoring import ScoringConfig  # noqa: E402
 from beal_backend.store import ModelStore  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "datasets" / "goemotions"
+from _common import DATASETS  # noqa: E402  (BEAL_DATASETS, else ../shared/datasets, else tests/fixtures)
+
+DATA = DATASETS / "goemotions"
 
 
 def load_rows(n):

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_dataset, loadavg, machine, set_threads, timed, verdict  # noqa: E402
+from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, timed, verdict  # noqa: E402
 
 from beal_backend import acquisition, encoders  # noqa: E402
 from beal_backend.batching import Encoded, encode  # noqa: E402
@@ -121,7 +121,8 @@ def like_for_like(model, enc: Encoded, width: int, cfg: ScoringConfig, scopes: l
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="goemotions", help="folder under /work/shared/datasets")
+    ap.add_argument("--dataset", default="goemotions", help="sub-folder of --data")
+    add_data_arg(ap)
     ap.add_argument("--n", type=int, default=1000, help="pool size (seeded sample of train.jsonl)")
     ap.add_argument("--passes", type=int, default=100, help="T, the number of MC-dropout passes")
     ap.add_argument("--naive-passes", type=int, default=3, help="passes of the naive loop actually run")
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
     naive_batch = args.naive_batch or args.max_batch
 
-    texts, _, labels = load_dataset(args.dataset, args.n, args.seed)
+    texts, _, labels = load_dataset(args.dataset, args.n, args.seed, args.data)
     torch.manual_seed(args.seed)
     encoder, tokenizer = encoders.load_pretrained(args.encoder)
     model = MultiLabelClassifier(encoder, len(labels)).eval()  # untrained head: speed does not depend on it

@@ -36,7 +36,7 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_dataset, loadavg, machine, set_threads, timed, verdict  # noqa: E402
+from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, timed, verdict  # noqa: E402
 
 from beal_backend import encoders, evaluation, training  # noqa: E402
 from beal_backend.batching import encode  # noqa: E402
@@ -95,7 +95,8 @@ def pad_to_max_train(texts, label_sets, labels, cfg: training.TrainConfig) -> di
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="goemotions")
+    ap.add_argument("--dataset", default="goemotions", help="sub-folder of --data")
+    add_data_arg(ap)
     ap.add_argument("--n", type=int, default=400, help="training texts (seeded sample of train.jsonl)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=training.TrainConfig.batch_size)
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     set_threads(args.threads)
 
-    texts, label_sets, labels = load_dataset(args.dataset, args.n, args.seed)
+    texts, label_sets, labels = load_dataset(args.dataset, args.n, args.seed, args.data)
     cfg = training.TrainConfig(
         encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size, val_fraction=0.0, seed=args.seed
     )

@@ -1,6 +1,6 @@
 """Screenshot of the live status page after a few real training rounds (docs/status-page-live.png).
 
-Starts a real Label Studio (../shared/tools/label-studio-server), the service in embedded mode, imports
+Starts a real Label Studio (tests/e2e/label_studio.py), the service in embedded mode, imports
 goemotions texts, annotates them in steps with a training round after each, then opens /status in
 headless Chromium. About 3 minutes on 2 CPU cores.
 
@@ -22,8 +22,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import LS_TOOL, _free_port, _wait  # noqa: E402
+from tests.e2e.conftest import _free_port, _wait  # noqa: E402
 from tests.e2e.helpers import LS, make_project, rows  # noqa: E402
+from tests.e2e.label_studio import LabelStudio  # noqa: E402
 
 
 def main():
@@ -31,9 +32,8 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "docs" / "status-page-live.png"))
     ap.add_argument("--steps", default="12,24")
     args = ap.parse_args()
-    env = {**os.environ, "LS_INSTANCE": "beal-screenshot"}
-    out = subprocess.run([str(LS_TOOL), "start"], env=env, capture_output=True, text=True, check=True)
-    url, key = (dict(line.split("=", 1) for line in out.stdout.splitlines())[k] for k in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"))
+    server = LabelStudio(instance="beal-screenshot")
+    url, key = server.start()
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         api_env = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key, "MODEL_DIR": tmp, "HF_HUB_OFFLINE": "1",
@@ -71,7 +71,7 @@ def main():
         finally:
             api.terminate()
             api.wait(20)
-            subprocess.run([str(LS_TOOL), "stop"], env=env, capture_output=True)
+            server.stop()
 
 
 if __name__ == "__main__":

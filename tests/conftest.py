@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network from the test suite
+# REDIS_URL picks the suite's Redis server (tests/redis_server.py); the code under test must not inherit it,
+# or every Settings.from_env() in a test would leave embedded mode
+if os.environ.get("REDIS_URL"):
+    os.environ["BEAL_TEST_REDIS"] = os.environ.pop("REDIS_URL")
 
 from pathlib import Path
 

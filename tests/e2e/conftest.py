@@ -1,5 +1,6 @@
-"""Real components for end-to-end tests: Label Studio from ../shared/tools, Redis on 127.0.0.1:6379,
-the service as a subprocess (`python _wsgi.py`) and an `rq worker` process. Nothing is mocked."""
+"""Real components for end-to-end tests: a Label Studio started by ``label_studio.py``, Redis (see
+``tests/redis_server.py``), the service as a subprocess (`python _wsgi.py`) and `rq worker` processes.
+Nothing is mocked."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import pytest
 import redis
 import requests
 
+from .. import redis_server
+from .label_studio import LabelStudio
+
 ROOT = Path(__file__).resolve().parents[2]
-LS_TOOL = ROOT.parent / "shared" / "tools" / "label-studio-server"
-# a db of its own, flushed by these tests; BEAL_TEST_REDIS points parallel runs at separate servers
-REDIS_URL = f"{os.environ.get('BEAL_TEST_REDIS', 'redis://127.0.0.1:6379')}/7"
+# a db of its own, flushed by these tests (REDIS_URL's server, else 127.0.0.1:6379, else a private one)
+REDIS_URL = f"{redis_server.base_url()}/7"
 
 
 def _free_port() -> int:
@@ -41,13 +44,10 @@ def _wait(url: str, timeout: float = 60.0) -> None:
 
 @pytest.fixture(scope="session")
 def label_studio():
-    assert LS_TOOL.exists(), f"{LS_TOOL} is missing: the e2e tests need ../shared beside the repo"
-    env = {**os.environ, "LS_INSTANCE": os.environ.get("BEAL_TEST_LS_INSTANCE", "beal-e2e")}
-    out = subprocess.run([str(LS_TOOL), "start"], env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    values = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
-    yield values["LABEL_STUDIO_URL"], values["LABEL_STUDIO_API_KEY"]
-    subprocess.run([str(LS_TOOL), "stop"], env=env, capture_output=True, timeout=120)
+    """A fresh Label Studio 1.23.2 for the session (installed on first use into the cache folder)."""
+    server = LabelStudio(instance=os.environ.get("BEAL_TEST_LS_INSTANCE", "beal-e2e"))
+    yield server.start()
+    server.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import requests
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "goemotions"
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "goemotions"  # a sample kept in the repository
 LABELS = ["admiration", "amusement", "anger", "gratitude", "neutral"]
 CONFIG = (
     '<View><Text name="text" value="$text"/>'

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import redis
 
@@ -14,6 +12,8 @@ from beal_backend.labelconfig import parse_label_config
 from beal_backend.runtime import Runtime
 from beal_backend.store import ModelStore
 
+from .. import redis_server
+
 CONFIG = (
     '<View><Text name="text" value="$text"/><Choices name="label" toName="text" choice="multiple">'
     '<Choice value="fruit"/><Choice value="water"/></Choices></View>'
@@ -21,7 +21,7 @@ CONFIG = (
 TEXTS = ["an apple a day", "the river runs", "apple by the river", "nothing here", "green apple pie", "a wide river"]
 LABELS = [["fruit"], ["water"], ["fruit", "water"], [], ["fruit"], ["water"]]
 POOL = {101: "apple juice", 102: "river bank", 103: "plain words"}
-REDIS_TEST_URL = f"{os.environ.get('BEAL_TEST_REDIS', 'redis://127.0.0.1:6379')}/6"
+REDIS_TEST_URL = f"{redis_server.base_url()}/6"  # REDIS_URL, else 127.0.0.1:6379, else a private server
 
 
 @pytest.fixture(scope="session")

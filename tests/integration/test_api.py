@@ -12,7 +12,7 @@ from beal_backend import acquisition
 
 from .conftest import CONFIG, POOL
 
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "tools" / "payloads"
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "label_studio_payloads"
 
 
 def payload(name):

@@ -1,0 +1,32 @@
+"""Benchmarks find their data without a hard-coded path: --data / BEAL_DATASETS, ../shared/datasets, or the
+repository's sample."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _common  # noqa: E402
+
+
+def test_env_var_wins(monkeypatch, tmp_path):
+    monkeypatch.setenv("BEAL_DATASETS", str(tmp_path))
+    assert _common.default_datasets() == tmp_path
+
+
+def test_shared_beside_the_repo_else_the_fixture_sample(monkeypatch, tmp_path):
+    monkeypatch.delenv("BEAL_DATASETS", raising=False)
+    repo = tmp_path / "beal-backend"
+    monkeypatch.setattr(_common, "ROOT", repo)
+    assert _common.default_datasets() == repo / "tests" / "fixtures"
+    (tmp_path / "shared" / "datasets").mkdir(parents=True)
+    assert _common.default_datasets() == tmp_path / "shared" / "datasets"
+
+
+def test_the_fixture_sample_loads_as_a_dataset():
+    texts, label_sets, labels = _common.load_dataset("goemotions", 50, data=ROOT / "tests" / "fixtures")
+    assert len(texts) == len(label_sets) == 50 and len(labels) == 28
+    assert all(set(ls) <= set(labels) and ls for ls in label_sets)

@@ -36,6 +36,8 @@ class Settings:
     ls_retries: int = 4
     train: TrainConfig = TrainConfig()
     scoring: ScoringConfig = ScoringConfig(passes=100, scope="last-2")
+    learner: str = "auto"  # frozen | finetune | auto (finetune on CUDA, frozen on CPU): learners.py
+    strategy: str = "beal"  # the acquisition strategy whose order the pushed scores give (acquisition.STRATEGIES)
 
     def basic_auth_header(self) -> str | None:
         """The Authorization header our webhooks must carry when basic auth is on."""
@@ -57,6 +59,7 @@ class Settings:
             val_fraction=float(env.get("VAL_FRACTION", TrainConfig.val_fraction)),
             min_val=int(env.get("MIN_VAL", TrainConfig.min_val)),
             seed=int(env.get("SEED", TrainConfig.seed)),
+            pooling=env.get("POOLING", "auto"),
             device=device,
         )
         scoring = ScoringConfig(
@@ -83,6 +86,8 @@ class Settings:
             keep_versions=int(env.get("KEEP_VERSIONS", cls.keep_versions)),
             train=train,
             scoring=scoring,
+            learner=env.get("LEARNER", cls.learner),
+            strategy=env.get("STRATEGY", cls.strategy),
         )
 
 

@@ -105,9 +105,10 @@ class HeadConfig:
 
 
 def train_head(
-    features: np.ndarray, targets: np.ndarray, cfg: HeadConfig = HeadConfig()
+    features: np.ndarray, targets: np.ndarray, cfg: HeadConfig = HeadConfig(), val_rows: Sequence[int] | None = None
 ) -> tuple[ClassifierHead, dict]:
-    """A fresh head trained on ``features[N, H]`` -> multi-hot ``targets[N, J]``; returns (head in eval, metrics)."""
+    """A fresh head trained on ``features[N, H]`` -> multi-hot ``targets[N, J]``; returns (head in eval, metrics).
+    ``val_rows`` fixes the early-stopping rows (the service's stable held-out slice); default: a seeded split."""
     if len(features) == 0:
         raise ValueError("no labeled texts to train on")
     torch.manual_seed(cfg.seed)
@@ -115,7 +116,8 @@ def train_head(
     y = torch.as_tensor(targets, dtype=torch.float32, device=cfg.device)
     head = ClassifierHead(x.shape[1], cfg.hidden_size, y.shape[1], cfg.dropout).to(cfg.device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    tr, va = (torch.as_tensor(a, device=cfg.device) for a in split_validation(len(x), cfg))
+    split = split_validation(len(x), cfg) if val_rows is None else _fixed_split(len(x), val_rows)
+    tr, va = (torch.as_tensor(a, device=cfg.device) for a in split)
     gen = torch.Generator().manual_seed(cfg.seed)
 
     with _cpu_threads(1 if cfg.device == "cpu" else None):
@@ -163,6 +165,16 @@ def _fit(head, opt, x, y, tr, va, gen, cfg: HeadConfig) -> tuple[tuple[float, fl
     if best_state is not None:
         head.load_state_dict(best_state)
     return best, epoch
+
+
+def _fixed_split(n: int, val_rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    va = np.unique(np.asarray(val_rows, dtype=np.int64))
+    if len(va) and (va[0] < 0 or va[-1] >= n):
+        raise ValueError(f"val_rows must index the {n} texts")
+    tr = np.setdiff1d(np.arange(n), va)
+    if len(tr) == 0:
+        raise ValueError("every labeled text is held out: nothing left to train on")
+    return tr, va
 
 
 @contextmanager

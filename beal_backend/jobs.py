@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import acquisition, batching, promotion, scoring, training
+from . import acquisition, learners, promotion, scoring, training
 from .labelconfig import LabelSchema, parse_label_config
 from .labelstudio import Task
 
 log = logging.getLogger(__name__)
 VERSION_PREFIX = "beal-"
+EMBEDDINGS = "embeddings"  # <project dir>/embeddings/: the frozen learner's feature cache
 
 
 @dataclass
@@ -89,11 +90,13 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
     if len(ex.texts) < s.min_annotations:
         return {**base, "outcome": "skipped", "reason": f"{len(ex.texts)} labeled tasks; need {s.min_annotations}"}
 
-    report(stage="training", progress=0.0)
+    learner = learners.build(s.learner, s.train, rt.store.project_dir(project) / EMBEDDINGS)
+    report(stage="embedding" if learner.name == "frozen" else "training", progress=0.0)
     t0 = time.perf_counter()
+    learner.features(ex.texts + ex.pool_texts, keep=ex.texts + ex.pool_texts)  # frozen: embeds only new texts
     held = held_out_rows(ex.task_ids, s.train.val_fraction, s.train.min_val)
-    trained = training.train(
-        ex.texts, ex.label_sets, list(schema.labels), s.train,
+    trained = learner.fit(
+        ex.texts, ex.label_sets, list(schema.labels),
         on_progress=lambda p: report.throttled(stage="training", progress=0.8 * p.step / p.steps, loss=round(p.loss, 4)),
         val_rows=held,
     )
@@ -102,7 +105,9 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
 
     report(stage="scoring", progress=0.8)
     t0 = time.perf_counter()
-    scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, s.scoring, report) if gate["promoted"] else empty_scores(s.scoring)
+    scores = empty_scores(s.scoring, trained)
+    if gate["promoted"]:
+        scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, s.scoring, report, features=learner.features(ex.pool_texts))
     score_seconds = time.perf_counter() - t0
 
     extra = {
@@ -110,6 +115,7 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
         "label_schema": {"from_name": schema.from_name, "to_name": schema.to_name, "value_key": schema.value_key},
         "n_annotations": len(ex.texts),
         "n_pool": len(scores["tasks"]),
+        "learner": learner.name,
         "label_counts": dict(Counter(name for names in ex.label_sets for name in names)),
         "mean_score": float(np.mean([v["score"] for v in scores["tasks"].values()])) if scores["tasks"] else None,
         "train_seconds": round(train_seconds, 3),
@@ -194,19 +200,20 @@ def _current_on_slice(rt, project: str, schema: LabelSchema, ex: "Examples", hel
     return {"version": current, **f1}
 
 
-def empty_scores(cfg: scoring.ScoringConfig) -> dict:
-    return {"passes": cfg.passes, "scope": cfg.scope, "seed": cfg.seed, "tasks": {}}
+def empty_scores(cfg: scoring.ScoringConfig, trained=None) -> dict:
+    scope = "head" if trained is not None and learners.is_frozen(trained) else cfg.scope  # frozen: the head is sampled
+    return {"passes": cfg.passes, "scope": scope, "seed": cfg.seed, "tasks": {}}
 
 
-def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.ScoringConfig, report=None) -> dict:
-    """EC (MC dropout) and predicted choices (deterministic, > 0.5) for each task -> scores.json content."""
-    out = empty_scores(cfg)
+def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.ScoringConfig, report=None, features=None) -> dict:
+    """EC (MC dropout) and predicted choices (deterministic, > 0.5) for each task -> scores.json content.
+    ``features``: a frozen model's cached sentence features of ``texts`` (else they are computed)."""
+    out = empty_scores(cfg, trained)
     if not task_ids:
         return out
-    enc = batching.encode(trained.tokenizer, texts, trained.config.max_wordpieces)
     progress = (lambda done, n: report.throttled(stage="scoring", progress=0.8 + 0.15 * done / n)) if report else None
-    ec = scoring.mc_moments(trained.model, enc, cfg, on_progress=progress).ec
-    probs = scoring.deterministic_outputs(trained.model, enc, cfg).probs
+    outputs = learners.pool_outputs(trained, texts, cfg, features=features, on_progress=progress)
+    ec, probs = outputs.moments.ec, outputs.probs
     norm = acquisition.normalized_score(ec, len(schema.labels))
     for i, tid in enumerate(task_ids):
         chosen = [schema.labels[j] for j in np.flatnonzero(probs[i] > 0.5)]

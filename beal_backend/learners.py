@@ -1,0 +1,166 @@
+"""One learner interface for the service's rounds and ``beal simulate``.
+
+A learner fits a fresh, seeded model on labeled texts (``fit`` -> ``TrainedModel``); ``pool_outputs``
+then gives what the acquisition strategies need for any texts: the MC-dropout moments EC/BALD/entropy
+are computed from (streamed, never a [T, N, J] array), the deterministic probabilities and the head's
+hidden layer (BADGE, Core-Set, BEAL-diverse).
+
+- ``finetune``: the paper's setting. The whole encoder is trained every round; MC dropout under the
+  scoring scope (``full`` / ``last-k`` / ``head``). Costly on a CPU (minutes per round at team scale).
+- ``frozen``: the encoder is never trained, so each text's sentence feature is computed once and kept in
+  an ``EmbeddingCache``; a round trains only the head (hidden layer + sigmoids, dropout) from scratch and
+  samples the head alone (T weight samples, a matrix product each). Gives up encoder adaptation.
+
+Both return the same ``TrainedModel`` (a full encoder + head ``MultiLabelClassifier``; the frozen one
+carries the pretrained encoder unchanged), so the store, /predict and rollback serve either.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import encoders, evaluation, training
+from .batching import collate, encode, sorted_batches
+from .embedding_cache import EmbeddingCache
+from .features import HeadConfig, head_moments, head_outputs, train_head
+from .model import MultiLabelClassifier, pool
+from .scoring import Moments, ScoringConfig, deterministic_outputs, mc_moments
+from .training import TrainConfig, TrainedModel
+
+LEARNERS = ("frozen", "finetune")
+Progress = Callable[[int, int], None]  # (texts done, texts total)
+
+
+def resolve(name: str, device: str) -> str:
+    """``LEARNER``: ``auto`` = finetune on CUDA (the paper's setting is affordable), frozen on a CPU."""
+    if name == "auto":
+        return "finetune" if str(device).startswith("cuda") else "frozen"
+    if name not in LEARNERS:
+        raise ValueError(f"LEARNER must be auto, frozen or finetune, got {name!r}")
+    return name
+
+
+def build(name: str, cfg: TrainConfig, cache_dir: str | os.PathLike | None = None):
+    """The learner ``name`` (auto resolved by ``cfg.device``); ``cache_dir``: the frozen learner's cache."""
+    if resolve(name, cfg.device) == "finetune":
+        return FinetuneLearner(cfg)
+    return FrozenLearner(cfg, cache_dir)
+
+
+@dataclass
+class PoolOutputs:
+    moments: Moments  # T-pass moments, [N, J] each
+    probs: np.ndarray  # deterministic probabilities [N, J]
+    hidden: np.ndarray  # the head's hidden layer [N, hidden], deterministic
+
+
+class FinetuneLearner:
+    name = "finetune"
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = replace(cfg, learner="finetune")
+
+    def features(self, texts: Sequence[str], keep: Sequence[str] | None = None) -> None:
+        return None  # the encoder changes every round: nothing to cache
+
+    def fit(self, texts, label_sets, labels, val_rows=None, on_progress=None) -> TrainedModel:
+        return training.train(texts, label_sets, labels, self.cfg, on_progress=on_progress, val_rows=val_rows)
+
+
+class FrozenLearner:
+    name = "frozen"
+
+    def __init__(self, cfg: TrainConfig, cache_dir: str | os.PathLike | None = None, head: HeadConfig | None = None):
+        self.cfg = replace(cfg, learner="frozen", pooling=encoders.pooling_for(cfg.encoder, cfg.pooling))
+        self.head_cfg = head or HeadConfig(
+            hidden_size=cfg.hidden_size, dropout=cfg.dropout, val_fraction=cfg.val_fraction,
+            min_val=cfg.min_val, seed=cfg.seed, device=cfg.device,
+        )
+        self.cache = EmbeddingCache(cache_dir, cfg.encoder, self.cfg.pooling, cfg.max_wordpieces) if cache_dir else None
+        self._pretrained = None  # (encoder, tokenizer): loaded once, never trained
+        self.encoder_calls = 0  # texts embedded by the encoder (the cache's savings, for tests and logs)
+
+    @property
+    def pretrained(self):
+        if self._pretrained is None:
+            encoder, tokenizer = encoders.load_pretrained(self.cfg.encoder)
+            self._pretrained = (encoder.to(self.cfg.device).eval(), tokenizer)
+        return self._pretrained
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Features straight from the encoder (no cache)."""
+        self.encoder_calls += len(texts)
+        encoder, tokenizer = self.pretrained
+        return embed(encoder, tokenizer, texts, self.cfg.pooling, self.cfg.max_wordpieces, self.cfg.device)
+
+    def features(self, texts: Sequence[str], keep: Sequence[str] | None = None) -> np.ndarray:
+        """Features [N, H], embedding only what the cache lacks; ``keep`` prunes texts gone from the project."""
+        if self.cache is None:
+            return self.embed(texts)
+        return self.cache.features(texts, lambda missing: self.embed(missing), keep)
+
+    def fit(self, texts, label_sets, labels, val_rows=None, on_progress=None) -> TrainedModel:
+        if not labels:
+            raise ValueError("the label list is empty")
+        x = self.features(texts)
+        y = evaluation.multi_hot(label_sets, labels)
+        head, metrics = train_head(x, y, self.head_cfg, val_rows=val_rows)
+        encoder, tokenizer = self.pretrained
+        model = MultiLabelClassifier(encoder, len(labels), self.cfg.hidden_size, self.cfg.dropout, self.cfg.pooling)
+        model.head.load_state_dict(head.state_dict())
+        model.to(self.cfg.device).eval()
+        metrics = {k: v for k, v in metrics.items() if k != "val_micro_f1"}
+        if val_rows is not None and len(val_rows):  # the gate compares versions on the held-out slice
+            rows = np.unique(np.asarray(val_rows, dtype=np.int64))
+            pred = head_outputs(model.head, x[rows], self.cfg.device)[0] > 0.5
+            metrics.update(val_micro_f1=evaluation.micro_f1(y[rows], pred), val_macro_f1=evaluation.macro_f1(y[rows], pred))
+        if on_progress:
+            on_progress(training.Progress(1, 1, 1, 1, 0.0))
+        return TrainedModel(model, tokenizer, list(labels), self.cfg, metrics)
+
+
+def embed(encoder, tokenizer, texts: Sequence[str], pooling: str, max_wordpieces: int, device: str) -> np.ndarray:
+    """Pooled sentence features float32 [N, H] of an encoder in eval mode (the model's own ``pool``)."""
+    enc = encode(tokenizer, list(texts), max_wordpieces)
+    out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
+    budget = ScoringConfig(device=device).budget
+    with torch.inference_mode():
+        for rows in sorted_batches(enc.lengths, budget, 64):
+            ids, mask = collate(enc, rows, device)
+            out[rows] = pool(encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask, pooling).float().cpu().numpy()
+    return out
+
+
+def is_frozen(trained: TrainedModel) -> bool:
+    return getattr(trained.config, "learner", "finetune") == "frozen"
+
+
+def pool_outputs(
+    trained: TrainedModel,
+    texts: Sequence[str],
+    cfg: ScoringConfig,
+    features: np.ndarray | None = None,
+    deterministic: bool = False,
+    on_progress: Progress | None = None,
+) -> PoolOutputs:
+    """Moments of T passes (one with dropout off when ``deterministic``), deterministic probs and hidden.
+    A frozen model samples its head only (on ``features`` when given, else it embeds ``texts``);
+    a fine-tuned one runs ``scoring.mc_moments`` under ``cfg.scope``."""
+    if is_frozen(trained):
+        model = trained.model
+        if features is None:
+            features = embed(model.encoder, trained.tokenizer, texts, model.pooling, trained.config.max_wordpieces, cfg.device)
+        moments = head_moments(model.head, features, cfg.passes, cfg.seed, deterministic, cfg.device)
+        probs, hidden = head_outputs(model.head, features, cfg.device)
+        if on_progress:
+            on_progress(len(texts), len(texts))
+        return PoolOutputs(moments, probs, hidden)
+    enc = encode(trained.tokenizer, list(texts), trained.config.max_wordpieces)
+    moments = mc_moments(trained.model, enc, cfg, deterministic, on_progress=on_progress)
+    det = deterministic_outputs(trained.model, enc, cfg)
+    return PoolOutputs(moments, det.probs, det.hidden)

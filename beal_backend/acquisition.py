@@ -157,6 +157,17 @@ def diverse_lowest(ec: np.ndarray, num_labels: int, embeddings: np.ndarray, b: i
     return cand[np.asarray(picked)]
 
 
+def order_scores(order: np.ndarray, n: int) -> np.ndarray:
+    """Scores in [0, 1] whose ascending order is ``order`` (all n pool positions in acquisition order):
+    the k-th acquired text gets k / (n - 1), a single text 0."""
+    order = np.asarray(order, dtype=np.int64)
+    if len(order) != n or len(np.unique(order)) != n:
+        raise AcquisitionError(f"order must list each of the {n} pool positions once")
+    out = np.empty(n)
+    out[order] = np.arange(n) / max(n - 1, 1)
+    return out
+
+
 # ---------------------------------------------------------------- strategy registry
 
 

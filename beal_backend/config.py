@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
+from .acquisition import STRATEGIES
 from .scoring import ScoringConfig
 from .training import TrainConfig
 
@@ -59,7 +60,7 @@ class Settings:
             val_fraction=float(env.get("VAL_FRACTION", TrainConfig.val_fraction)),
             min_val=int(env.get("MIN_VAL", TrainConfig.min_val)),
             seed=int(env.get("SEED", TrainConfig.seed)),
-            pooling=env.get("POOLING", "auto"),
+            pooling=_choice(env, "POOLING", "auto", ("auto", "cls", "mean")),
             device=device,
         )
         scoring = ScoringConfig(
@@ -86,9 +87,16 @@ class Settings:
             keep_versions=int(env.get("KEEP_VERSIONS", cls.keep_versions)),
             train=train,
             scoring=scoring,
-            learner=env.get("LEARNER", cls.learner),
-            strategy=env.get("STRATEGY", cls.strategy),
+            learner=_choice(env, "LEARNER", cls.learner, ("auto", "frozen", "finetune")),
+            strategy=_choice(env, "STRATEGY", cls.strategy, tuple(STRATEGIES)),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: choose one of {', '.join(allowed)}")
+    return value
 
 
 def configure_logging(level: str) -> None:

@@ -105,9 +105,11 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
 
     report(stage="scoring", progress=0.8)
     t0 = time.perf_counter()
-    scores = empty_scores(s.scoring, trained)
+    scores = empty_scores(s.scoring, trained, s.strategy)
     if gate["promoted"]:
-        scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, s.scoring, report, features=learner.features(ex.pool_texts))
+        labeled_hidden = learners.hidden_of(trained, ex.texts, s.scoring, learner.features(ex.texts)) if s.strategy == "coreset" else None
+        scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, s.scoring, report,
+                            features=learner.features(ex.pool_texts), strategy=s.strategy, labeled_hidden=labeled_hidden)
     score_seconds = time.perf_counter() - t0
 
     extra = {
@@ -200,21 +202,24 @@ def _current_on_slice(rt, project: str, schema: LabelSchema, ex: "Examples", hel
     return {"version": current, **f1}
 
 
-def empty_scores(cfg: scoring.ScoringConfig, trained=None) -> dict:
+def empty_scores(cfg: scoring.ScoringConfig, trained=None, strategy: str = "beal") -> dict:
     scope = "head" if trained is not None and learners.is_frozen(trained) else cfg.scope  # frozen: the head is sampled
-    return {"passes": cfg.passes, "scope": scope, "seed": cfg.seed, "tasks": {}}
+    return {"passes": cfg.passes, "scope": scope, "seed": cfg.seed, "strategy": strategy, "tasks": {}}
 
 
-def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.ScoringConfig, report=None, features=None) -> dict:
-    """EC (MC dropout) and predicted choices (deterministic, > 0.5) for each task -> scores.json content.
-    ``features``: a frozen model's cached sentence features of ``texts`` (else they are computed)."""
-    out = empty_scores(cfg, trained)
+def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.ScoringConfig, report=None, features=None,
+               strategy: str = "beal", labeled_hidden=None) -> dict:
+    """Score (ascending = ``strategy``'s acquisition order; EC / H_J for BEAL), EC and predicted choices
+    (deterministic, > 0.5) for each task -> scores.json content. ``features``: a frozen model's cached
+    sentence features of ``texts``; ``labeled_hidden``: Core-Set's centers."""
+    out = empty_scores(cfg, trained, strategy)
     if not task_ids:
         return out
     progress = (lambda done, n: report.throttled(stage="scoring", progress=0.8 + 0.15 * done / n)) if report else None
-    outputs = learners.pool_outputs(trained, texts, cfg, features=features, on_progress=progress)
+    deterministic = acquisition.get_strategy(strategy).deterministic_passes
+    outputs = learners.pool_outputs(trained, texts, cfg, features=features, deterministic=deterministic, on_progress=progress)
     ec, probs = outputs.moments.ec, outputs.probs
-    norm = acquisition.normalized_score(ec, len(schema.labels))
+    norm = learners.strategy_scores(strategy, outputs, len(schema.labels), cfg.seed, labeled_hidden)
     for i, tid in enumerate(task_ids):
         chosen = [schema.labels[j] for j in np.flatnonzero(probs[i] > 0.5)]
         out["tasks"][str(tid)] = {"score": float(norm[i]), "ec": float(ec[i]), "choices": chosen}

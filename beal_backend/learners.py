@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import encoders, evaluation, training
+from . import acquisition, encoders, evaluation, training
 from .batching import collate, encode, sorted_batches
 from .embedding_cache import EmbeddingCache
 from .features import HeadConfig, head_moments, head_outputs, train_head
@@ -164,3 +164,27 @@ def pool_outputs(
     moments = mc_moments(trained.model, enc, cfg, deterministic, on_progress=on_progress)
     det = deterministic_outputs(trained.model, enc, cfg)
     return PoolOutputs(moments, det.probs, det.hidden)
+
+
+def hidden_of(trained: TrainedModel, texts: Sequence[str], cfg: ScoringConfig, features: np.ndarray | None = None) -> np.ndarray:
+    """The head's hidden layer [N, hidden] with dropout off (Core-Set's labeled centers)."""
+    if is_frozen(trained) and features is not None:
+        return head_outputs(trained.model.head, features, cfg.device)[1]
+    return pool_outputs(trained, texts, replace(cfg, passes=1), features, deterministic=True).hidden
+
+
+def strategy_scores(strategy: str, outputs: PoolOutputs, num_labels: int, seed: int, labeled_hidden=None) -> np.ndarray:
+    """Per-text scores in [0, 1] whose ascending order is ``strategy``'s acquisition order (Label Studio
+    serves the lowest first). BEAL (and deterministic BEAL): EC / H_J. Every other strategy ranks the whole
+    pool (batch-mode ones such as BADGE and Core-Set choose greedily, so only their order means anything):
+    the k-th text it would acquire gets k / (N - 1)."""
+    st = acquisition.get_strategy(strategy)
+    m = outputs.moments
+    if strategy in ("beal", "beal-deterministic"):
+        return acquisition.normalized_score(m.ec, num_labels)
+    view = acquisition.PoolView(
+        size=len(outputs.probs), num_labels=num_labels, mean_relevance=m.mean_relevance, mean_prob=m.mean_prob,
+        mean_entropy=m.mean_entropy, det_probs=outputs.probs, hidden=outputs.hidden, labeled_hidden=labeled_hidden,
+    )
+    order = st.select(view, view.size, np.random.default_rng(seed))
+    return acquisition.order_scores(order, view.size)

@@ -140,3 +140,52 @@ def test_auto_pooling_detects_sentence_transformers_checkpoints(tmp_path, tiny_e
     assert encoders.pooling_for("minilm", "cls") == "cls"
     with pytest.raises(ValueError, match="POOLING"):
         encoders.pooling_for("minilm", "max")
+
+
+@pytest.mark.parametrize("name, value", [("LEARNER", "gpu"), ("POOLING", "max"), ("STRATEGY", "beal-fast")])
+def test_bad_choice_in_env_is_refused_at_startup(name, value):
+    with pytest.raises(ValueError, match=f"{name}='{value}': choose one of"):
+        Settings.from_env({"DEVICE": "cpu", name: value})
+
+
+def _outputs(n=5, j=3, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.05, 0.95, size=(n, j))
+    m = learners.Moments(acquisition.relevance(p), p, acquisition.binary_entropy(p), 1)
+    return learners.PoolOutputs(m, p.astype(np.float32), rng.normal(size=(n, 4)).astype(np.float32))
+
+
+def test_order_scores_by_hand():
+    np.testing.assert_allclose(acquisition.order_scores(np.array([2, 0, 3, 1]), 4), [1 / 3, 1.0, 0.0, 2 / 3])
+    assert acquisition.order_scores(np.array([0]), 1).tolist() == [0.0]
+    with pytest.raises(acquisition.AcquisitionError):
+        acquisition.order_scores(np.array([0, 0]), 2)
+
+
+@pytest.mark.parametrize("strategy", sorted(acquisition.STRATEGIES))
+def test_strategy_scores_ascending_is_the_strategy_order(strategy):
+    """For every STRATEGY the pushed scores lie in [0, 1] and sorting them ascending gives what the
+    strategy would acquire first: EC / H_J for BEAL, the selection order (rank / (N-1)) for the others."""
+    out = _outputs()
+    scores = learners.strategy_scores(strategy, out, 3, seed=7, labeled_hidden=np.zeros((2, 4)))
+    assert scores.shape == (5,) and scores.min() >= 0.0 and scores.max() <= 1.0
+    st = acquisition.get_strategy(strategy)
+    view = acquisition.PoolView(5, 3, out.moments.mean_relevance, out.moments.mean_prob, out.moments.mean_entropy,
+                                out.probs, out.hidden, np.zeros((2, 4)))
+    b = 5 if strategy == "random" else 2  # greedy rules: a batch of 2 is the first 2 of the whole order
+    first = st.select(view, b, np.random.default_rng(7))
+    assert list(np.argsort(scores, kind="stable")[:b]) == list(first)
+    if strategy.startswith("beal") and strategy != "beal-diverse":
+        np.testing.assert_allclose(scores, out.moments.ec / (1 + 1 / 2 + 1 / 3))
+    else:
+        assert sorted(scores.tolist()) == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_score_pool_records_the_strategy(tiny_classifier):
+    model = build_tiny_classifier(layers=2, num_labels=2)
+    trained = TrainedModel(model, None, ["A", "B"], TrainConfig(learner="frozen"), {})
+    feats = np.random.default_rng(1).normal(size=(4, 32)).astype(np.float32)
+    schema = parse_label_config(CONFIG)
+    out = jobs.score_pool(trained, [1, 2, 3, 4], ["w"] * 4, schema, ScoringConfig(passes=3), features=feats, strategy="entropy")
+    assert out["strategy"] == "entropy" and out["scope"] == "head"
+    assert sorted(v["score"] for v in out["tasks"].values()) == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])

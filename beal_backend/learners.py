@@ -68,8 +68,9 @@ class FinetuneLearner:
     def features(self, texts: Sequence[str], keep: Sequence[str] | None = None) -> None:
         return None  # the encoder changes every round: nothing to cache
 
-    def fit(self, texts, label_sets, labels, val_rows=None, on_progress=None) -> TrainedModel:
-        return training.train(texts, label_sets, labels, self.cfg, on_progress=on_progress, val_rows=val_rows)
+    def fit(self, texts, label_sets, labels, val_rows=None, on_progress=None, seed: int | None = None) -> TrainedModel:
+        cfg = self.cfg if seed is None else replace(self.cfg, seed=seed)
+        return training.train(texts, label_sets, labels, cfg, on_progress=on_progress, val_rows=val_rows)
 
 
 class FrozenLearner:
@@ -104,12 +105,15 @@ class FrozenLearner:
             return self.embed(texts)
         return self.cache.features(texts, lambda missing: self.embed(missing), keep)
 
-    def fit(self, texts, label_sets, labels, val_rows=None, on_progress=None) -> TrainedModel:
+    def fit(self, texts, label_sets, labels, val_rows=None, on_progress=None, seed: int | None = None,
+            features: np.ndarray | None = None) -> TrainedModel:
+        """A fresh head on the texts' features (``features`` when the caller holds them already)."""
         if not labels:
             raise ValueError("the label list is empty")
-        x = self.features(texts)
+        x = self.features(texts) if features is None else features
         y = evaluation.multi_hot(label_sets, labels)
-        head, metrics = train_head(x, y, self.head_cfg, val_rows=val_rows)
+        head_cfg = self.head_cfg if seed is None else replace(self.head_cfg, seed=seed)
+        head, metrics = train_head(x, y, head_cfg, val_rows=val_rows)
         encoder, tokenizer = self.pretrained
         model = MultiLabelClassifier(encoder, len(labels), self.cfg.hidden_size, self.cfg.dropout, self.cfg.pooling)
         model.head.load_state_dict(head.state_dict())
@@ -121,7 +125,7 @@ class FrozenLearner:
             metrics.update(val_micro_f1=evaluation.micro_f1(y[rows], pred), val_macro_f1=evaluation.macro_f1(y[rows], pred))
         if on_progress:
             on_progress(training.Progress(1, 1, 1, 1, 0.0))
-        return TrainedModel(model, tokenizer, list(labels), self.cfg, metrics)
+        return TrainedModel(model, tokenizer, list(labels), replace(self.cfg, seed=head_cfg.seed), metrics)
 
 
 def embed(encoder, tokenizer, texts: Sequence[str], pooling: str, max_wordpieces: int, device: str) -> np.ndarray:
@@ -151,19 +155,37 @@ def pool_outputs(
     """Moments of T passes (one with dropout off when ``deterministic``), deterministic probs and hidden.
     A frozen model samples its head only (on ``features`` when given, else it embeds ``texts``);
     a fine-tuned one runs ``scoring.mc_moments`` under ``cfg.scope``."""
+    if is_frozen(trained) and features is None:
+        features = features_of(trained, texts, cfg.device)
+    encoded = None if is_frozen(trained) else encode(trained.tokenizer, list(texts), trained.config.max_wordpieces)
+    moments = pool_moments(trained, cfg, features, encoded, deterministic, on_progress)
+    probs, hidden = pool_deterministic(trained, cfg, features, encoded)
+    return PoolOutputs(moments, probs, hidden)
+
+
+def features_of(trained: TrainedModel, texts: Sequence[str], device: str) -> np.ndarray:
+    """A frozen model's sentence features, computed by its own (pretrained) encoder."""
+    model = trained.model
+    return embed(model.encoder, trained.tokenizer, texts, model.pooling, trained.config.max_wordpieces, device)
+
+
+def pool_moments(trained: TrainedModel, cfg: ScoringConfig, features=None, encoded=None, deterministic=False,
+                 on_progress: Progress | None = None) -> Moments:
+    """T-pass moments from a frozen model's ``features`` [N, H] or a fine-tuned one's ``encoded`` texts."""
     if is_frozen(trained):
-        model = trained.model
-        if features is None:
-            features = embed(model.encoder, trained.tokenizer, texts, model.pooling, trained.config.max_wordpieces, cfg.device)
-        moments = head_moments(model.head, features, cfg.passes, cfg.seed, deterministic, cfg.device)
-        probs, hidden = head_outputs(model.head, features, cfg.device)
+        moments = head_moments(trained.model.head, features, cfg.passes, cfg.seed, deterministic, cfg.device)
         if on_progress:
-            on_progress(len(texts), len(texts))
-        return PoolOutputs(moments, probs, hidden)
-    enc = encode(trained.tokenizer, list(texts), trained.config.max_wordpieces)
-    moments = mc_moments(trained.model, enc, cfg, deterministic, on_progress=on_progress)
-    det = deterministic_outputs(trained.model, enc, cfg)
-    return PoolOutputs(moments, det.probs, det.hidden)
+            on_progress(len(features), len(features))
+        return moments
+    return mc_moments(trained.model, encoded, cfg, deterministic, on_progress=on_progress)
+
+
+def pool_deterministic(trained: TrainedModel, cfg: ScoringConfig, features=None, encoded=None) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities [N, J], head hidden layer [N, hidden]) with dropout off."""
+    if is_frozen(trained):
+        return head_outputs(trained.model.head, features, cfg.device)
+    det = deterministic_outputs(trained.model, encoded, cfg)
+    return det.probs, det.hidden
 
 
 def hidden_of(trained: TrainedModel, texts: Sequence[str], cfg: ScoringConfig, features: np.ndarray | None = None) -> np.ndarray:

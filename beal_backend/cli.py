@@ -68,9 +68,12 @@ def _worker(args: argparse.Namespace) -> int:
         print("beal worker needs REDIS_URL (without it the API trains in-process)", file=sys.stderr)
         return 2
     conn = Redis.from_url(settings.redis_url)
-    queue = Queue(settings.queue_name, connection=conn, serializer=JSONSerializer)
+    from .queues import embedding_queue_name
+
+    queues = [Queue(name, connection=conn, serializer=JSONSerializer)  # listed first = served first
+              for name in (settings.queue_name, embedding_queue_name(settings.queue_name))]
     # the default Worker forks a work horse per job: CUDA starts in the child, and a crash kills only the job
-    Worker([queue], connection=conn, serializer=JSONSerializer, name=args.name).work(burst=args.burst)
+    Worker(queues, connection=conn, serializer=JSONSerializer, name=args.name).work(burst=args.burst)
     return 0
 
 

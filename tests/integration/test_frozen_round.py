@@ -136,3 +136,42 @@ def test_round_embeds_only_what_the_import_job_missed_and_never_reuses_stale_fea
     for t in pool:
         assert rt.fake.pushed[t.id] == pytest.approx(served[str(t.id)]["score"], abs=1e-5)
     assert np.all([0.0 <= s <= 1.0 for s in rt.fake.pushed.values()])
+
+
+def test_rq_embedding_jobs_wait_in_their_own_lower_queue(redis_conn):
+    import rq
+    from rq.serializers import JSONSerializer
+
+    from beal_backend.queues import RQQueue, embedding_queue_name
+
+    q = RQQueue(redis_conn, "beal-training", 60)
+    job_id = q.enqueue_embedding("7")
+    low = rq.Queue(embedding_queue_name("beal-training"), connection=redis_conn, serializer=JSONSerializer)
+    assert low.job_ids == [job_id] and low.name == "beal-training-embedding"
+    assert rq.Queue("beal-training", connection=redis_conn, serializer=JSONSerializer).job_ids == []
+    assert low.fetch_job(job_id).func_name == "beal_backend.queues.embed_project"
+
+
+def test_embedded_queue_runs_waiting_rounds_before_embedding_jobs(monkeypatch):
+    import threading
+
+    from beal_backend import queues
+
+    ran, gate = [], threading.Event()
+
+    def fake_round(project, rt, job_id):
+        ran.append(("train", project))
+        gate.wait(5)  # the first round holds the worker while more jobs queue up
+
+    monkeypatch.setattr(queues, "run_round", fake_round)
+    monkeypatch.setattr(queues, "embed_tasks", lambda project, rt, job_id: ran.append(("embed", project)))
+    q = queues.ThreadQueue(runtime=None)
+    q.enqueue("1")
+    while not ran:
+        threading.Event().wait(0.01)
+    q.enqueue_embedding("2")
+    q.enqueue("3")
+    q.enqueue_embedding("4")
+    gate.set()
+    q.join()
+    assert ran == [("train", "1"), ("train", "3"), ("embed", "2"), ("embed", "4")]

@@ -119,7 +119,7 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
         "n_pool": len(scores["tasks"]),
         "learner": learner.name,
         "label_counts": dict(Counter(name for names in ex.label_sets for name in names)),
-        "mean_score": float(np.mean([v["score"] for v in scores["tasks"].values()])) if scores["tasks"] else None,
+        "mean_score": _mean_ec(scores, len(schema.labels)),
         "train_seconds": round(train_seconds, 3),
         "score_seconds": round(score_seconds, 3),
         "promotion": gate,
@@ -202,6 +202,12 @@ def rollback(project: str, version: str, rt) -> dict:
     _Reporter(rt.coordinator, project, f"rollback-{uuid.uuid4().hex[:8]}")(
         state="finished", stage=f"rolled back to {version}", version=version, **result)
     return {"version": version, "rescored": len(missing), **result}
+
+
+def _mean_ec(scores: dict, num_labels: int) -> float | None:
+    """The pool's mean EC / H_J (the stop hint's signal), whatever STRATEGY ordered the pushed scores by."""
+    ec = [v["ec"] for v in scores["tasks"].values()]
+    return float(np.mean(acquisition.normalized_score(np.asarray(ec), num_labels))) if ec else None
 
 
 def held_out_rows(task_ids: list[int], fraction: float, min_val: int) -> list[int]:

@@ -15,7 +15,7 @@ from beal_backend.labelconfig import parse_label_config
 from beal_backend.labelstudio import LabelStudioClient
 from beal_backend.store import ModelStore
 
-from .helpers import CONFIG, LS, make_project, rows, wait_for_version
+from .helpers import CONFIG, LS, make_project, rows, wait_for_version, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -98,6 +98,10 @@ def test_full_active_learning_loop(label_studio, backend_factory, learner):
     preds = ls("GET", f"/api/tasks/{new}")["predictions"]
     assert [p["model_version"] for p in preds] == [v2]
     assert 0.0 <= preds[0]["score"] <= 1.0
+    if learner == "frozen":  # the import's TASKS_CREATED webhook made a worker embed the new task ahead of the next round
+        settings = Settings.from_env(backend["env"])
+        cache = learners.build("frozen", settings.train, ModelStore(settings.model_dir).project_dir(str(project)) / jobs.EMBEDDINGS).cache
+        wait_until(lambda: cache.size() == len(data) + 1, 120, "the imported task's embedding", backend["logs"])
 
     # the Label Studio token never reaches a log
     for log in backend["logs"].glob("*.log"):

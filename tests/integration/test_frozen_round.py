@@ -175,3 +175,17 @@ def test_embedded_queue_runs_waiting_rounds_before_embedding_jobs(monkeypatch):
     gate.set()
     q.join()
     assert ran == [("train", "1"), ("train", "3"), ("embed", "2"), ("embed", "4")]
+
+
+def test_round_with_another_strategy_pushes_its_order_and_keeps_the_mean_ec(rt):
+    from dataclasses import replace
+
+    rt.settings = replace(rt.settings, strategy="coreset")
+    out = jobs.run_round("7", rt)
+    scores = rt.store.scores("7", out["version"])
+    assert scores["strategy"] == "coreset"
+    pushed = sorted(rt.fake.pushed.values())
+    assert pushed == pytest.approx([k / 17 for k in range(18)])  # 18 unlabeled tasks ranked 0, 1/17, ..., 1
+    ec = np.array([v["ec"] for v in scores["tasks"].values()])
+    meta = rt.store.metadata("7", out["version"])
+    assert meta["mean_score"] == pytest.approx(float(np.mean(ec)) / 1.5)  # EC / H_2, not the mean rank 0.5

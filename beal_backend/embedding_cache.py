@@ -42,7 +42,7 @@ def encoder_id(encoder_ref: str, pooling: str, max_wordpieces: int) -> str:
 
 class EmbeddingCache:
     def __init__(self, folder: str | os.PathLike, encoder_ref: str, pooling: str, max_wordpieces: int):
-        self.folder = Path(folder)
+        self.folder = Path(folder).expanduser()
         self.encoder = json.dumps([encoder_ref, pooling, max_wordpieces])
         self.path = self.folder / f"{encoder_id(encoder_ref, pooling, max_wordpieces)}.safetensors"
         self.rebuilt = 0  # corrupt files discarded (tests, logs)

@@ -1,19 +1,15 @@
-"""Frozen-encoder mode: [CLS] sentence features computed once and cached on disk; only the head trains.
+"""Frozen-encoder pieces: the head trained on fixed sentence features, and MC dropout on the head alone.
 
-The encoder's sentence feature C (the final hidden state of [CLS], as in ``model.MultiLabelClassifier``)
-does not change while the encoder is frozen, so a dataset is encoded once and stored as
-``<cache_dir>/<key>.npy`` with key = hash(encoder ref, max word-pieces, texts). Each active-learning round
-then trains a fresh ``ClassifierHead`` on the cached features (seconds on CPU) and samples it with MC
-dropout on the head (``head_moments``): T weight samples of the head applied to a chunk of texts at once
-and reduced to per-text moments, never a [T, N, J] array.
+The encoder's sentence feature does not change while the encoder is frozen, so ``learners.FrozenLearner``
+computes it once per text (``embedding_cache.py``). Each active-learning round then trains a fresh
+``ClassifierHead`` on the cached features (seconds on CPU) and samples it with MC dropout on the head
+(``head_moments``): T weight samples of the head applied to a chunk of texts at once and reduced to
+per-text moments, never a [T, N, J] array.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,62 +18,15 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from . import encoders, evaluation
-from .batching import MAX_WORDPIECES, collate, encode, sorted_batches
+from . import evaluation
 from .mc_dropout import mc_dropout
 from .model import ClassifierHead
 from .scoring import Moments
 from .training import split_validation
 
 DEFAULT_CACHE_DIR = Path("~/.cache/beal-backend/features")
-POOLING = "cls"  # part of the cache key: a different pooling must never hit old files
 PASS_ROWS = 65536  # rows (texts x passes) per sampled forward: bounds memory (~70 MB at hidden 256)
-
-
-# ---------------------------------------------------------------- feature cache
-
-
-def cache_key(encoder_ref: str, max_wordpieces: int, texts: Sequence[str]) -> str:
-    """sha256 over the encoder reference, the truncation length, the pooling and every text."""
-    h = hashlib.sha256(json.dumps([encoder_ref, max_wordpieces, POOLING]).encode())
-    for text in texts:
-        h.update(hashlib.sha256(text.encode("utf-8")).digest())
-    return h.hexdigest()[:32]
-
-
-def sentence_features(
-    texts: Sequence[str],
-    encoder_ref: str = encoders.DEFAULT_ENCODER,
-    max_wordpieces: int = MAX_WORDPIECES,
-    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
-    device: str = "cpu",
-    token_budget: int = 16384,
-    max_batch: int = 64,
-    progress: bool = True,
-) -> np.ndarray:
-    """[CLS] features float32 [N, H] of the frozen encoder, read from the cache or computed and stored."""
-    path = Path(cache_dir).expanduser() / f"{cache_key(encoder_ref, max_wordpieces, texts)}.npy"
-    if path.exists():
-        feats = np.load(path)
-        if feats.shape[0] == len(texts):
-            return feats
-    encoder, tokenizer = encoders.load_pretrained(encoder_ref)
-    encoder.to(device).eval()
-    enc = encode(tokenizer, texts, max_wordpieces)
-    feats = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
-    batches = sorted_batches(enc.lengths, token_budget, max_batch)
-    # fp32 on every device, so the cached features do not depend on where they were computed
-    with torch.inference_mode():
-        for rows in tqdm(batches, desc="features", unit="batch", disable=not progress, leave=False):
-            ids, mask = collate(enc, rows, device)
-            feats[rows] = encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0].float().cpu().numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, feats)
-    os.replace(tmp, path)  # atomic: a concurrent or interrupted run never reads half a file
-    return feats
 
 
 # ---------------------------------------------------------------- head-only training

@@ -204,10 +204,16 @@ def rollback(project: str, version: str, rt) -> dict:
     return {"version": version, "rescored": len(missing), **result}
 
 
+def pool_ec(scores: dict, num_labels: int) -> list[float]:
+    """Each scored task's EC / H_J (what the status page and stop hint show), whatever STRATEGY ordered
+    the pushed scores by."""
+    ec = np.asarray([v["ec"] for v in scores["tasks"].values()], dtype=np.float64)
+    return acquisition.normalized_score(ec, num_labels).tolist() if len(ec) else []
+
+
 def _mean_ec(scores: dict, num_labels: int) -> float | None:
-    """The pool's mean EC / H_J (the stop hint's signal), whatever STRATEGY ordered the pushed scores by."""
-    ec = [v["ec"] for v in scores["tasks"].values()]
-    return float(np.mean(acquisition.normalized_score(np.asarray(ec), num_labels))) if ec else None
+    ec = pool_ec(scores, num_labels)
+    return float(np.mean(ec)) if ec else None
 
 
 def held_out_rows(task_ids: list[int], fraction: float, min_val: int) -> list[int]:

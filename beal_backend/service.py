@@ -262,7 +262,7 @@ class BealModel:
             current = st["model_version"] if st["model_version"] != UNTRAINED else None
             versions = self.versions(pid) if self.rt.store.project_dir(pid).is_dir() else []
             meta = self.rt.store.metadata(pid, current) if current else {}
-            scores = self.rt.store.scores(pid, current)["tasks"] if current else {}
+            scores = self.rt.store.scores(pid, current) if current else {"tasks": {}}
             out.append({
                 "project": pid,
                 "current_version": current,
@@ -271,7 +271,7 @@ class BealModel:
                 "last_job": st["last_job"],
                 "versions": versions,
                 "label_counts": meta.get("label_counts", {}),
-                "ec_scores": [v["score"] for v in scores.values()],
+                "ec_scores": jobs.pool_ec(scores, len(meta.get("labels", []))),
                 "job_log": self.rt.coordinator.job_log(pid),
             })
         return out

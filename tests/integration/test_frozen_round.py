@@ -189,3 +189,6 @@ def test_round_with_another_strategy_pushes_its_order_and_keeps_the_mean_ec(rt):
     ec = np.array([v["ec"] for v in scores["tasks"].values()])
     meta = rt.store.metadata("7", out["version"])
     assert meta["mean_score"] == pytest.approx(float(np.mean(ec)) / 1.5)  # EC / H_2, not the mean rank 0.5
+    # the status page's EC histogram shows EC / H_J too, not the ranks
+    shown = BealModel(rt).status_projects()[0]["ec_scores"]
+    assert sorted(shown) == pytest.approx(sorted(ec / 1.5))

@@ -93,3 +93,10 @@ def test_no_pickle_in_the_file(tmp_path):
     c = cache(tmp_path)
     c.features(["a"], CountingEmbed())
     assert c.path.suffix == ".safetensors" and b"pickle" not in c.path.read_bytes()
+
+
+def test_home_folder_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    c = EmbeddingCache("~/feats", "enc", "cls", 510)
+    c.features(["a"], CountingEmbed())
+    assert c.path.parent == tmp_path / "feats" and c.path.exists()

@@ -91,9 +91,11 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
         return {**base, "outcome": "skipped", "reason": f"{len(ex.texts)} labeled tasks; need {s.min_annotations}"}
 
     learner = learners.build(s.learner, s.train, rt.store.project_dir(project) / EMBEDDINGS)
-    report(stage="embedding" if learner.name == "frozen" else "training", progress=0.0)
     t0 = time.perf_counter()
-    learner.features(ex.texts + ex.pool_texts, keep=ex.texts + ex.pool_texts)  # frozen: embeds only new texts
+    if learner.name == "frozen":  # embeds only texts the cache lacks; drops rows of texts no longer in the project
+        report(stage="embedding", progress=0.0)
+        learner.features(ex.texts + ex.pool_texts, keep=ex.texts + ex.pool_texts)
+    report(stage="training", progress=0.0)
     held = held_out_rows(ex.task_ids, s.train.val_fraction, s.train.min_val)
     trained = learner.fit(
         ex.texts, ex.label_sets, list(schema.labels),

@@ -107,7 +107,8 @@ class FrozenLearner:
 
     def fit(self, texts, label_sets, labels, val_rows=None, on_progress=None, seed: int | None = None,
             features: np.ndarray | None = None) -> TrainedModel:
-        """A fresh head on the texts' features (``features`` when the caller holds them already)."""
+        """A fresh head on the texts' features (``features`` when the caller holds them already).
+        ``on_progress`` is accepted for the interface and not called: head training takes seconds."""
         if not labels:
             raise ValueError("the label list is empty")
         x = self.features(texts) if features is None else features
@@ -123,8 +124,6 @@ class FrozenLearner:
             rows = np.unique(np.asarray(val_rows, dtype=np.int64))
             pred = head_outputs(model.head, x[rows], self.cfg.device)[0] > 0.5
             metrics.update(val_micro_f1=evaluation.micro_f1(y[rows], pred), val_macro_f1=evaluation.macro_f1(y[rows], pred))
-        if on_progress:
-            on_progress(training.Progress(1, 1, 1, 1, 0.0))
         return TrainedModel(model, tokenizer, list(labels), replace(self.cfg, seed=head_cfg.seed), metrics)
 
 

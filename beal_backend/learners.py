@@ -116,7 +116,9 @@ class FrozenLearner:
         head_cfg = self.head_cfg if seed is None else replace(self.head_cfg, seed=seed)
         head, metrics = train_head(x, y, head_cfg, val_rows=val_rows)
         encoder, tokenizer = self.pretrained
-        model = MultiLabelClassifier(encoder, len(labels), self.cfg.hidden_size, self.cfg.dropout, self.cfg.pooling)
+        # the head config shapes the head (the simulation's may differ from TrainConfig); recorded for store.load
+        cfg = replace(self.cfg, hidden_size=head_cfg.hidden_size, dropout=head_cfg.dropout, seed=head_cfg.seed)
+        model = MultiLabelClassifier(encoder, len(labels), cfg.hidden_size, cfg.dropout, cfg.pooling)
         model.head.load_state_dict(head.state_dict())
         model.to(self.cfg.device).eval()
         metrics = {k: v for k, v in metrics.items() if k != "val_micro_f1"}
@@ -124,7 +126,7 @@ class FrozenLearner:
             rows = np.unique(np.asarray(val_rows, dtype=np.int64))
             pred = head_outputs(model.head, x[rows], self.cfg.device)[0] > 0.5
             metrics.update(val_micro_f1=evaluation.micro_f1(y[rows], pred), val_macro_f1=evaluation.macro_f1(y[rows], pred))
-        return TrainedModel(model, tokenizer, list(labels), replace(self.cfg, seed=head_cfg.seed), metrics)
+        return TrainedModel(model, tokenizer, list(labels), cfg, metrics)
 
 
 def embed(encoder, tokenizer, texts: Sequence[str], pooling: str, max_wordpieces: int, device: str) -> np.ndarray:

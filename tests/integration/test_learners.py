@@ -189,3 +189,18 @@ def test_score_pool_records_the_strategy(tiny_classifier):
     out = jobs.score_pool(trained, [1, 2, 3, 4], ["w"] * 4, schema, ScoringConfig(passes=3), features=feats, strategy="entropy")
     assert out["strategy"] == "entropy" and out["scope"] == "head"
     assert sorted(v["score"] for v in out["tasks"].values()) == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+
+
+def test_frozen_model_records_the_head_it_trained(tmp_path, tiny_bert_train_config):
+    """A head config wider than TrainConfig's (the simulation's --hidden-size) is what is built and stored."""
+    from beal_backend.features import HeadConfig
+
+    texts, label_sets = synthetic_texts(12, seed=0)
+    learner = learners.FrozenLearner(replace(tiny_bert_train_config, pooling="cls"),
+                                     head=HeadConfig(hidden_size=24, dropout=0.3, epochs=1, min_steps=1))
+    trained = learner.fit(texts, label_sets, LABELS, seed=5)
+    assert trained.model.head.hidden.out_features == 24 and trained.model.head.dropout_in.p == 0.3
+    assert (trained.config.hidden_size, trained.config.dropout, trained.config.seed) == (24, 0.3, 5)
+    store = ModelStore(tmp_path)
+    loaded = store.load("1", store.publish("1", trained, {"tasks": {}}))
+    assert loaded.model.head.hidden.out_features == 24

@@ -49,9 +49,11 @@ def expected_confidence(probs: np.ndarray) -> np.ndarray:
     return ec_from_mean_relevance(relevance(p).mean(axis=0))
 
 
-def normalized_score(ec: np.ndarray, num_labels: int) -> np.ndarray:
-    """EC / H_J in [0, 1]: ascending order is BEAL's acquisition order."""
-    return np.clip(np.asarray(ec, dtype=np.float64) / harmonic(num_labels), 0.0, 1.0)
+def normalized_score(ec: np.ndarray, num_labels: int, single_label: bool = False) -> np.ndarray:
+    """EC divided by its largest value, in [0, 1]: ascending order is BEAL's acquisition order. The largest
+    EC is H_J for independent sigmoids (all ones) and 1 for a softmax vector (one-hot, single-choice)."""
+    top = 1.0 if single_label else harmonic(num_labels)
+    return np.clip(np.asarray(ec, dtype=np.float64) / top, 0.0, 1.0)
 
 
 # ---------------------------------------------------------------- other uncertainty scores
@@ -155,6 +157,17 @@ def diverse_lowest(ec: np.ndarray, num_labels: int, embeddings: np.ndarray, b: i
         picked.append(nxt)
         nearest = np.minimum(nearest, _sq_dist_to(x, x[nxt]))
     return cand[np.asarray(picked)]
+
+
+def order_scores(order: np.ndarray, n: int) -> np.ndarray:
+    """Scores in [0, 1] whose ascending order is ``order`` (all n pool positions in acquisition order):
+    the k-th acquired text gets k / (n - 1), a single text 0."""
+    order = np.asarray(order, dtype=np.int64)
+    if len(order) != n or len(np.unique(order)) != n:
+        raise AcquisitionError(f"order must list each of the {n} pool positions once")
+    out = np.empty(n)
+    out[order] = np.arange(n) / max(n - 1, 1)
+    return out
 
 
 # ---------------------------------------------------------------- strategy registry

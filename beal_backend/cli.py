@@ -72,9 +72,12 @@ def _worker(args: argparse.Namespace) -> int:
         print("beal worker needs REDIS_URL (without it the API trains in-process)", file=sys.stderr)
         return 2
     conn = Redis.from_url(settings.redis_url)
-    queue = Queue(settings.queue_name, connection=conn, serializer=JSONSerializer)
+    from .queues import embedding_queue_name
+
+    queues = [Queue(name, connection=conn, serializer=JSONSerializer)  # listed first = served first
+              for name in (settings.queue_name, embedding_queue_name(settings.queue_name))]
     # the default Worker forks a work horse per job: CUDA starts in the child, and a crash kills only the job
-    Worker([queue], connection=conn, serializer=JSONSerializer, name=args.name).work(burst=args.burst)
+    Worker(queues, connection=conn, serializer=JSONSerializer, name=args.name).work(burst=args.burst)
     return 0
 
 
@@ -133,8 +136,11 @@ def _add_simulate(sub) -> None:
     p.add_argument("--mc-passes", type=int, default=100, help="T, MC-dropout passes per text")
     p.add_argument("--pool-size", type=int, help="random subset of train.jsonl used as the pool")
     p.add_argument("--test-size", type=int, help="random subset of test.jsonl")
-    p.add_argument("--mode", choices=("frozen", "finetune"), default="frozen",
-                   help="frozen: cached encoder features, head-only training (CPU); finetune: the paper's full fine-tuning")
+    p.add_argument("--learner", "--mode", dest="learner", choices=("frozen", "finetune"), default="frozen",
+                   help="the service's learners (LEARNER): frozen = cached encoder features, head-only training (CPU); "
+                        "finetune = the paper's full fine-tuning. --mode is the old name")
+    p.add_argument("--pooling", choices=("cls", "mean", "auto"), default="cls",
+                   help="sentence feature (POOLING): cls = the paper's C (the published runs), mean, auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--encoder", default="minilm", help="Hugging Face BERT-style checkpoint; minilm = the packaged MiniLM")
@@ -188,7 +194,8 @@ def _simulate(args: argparse.Namespace) -> int:
         mc_passes=args.mc_passes,
         pool_size=args.pool_size,
         test_size=args.test_size,
-        mode=args.mode,
+        mode=args.learner,
+        pooling=args.pooling,
         seed=args.seed,
         encoder=args.encoder,
         device=args.device,

@@ -42,7 +42,15 @@ def _match(pattern: str, allowed: str) -> tuple:
     return str, (lambda v: re.fullmatch(pattern, v) is not None), allowed
 
 
+def _one_of(names: tuple[str, ...]) -> tuple:
+    return str, (lambda v: v in names), "one of " + ", ".join(names)
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LEARNERS = ("auto", "frozen", "finetune")  # auto: finetune on CUDA, frozen on a CPU (engine.learners)
+POOLINGS = ("auto", "cls", "mean")
+# acquisition.STRATEGIES, spelled out so that reading settings imports no torch (a test keeps them equal)
+STRATEGIES = ("beal", "beal-deterministic", "beal-diverse", "random", "bald", "entropy", "badge", "coreset")
 # field name -> rule; MC_SCOPE mirrors mc_dropout.Scope.parse without importing torch
 RULES = {
     name: Rule(env, *spec)
@@ -70,6 +78,9 @@ RULES = {
         ("mc_passes", "MC_PASSES", _int(1)),
         ("mc_scope", "MC_SCOPE", _match(r"full|head|last-[1-9][0-9]*", "full, head or last-<k> with k >= 1")),
         ("device", "DEVICE", _match(r"auto|cpu|cuda(:[0-9]+)?|mps", "auto, cpu, cuda, cuda:<n> or mps")),
+        ("learner", "LEARNER", _one_of(LEARNERS)),
+        ("pooling", "POOLING", _one_of(POOLINGS)),
+        ("strategy", "STRATEGY", _one_of(STRATEGIES)),
     ]
 }
 PAIRS = (  # set both or neither: a half-set pair would fail open (auth) or mix credentials (Label Studio)
@@ -112,6 +123,9 @@ class Settings:
     mc_passes: int = 100
     mc_scope: str = "last-2"
     device: str = "auto"  # auto: CUDA when available
+    learner: str = "auto"  # frozen | finetune | auto (finetune on CUDA, frozen on CPU)
+    pooling: str = "auto"  # cls | mean | auto (mean for sentence-transformers checkpoints)
+    strategy: str = "beal"  # whose acquisition order the pushed scores give
 
     def __post_init__(self):
         for f in fields(self):
@@ -129,7 +143,8 @@ class Settings:
         from .training import TrainConfig
 
         return TrainConfig(encoder=self.encoder, epochs=self.epochs, batch_size=self.batch_size, lr_encoder=self.learning_rate,
-                           val_fraction=self.val_fraction, min_val=self.min_val, seed=self.seed, device=self.torch_device)
+                           val_fraction=self.val_fraction, min_val=self.min_val, seed=self.seed, device=self.torch_device,
+                           pooling=self.pooling)
 
     @property
     def scoring(self):
@@ -166,6 +181,7 @@ class Settings:
                 except ValueError:
                     raise SettingsError(f"{rule.env}={raw!r} is invalid: use {rule.allowed}") from None
         return cls(**values)
+
 
 
 def configure_logging(level: str) -> None:

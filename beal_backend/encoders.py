@@ -35,3 +35,24 @@ def load_pretrained(ref: str):
     except TypeError:
         encoder = AutoModel.from_pretrained(path)
     return encoder, AutoTokenizer.from_pretrained(path)
+
+
+SENTENCE_TRANSFORMERS_MARKERS = ("modules.json", "sentence_bert_config.json", "1_Pooling")
+
+
+def pooling_for(ref: str, pooling: str = "auto") -> str:
+    """``POOLING``: ``cls`` or ``mean`` as given; ``auto`` = mean for a sentence-transformers checkpoint
+    (trained to be mean-pooled: it has modules.json, sentence_bert_config.json or 1_Pooling), else cls."""
+    if pooling in ("cls", "mean"):
+        return pooling
+    if pooling != "auto":
+        raise ValueError(f"POOLING must be auto, cls or mean, got {pooling!r}")
+    folder = Path(resolve(ref))
+    if folder.is_dir():
+        return "mean" if any((folder / m).exists() for m in SENTENCE_TRANSFORMERS_MARKERS) else "cls"
+    try:  # a hub name: ask the (possibly offline) hub cache for the marker file
+        from huggingface_hub import try_to_load_from_cache
+
+        return "mean" if isinstance(try_to_load_from_cache(ref, "modules.json"), str) else "cls"
+    except Exception:
+        return "cls"

@@ -1,19 +1,15 @@
-"""Frozen-encoder mode: [CLS] sentence features computed once and cached on disk; only the head trains.
+"""Frozen-encoder pieces: the head trained on fixed sentence features, and MC dropout on the head alone.
 
-The encoder's sentence feature C (the final hidden state of [CLS], as in ``model.MultiLabelClassifier``)
-does not change while the encoder is frozen, so a dataset is encoded once and stored as
-``<cache_dir>/<key>.npy`` with key = hash(encoder ref, max word-pieces, texts). Each active-learning round
-then trains a fresh ``ClassifierHead`` on the cached features (seconds on CPU) and samples it with MC
-dropout on the head (``head_moments``): T weight samples of the head applied to a chunk of texts at once
-and reduced to per-text moments, never a [T, N, J] array.
+The encoder's sentence feature does not change while the encoder is frozen, so ``learners.FrozenLearner``
+computes it once per text (``embedding_cache.py``). Each active-learning round then trains a fresh
+``ClassifierHead`` on the cached features (seconds on CPU) and samples it with MC dropout on the head
+(``head_moments``): T weight samples of the head applied to a chunk of texts at once and reduced to
+per-text moments, never a [T, N, J] array.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,62 +18,15 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from . import encoders, evaluation
-from .batching import MAX_WORDPIECES, collate, encode, sorted_batches
+from . import evaluation
 from .mc_dropout import mc_dropout
 from .model import ClassifierHead
 from .scoring import Moments
-from .training import split_validation
+from .training import _objective, predicted, split_validation
 
 DEFAULT_CACHE_DIR = Path("~/.cache/beal-backend/features")
-POOLING = "cls"  # part of the cache key: a different pooling must never hit old files
 PASS_ROWS = 65536  # rows (texts x passes) per sampled forward: bounds memory (~70 MB at hidden 256)
-
-
-# ---------------------------------------------------------------- feature cache
-
-
-def cache_key(encoder_ref: str, max_wordpieces: int, texts: Sequence[str]) -> str:
-    """sha256 over the encoder reference, the truncation length, the pooling and every text."""
-    h = hashlib.sha256(json.dumps([encoder_ref, max_wordpieces, POOLING]).encode())
-    for text in texts:
-        h.update(hashlib.sha256(text.encode("utf-8")).digest())
-    return h.hexdigest()[:32]
-
-
-def sentence_features(
-    texts: Sequence[str],
-    encoder_ref: str = encoders.DEFAULT_ENCODER,
-    max_wordpieces: int = MAX_WORDPIECES,
-    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
-    device: str = "cpu",
-    token_budget: int = 16384,
-    max_batch: int = 64,
-    progress: bool = True,
-) -> np.ndarray:
-    """[CLS] features float32 [N, H] of the frozen encoder, read from the cache or computed and stored."""
-    path = Path(cache_dir).expanduser() / f"{cache_key(encoder_ref, max_wordpieces, texts)}.npy"
-    if path.exists():
-        feats = np.load(path)
-        if feats.shape[0] == len(texts):
-            return feats
-    encoder, tokenizer = encoders.load_pretrained(encoder_ref)
-    encoder.to(device).eval()
-    enc = encode(tokenizer, texts, max_wordpieces)
-    feats = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
-    batches = sorted_batches(enc.lengths, token_budget, max_batch)
-    # fp32 on every device, so the cached features do not depend on where they were computed
-    with torch.inference_mode():
-        for rows in tqdm(batches, desc="features", unit="batch", disable=not progress, leave=False):
-            ids, mask = collate(enc, rows, device)
-            feats[rows] = encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0].float().cpu().numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, feats)
-    os.replace(tmp, path)  # atomic: a concurrent or interrupted run never reads half a file
-    return feats
 
 
 # ---------------------------------------------------------------- head-only training
@@ -105,21 +54,27 @@ class HeadConfig:
 
 
 def train_head(
-    features: np.ndarray, targets: np.ndarray, cfg: HeadConfig = HeadConfig()
+    features: np.ndarray, targets: np.ndarray, cfg: HeadConfig = HeadConfig(), val_rows: Sequence[int] | None = None,
+    single_label: bool = False,
 ) -> tuple[ClassifierHead, dict]:
-    """A fresh head trained on ``features[N, H]`` -> multi-hot ``targets[N, J]``; returns (head in eval, metrics)."""
+    """A fresh head trained on ``features[N, H]`` -> multi-hot ``targets[N, J]``; returns (head in eval, metrics).
+    ``val_rows`` fixes the early-stopping rows (the service's stable held-out slice); default: a seeded split.
+    ``single_label``: one-hot targets, softmax cross-entropy (a single-choice project)."""
     if len(features) == 0:
         raise ValueError("no labeled texts to train on")
     torch.manual_seed(cfg.seed)
     x = torch.as_tensor(features, dtype=torch.float32, device=cfg.device)
-    y = torch.as_tensor(targets, dtype=torch.float32, device=cfg.device)
+    y = torch.as_tensor(targets, dtype=torch.float32)
+    loss_fn, target = _objective(y, single_label)
+    y, target = y.to(cfg.device), target.to(cfg.device)
     head = ClassifierHead(x.shape[1], cfg.hidden_size, y.shape[1], cfg.dropout).to(cfg.device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    tr, va = (torch.as_tensor(a, device=cfg.device) for a in split_validation(len(x), cfg))
+    split = split_validation(len(x), cfg) if val_rows is None else _fixed_split(len(x), val_rows)
+    tr, va = (torch.as_tensor(a, device=cfg.device) for a in split)
     gen = torch.Generator().manual_seed(cfg.seed)
 
     with _cpu_threads(1 if cfg.device == "cpu" else None):
-        (val_f1, _), epoch = _fit(head, opt, x, y, tr, va, gen, cfg)
+        (val_f1, _), epoch = _fit(head, opt, x, y, (loss_fn, target, single_label), tr, va, gen, cfg)
     head.eval()
     return head, {
         "n_train": len(tr),
@@ -129,13 +84,14 @@ def train_head(
     }
 
 
-def _fit(head, opt, x, y, tr, va, gen, cfg: HeadConfig) -> tuple[tuple[float, float], int]:
+def _fit(head, opt, x, y, objective, tr, va, gen, cfg: HeadConfig) -> tuple[tuple[float, float], int]:
     """The epoch loop; leaves the best epoch's weights in ``head`` -> ((val micro-F1, -val loss), epochs run).
 
     The best epoch has the highest validation micro-F1 (logit > 0 is p > 0.5), the lower BCE loss breaking
     ties: while no label passes 0.5 yet (F1 = 0, common early on with few texts) the falling loss still
     counts as progress, so training does not stop before it predicts anything.
     """
+    loss_fn, target, single = objective  # (loss, its targets, single-label)
     best, best_state, stale, epoch = (-1.0, -float("inf")), None, 0, 0
     steps_per_epoch = -(-len(tr) // cfg.batch_size)
     epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
@@ -143,7 +99,7 @@ def _fit(head, opt, x, y, tr, va, gen, cfg: HeadConfig) -> tuple[tuple[float, fl
         head.train()
         order = tr[torch.randperm(len(tr), generator=gen).to(cfg.device)]
         for batch in order.split(cfg.batch_size):
-            loss = F.binary_cross_entropy_with_logits(head(x[batch])[0], y[batch])
+            loss = loss_fn(head(x[batch])[0], target[batch])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -152,8 +108,9 @@ def _fit(head, opt, x, y, tr, va, gen, cfg: HeadConfig) -> tuple[tuple[float, fl
         head.eval()
         with torch.inference_mode():
             logits = head(x[va])[0]
-            loss = float(F.binary_cross_entropy_with_logits(logits, y[va]))
-            score = (evaluation.micro_f1(y[va].cpu().numpy(), (logits > 0).cpu().numpy()), -loss)
+            loss = float(loss_fn(logits, target[va]))
+            pred = predicted(_probabilities(logits, single).cpu().numpy(), single)
+            score = (evaluation.micro_f1(y[va].cpu().numpy(), pred), -loss)
         if score > best:
             best, best_state, stale = score, copy.deepcopy(head.state_dict()), 0
         else:
@@ -163,6 +120,16 @@ def _fit(head, opt, x, y, tr, va, gen, cfg: HeadConfig) -> tuple[tuple[float, fl
     if best_state is not None:
         head.load_state_dict(best_state)
     return best, epoch
+
+
+def _fixed_split(n: int, val_rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    va = np.unique(np.asarray(val_rows, dtype=np.int64))
+    if len(va) and (va[0] < 0 or va[-1] >= n):
+        raise ValueError(f"val_rows must index the {n} texts")
+    tr = np.setdiff1d(np.arange(n), va)
+    if len(tr) == 0:
+        raise ValueError("every labeled text is held out: nothing left to train on")
+    return tr, va
 
 
 @contextmanager
@@ -181,11 +148,17 @@ def _cpu_threads(n: int | None):
 # ---------------------------------------------------------------- scoring the head
 
 
-def head_outputs(head: ClassifierHead, features: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def _probabilities(logits: torch.Tensor, single_label: bool) -> torch.Tensor:
+    """As ``MultiLabelClassifier.probabilities``: a softmax over the labels (single-label) or sigmoids."""
+    return torch.softmax(logits, dim=-1) if single_label else torch.sigmoid(logits)
+
+
+def head_outputs(head: ClassifierHead, features: np.ndarray, device: str = "cpu",
+                 single_label: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One pass with dropout off -> (probabilities [N, J], hidden layer [N, hidden]) as float32."""
     with torch.inference_mode(), mc_dropout(head, None):
         logits, hidden = head(torch.as_tensor(features, dtype=torch.float32, device=device))
-        return torch.sigmoid(logits).cpu().numpy(), hidden.cpu().numpy()
+        return _probabilities(logits, single_label).cpu().numpy(), hidden.cpu().numpy()
 
 
 def head_moments(
@@ -195,6 +168,7 @@ def head_moments(
     seed: int = 0,
     deterministic: bool = False,
     device: str = "cpu",
+    single_label: bool = False,
 ) -> Moments:
     """Moments over T MC-dropout passes of the head (or one pass, dropout off, when ``deterministic``).
 
@@ -223,7 +197,7 @@ def head_moments(
             xb = x[start : start + chunk]
             h = head.act(torch.addmm(b1, xb, w1)).view(len(xb), passes, hid).transpose(0, 1)  # [T, B, hidden]
             logits = torch.baddbmm(b2, h, w2)  # [T, B, J]
-            for k, s in enumerate(_moment_sums(logits)):
+            for k, s in enumerate(_moment_sums(logits, single_label)):
                 sums[k, start : start + len(xb)] = s.double().cpu().numpy()
     sums /= passes
     return Moments(sums[0], sums[1], sums[2], passes)
@@ -252,11 +226,15 @@ def _keep(passes: int, width: int, p: float, gen: torch.Generator, deterministic
     return (torch.rand(passes, width, generator=gen) >= p).float() / (1.0 - p)
 
 
-def _moment_sums(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _moment_sums(logits: torch.Tensor, single_label: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sums over passes (axis 0) of R(p) = 2^p - 1, p and H(p), p = sigmoid(z).
 
     ``acquisition.relevance``/``binary_entropy`` in torch, from the logits: H(sigmoid(z)) = softplus(z) - z p
     is exact and needs no clipping of p near 0 or 1.
     """
+    if single_label:  # softmax probabilities; H is still each label's binary entropy, as acquisition's
+        p = torch.softmax(logits, dim=-1)
+        entropy = -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))
+        return (torch.exp2(p) - 1.0).sum(0), p.sum(0), entropy.sum(0)
     p = torch.sigmoid(logits)
     return (torch.exp2(p) - 1.0).sum(0), p.sum(0), (F.softplus(logits) - logits * p).sum(0)

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import redis
 
-from . import acquisition, batching, promotion, scoring, training
+from . import acquisition, learners, promotion, scoring, training
 from .labelconfig import LabelSchema, parse_label_config
 from .labelstudio import Task
 
 log = logging.getLogger(__name__)
 VERSION_PREFIX = "beal-"
+EMBEDDINGS = "embeddings"  # <project dir>/embeddings/: the frozen learner's feature cache
 
 
 @dataclass
@@ -127,11 +128,16 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
     if len(ex.texts) < s.min_annotations:
         return {**base, "outcome": "skipped", "reason": f"{len(ex.texts)} labeled tasks; need {s.min_annotations}" + _left_out(ex)}
 
-    report(stage="training", progress=0.0)
+    cfg = replace(s.train, single_label=schema.single_label)
+    learner = learners.build(s.learner, cfg, rt.store.project_dir(project) / EMBEDDINGS)
     t0 = time.perf_counter()
+    if learner.name == "frozen":  # embeds only texts the cache lacks; drops rows of texts no longer in the project
+        report(stage="embedding", progress=0.0)
+        learner.features(ex.texts + ex.pool_texts, keep=ex.texts + ex.pool_texts)
+    report(stage="training", progress=0.0)
     held = held_out_rows(ex.task_ids, s.train.val_fraction, s.train.min_val)
-    trained = training.train(
-        ex.texts, ex.label_sets, list(schema.labels), replace(s.train, single_label=schema.single_label),
+    trained = learner.fit(
+        ex.texts, ex.label_sets, list(schema.labels),
         on_progress=lambda p: report.throttled(stage="training", progress=0.8 * p.step / p.steps, loss=round(p.loss, 4)),
         val_rows=held,
     )
@@ -140,7 +146,11 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
 
     report(stage="scoring", progress=0.8)
     t0 = time.perf_counter()
-    scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, s.scoring, report) if gate["promoted"] else empty_scores(s.scoring)
+    scores = empty_scores(s.scoring, trained, s.strategy)
+    if gate["promoted"]:
+        labeled_hidden = learners.hidden_of(trained, ex.texts, s.scoring, learner.features(ex.texts)) if s.strategy == "coreset" else None
+        scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, s.scoring, report,
+                            features=learner.features(ex.pool_texts), strategy=s.strategy, labeled_hidden=labeled_hidden)
     score_seconds = time.perf_counter() - t0
 
     extra = {
@@ -151,8 +161,9 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
         "notes": dict(ex.notes),
         "n_annotations": len(ex.texts),
         "n_pool": len(scores["tasks"]),
+        "learner": learner.name,
         "label_counts": dict(Counter(name for names in ex.label_sets for name in names)),
-        "mean_score": float(np.mean([v["score"] for v in scores["tasks"].values()])) if scores["tasks"] else None,
+        "mean_score": _mean_ec(scores, len(trained.labels), trained.config.single_label),
         "train_seconds": round(train_seconds, 3),
         "score_seconds": round(score_seconds, 3),
         "promotion": gate,
@@ -168,6 +179,31 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
         summary.update(outcome="rejected", pushed=0)
     rt.store.prune(project, keep=s.keep_versions)
     return summary
+
+
+def embed_key(project: str) -> str:
+    """The coordinator name of a project's embedding jobs: one running and one waiting, like training."""
+    return f"embed-{project}"
+
+
+def embed_tasks(project: str, rt, job_id: str | None = None) -> dict:
+    """Low-priority job run when Label Studio imports tasks (``TASKS_CREATED``): put every task text the
+    frozen learner's cache lacks into it, so the next round only trains and scores. Best effort: a round
+    embeds whatever is still missing."""
+    s = rt.settings
+    learner = learners.build(s.learner, s.train, rt.store.project_dir(project) / EMBEDDINGS)
+    if learner.name != "frozen":
+        return {"outcome": "skipped", "reason": f"the {learner.name} learner caches no features"}
+    with rt.coordinator.running(embed_key(project), timeout=s.job_timeout):  # frees the waiting slot first
+        client = rt.client(project)
+        pid = int(project)
+        ex = collect_examples(client.tasks(pid), parse_label_config(client.label_config(pid)), s.max_text_chars)
+        t0 = time.perf_counter()
+        learner.features(ex.texts + ex.pool_texts)
+        result = {"outcome": "embedded", "n_texts": len(ex.texts) + len(ex.pool_texts), "embedded": learner.encoder_calls,
+                  "seconds": round(time.perf_counter() - t0, 3)}
+    log.info("project %s: embedding job %s: %s", project, job_id, result)
+    return result
 
 
 def publish(rt, client, project: str, version: str, schema: LabelSchema, scores: dict, pool_ids: list[int]) -> dict:
@@ -220,6 +256,18 @@ def _left_out(ex: Examples) -> str:
     return " (left out: " + ", ".join(f"{n} {why}" for why, n in ex.skipped.most_common()) + ")"
 
 
+def pool_ec(scores: dict, num_labels: int, single_label: bool = False) -> list[float]:
+    """Each scored task's EC / H_J (what the status page and stop hint show), whatever STRATEGY ordered
+    the pushed scores by."""
+    ec = np.asarray([v["ec"] for v in scores["tasks"].values()], dtype=np.float64)
+    return acquisition.normalized_score(ec, num_labels, single_label).tolist() if len(ec) else []
+
+
+def _mean_ec(scores: dict, num_labels: int, single_label: bool) -> float | None:
+    ec = pool_ec(scores, num_labels, single_label)
+    return float(np.mean(ec)) if ec else None
+
+
 def held_out_rows(task_ids: list[int], fraction: float, min_val: int) -> list[int]:
     """Rows whose task is in the stable held-out slice: a task is held out by a hash of its id, so it
     stays held out in every round and versions are compared on texts none of them trained on."""
@@ -244,23 +292,25 @@ def _current_on_slice(rt, project: str, schema: LabelSchema, ex: "Examples", hel
     return {"version": current, **f1}
 
 
-def empty_scores(cfg: scoring.ScoringConfig) -> dict:
-    return {"passes": cfg.passes, "scope": cfg.scope, "seed": cfg.seed, "tasks": {}}
+def empty_scores(cfg: scoring.ScoringConfig, trained=None, strategy: str = "beal") -> dict:
+    scope = "head" if trained is not None and learners.is_frozen(trained) else cfg.scope  # frozen: the head is sampled
+    return {"passes": cfg.passes, "scope": scope, "seed": cfg.seed, "strategy": strategy, "tasks": {}}
 
 
-def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.ScoringConfig, report=None) -> dict:
-    """EC (MC dropout) and predicted choices (deterministic, > 0.5) for each task -> scores.json content."""
-    out = empty_scores(cfg)
+def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.ScoringConfig, report=None, features=None,
+               strategy: str = "beal", labeled_hidden=None) -> dict:
+    """Score (ascending = ``strategy``'s acquisition order; EC / H_J for BEAL), EC and predicted choices
+    (deterministic, > 0.5) for each task -> scores.json content. ``features``: a frozen model's cached
+    sentence features of ``texts``; ``labeled_hidden``: Core-Set's centers."""
+    out = empty_scores(cfg, trained, strategy)
     if not task_ids:
         return out
-    enc = batching.encode(trained.tokenizer, texts, trained.config.max_wordpieces)
     progress = (lambda done, n: report.throttled(stage="scoring", progress=0.8 + 0.15 * done / n)) if report else None
-    ec = scoring.mc_moments(trained.model, enc, cfg, on_progress=progress).ec
-    probs = scoring.deterministic_outputs(trained.model, enc, cfg).probs
     single = trained.config.single_label
-    # EC's largest value is H_J for independent sigmoids but 1 for a softmax vector (one-hot): both map to 1
-    norm = np.clip(ec, 0.0, 1.0) if single else acquisition.normalized_score(ec, len(trained.labels))
-    chosen = training.predicted(probs, single)
+    deterministic = acquisition.get_strategy(strategy).deterministic_passes
+    outputs = learners.pool_outputs(trained, texts, cfg, features=features, deterministic=deterministic, on_progress=progress)
+    ec, chosen = outputs.moments.ec, training.predicted(outputs.probs, single)
+    norm = learners.strategy_scores(strategy, outputs, len(trained.labels), cfg.seed, labeled_hidden, single)
     for i, tid in enumerate(task_ids):  # choices by the model's own label names: config order may differ
         names = [trained.labels[j] for j in np.flatnonzero(chosen[i])]
         out["tasks"][str(tid)] = {"score": float(norm[i]), "ec": float(ec[i]), "choices": names}

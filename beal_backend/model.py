@@ -27,6 +27,20 @@ class ClassifierHead(nn.Module):
         return self.out(self.dropout_out(h)), h
 
 
+POOLINGS = ("cls", "mean")
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "cls") -> torch.Tensor:
+    """Sentence feature from token states [B, L, H]: ``cls`` = the [CLS] state (the paper's C), ``mean`` =
+    the mean over real tokens (what sentence-embedding checkpoints were trained to produce)."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        m = attention_mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+
+
 class MultiLabelClassifier(nn.Module):
     """Encoder + head. ``forward`` returns logits [B, J]; sigmoid > 0.5 predicts a label.
 
@@ -34,9 +48,12 @@ class MultiLabelClassifier(nn.Module):
     (trained with cross-entropy, exactly one label predicted)."""
 
     def __init__(self, encoder: PreTrainedModel, num_labels: int, hidden_size: int = 256, dropout: float = 0.1,
-                 single_label: bool = False):
+                 single_label: bool = False, pooling: str = "cls"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         self.encoder = encoder
+        self.pooling = pooling
         self.head = ClassifierHead(encoder.config.hidden_size, hidden_size, num_labels, dropout)
         self.single_label = single_label
 
@@ -49,8 +66,8 @@ class MultiLabelClassifier(nn.Module):
         return self.head.out.out_features
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Sentence feature C: the final hidden state of [CLS]."""
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
+        """Sentence feature C: the final hidden state of [CLS] (or the masked mean with ``pooling="mean"``)."""
+        return pool(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask, self.pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(input_ids, attention_mask))[0]
@@ -79,7 +96,7 @@ class MultiLabelClassifier(nn.Module):
         mask = self._layer_mask(hidden, attention_mask)
         for layer in self.layers()[start:]:
             hidden = layer(hidden, mask)
-        return self.head(hidden[:, 0])[0]
+        return self.head(pool(hidden, attention_mask, self.pooling))[0]
 
     def _layer_mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
         # The same mask BertModel builds for its layers (eager/sdpa aware); None when nothing is padded.

@@ -7,6 +7,7 @@ container) call ``train_project``. Embedded default (no REDIS_URL): ``ThreadQueu
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -16,7 +17,7 @@ import rq
 from rq.serializers import JSONSerializer
 
 from .config import Settings
-from .jobs import run_round
+from .jobs import embed_tasks, run_round
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -29,16 +30,35 @@ def build_runtime(settings: Settings) -> Runtime:
     return rt
 
 
+def embedding_queue_name(training_queue: str) -> str:
+    """Workers take jobs from the training queue first: embedding imported tasks only fills idle time."""
+    return f"{training_queue}-embedding"
+
+
 def train_project(project: str) -> dict:
     """RQ entry point: a JSON-serialisable argument, the runtime rebuilt from the worker's environment."""
     job = rq.get_current_job()
     return run_round(project, Runtime.from_env(), job_id=job.id if job else None)
 
 
+def embed_project(project: str) -> dict:
+    """RQ entry point of the low-priority embedding job (``TASKS_CREATED``)."""
+    job = rq.get_current_job()
+    return embed_tasks(project, Runtime.from_env(), job_id=job.id if job else None)
+
+
 class RQQueue:
     def __init__(self, conn, name: str, timeout: int):
         self.q = rq.Queue(name, connection=conn, serializer=JSONSerializer, default_timeout=timeout)
+        self.low = rq.Queue(embedding_queue_name(name), connection=conn, serializer=JSONSerializer, default_timeout=timeout)
         self.timeout = timeout  # RQ's default of 180 s would kill every real training run
+
+    def enqueue_embedding(self, project: str) -> str:
+        job = self.low.enqueue(
+            "beal_backend.queues.embed_project", project,
+            job_id=f"embed-{project}-{uuid.uuid4().hex[:8]}", job_timeout=self.timeout, result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
+        )
+        return job.id
 
     def enqueue(self, project: str) -> str:
         job = self.q.enqueue(
@@ -50,14 +70,22 @@ class RQQueue:
 
 
 class ThreadQueue:
+    TRAIN, EMBED = 0, 1  # priorities: a waiting round runs before waiting embedding jobs
+
     def __init__(self, runtime: Runtime):
         self.rt = runtime
-        self._q: queue.Queue = queue.Queue()
+        self._q: queue.PriorityQueue = queue.PriorityQueue()
+        self._seq = itertools.count()  # FIFO within a priority
         threading.Thread(target=self._work, name="beal-training", daemon=True).start()
 
     def enqueue(self, project: str) -> str:
         job_id = f"train-{project}-{uuid.uuid4().hex[:8]}"
-        self._q.put((project, job_id))
+        self._q.put((self.TRAIN, next(self._seq), project, job_id))
+        return job_id
+
+    def enqueue_embedding(self, project: str) -> str:
+        job_id = f"embed-{project}-{uuid.uuid4().hex[:8]}"
+        self._q.put((self.EMBED, next(self._seq), project, job_id))
         return job_id
 
     def join(self) -> None:
@@ -66,10 +94,16 @@ class ThreadQueue:
 
     def _work(self) -> None:
         while True:
-            project, job_id = self._q.get()
+            kind, _, project, job_id = self._q.get()
             try:
-                run_round(project, self.rt, job_id)
-            except Exception as e:  # the training thread must outlive any one job; the round logged its traceback
-                log.error("training job %s for project %s failed: %s: %s", job_id, project, type(e).__name__, e)
+                if kind == self.TRAIN:
+                    run_round(project, self.rt, job_id)
+                else:
+                    embed_tasks(project, self.rt, job_id)
+            except Exception as e:  # the thread must outlive any one job; a round logged its own traceback
+                if kind == self.EMBED:  # a failed embedding is redone by the next round
+                    log.exception("embedding job %s of project %s failed", job_id, project)
+                else:
+                    log.error("training job %s for project %s failed: %s: %s", job_id, project, type(e).__name__, e)
             finally:
                 self._q.task_done()

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from dataclasses import replace
 
-from . import jobs
+from . import jobs, learners
 from .labelconfig import LabelSchema, parse_label_config
 from .runtime import Runtime
 from .store import check_id
@@ -202,9 +202,25 @@ class BealModel:
             count = self.rt.coordinator.add_annotations(pid, max(changed, 1))
             if count < self.rt.settings.train_every:
                 return {"status": "counted", "project": pid, "annotations_since_training": count}
+        elif event == "TASKS_CREATED":
+            return self._trigger_embedding(pid)
         elif event != "START_TRAINING":
             return {"status": "ignored", "action": event}
         return self._trigger(pid)
+
+    def _trigger_embedding(self, pid: str) -> dict:
+        """Imported tasks: a low-priority job caches their features (frozen learner only), coalesced."""
+        if learners.resolve(self.rt.settings.learner, self.rt.settings.train.device) != "frozen":
+            return {"status": "ignored", "action": "TASKS_CREATED", "reason": "the finetune learner caches no features"}
+        key = jobs.embed_key(pid)
+        if not self.rt.coordinator.claim_pending(key):
+            return {"status": "coalesced", "project": pid, "job": "embedding"}
+        try:
+            job_id = self.rt.queue.enqueue_embedding(pid)
+        except Exception:
+            self.rt.coordinator.release_pending(key)
+            raise
+        return {"status": "queued", "project": pid, "job": "embedding", "job_id": job_id}
 
     def _trigger(self, pid: str) -> dict:
         if not self.rt.coordinator.claim_pending(pid):
@@ -269,7 +285,7 @@ class BealModel:
             current = st["model_version"] if st["model_version"] != UNTRAINED else None
             versions = self.versions(pid) if self.rt.store.project_dir(pid).is_dir() else []
             meta = self.rt.store.metadata(pid, current) if current else {}
-            scores = self.rt.store.scores(pid, current)["tasks"] if current else {}
+            scores = self.rt.store.scores(pid, current) if current else {"tasks": {}}
             out.append({
                 "project": pid,
                 "current_version": current,
@@ -278,7 +294,7 @@ class BealModel:
                 "last_job": st["last_job"],
                 "versions": versions,
                 "label_counts": meta.get("label_counts", {}),
-                "ec_scores": [v["score"] for v in scores.values()],
+                "ec_scores": jobs.pool_ec(scores, len(meta.get("labels", [])), meta.get("hparams", {}).get("single_label", False)),
                 "job_log": self.rt.coordinator.job_log(pid),
             })
         return out

@@ -6,8 +6,9 @@ pool, their gold labels are revealed and the model is retrained from scratch; mi
 set are recorded after every training. An "all data" run trains on the whole pool: its F1 is the target
 of the paper's Table 2 metric (% of the pool that must be labeled to reach it).
 
-Modes: ``frozen`` trains only the head on cached [CLS] features of a frozen encoder (``features.py``; CPU);
-``finetune`` fine-tunes the encoder every round (``training.train``) and samples it with
+Learners (``--learner``, the old ``--mode``): the service's own classes from ``learners.py``, so a
+simulation result is a statement about the service. ``frozen`` trains only the head on cached sentence
+features of a frozen encoder (CPU); ``finetune`` fine-tunes the encoder every round and samples it with
 ``scoring.mc_moments`` (GPU).
 
 Determinism and resume: every random choice draws from a generator derived from the seed and its place
@@ -29,6 +30,7 @@ import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -36,9 +38,10 @@ from tqdm.auto import tqdm
 from . import acquisition, encoders, evaluation
 from .acquisition import PoolView, Strategy
 from .batching import MAX_WORDPIECES, encode
-from .features import DEFAULT_CACHE_DIR, HeadConfig, head_moments, head_outputs, sentence_features, train_head
-from .scoring import ScoringConfig, deterministic_outputs, mc_moments
-from .training import TrainConfig, train
+from . import learners
+from .features import DEFAULT_CACHE_DIR, HeadConfig
+from .scoring import ScoringConfig
+from .training import TrainConfig
 
 MODES = ("frozen", "finetune")
 ALL_DATA = "all-data"  # the strategy name of the rows that train on the whole pool
@@ -132,7 +135,8 @@ class SimulationConfig:
     mc_passes: int = 100  # T
     pool_size: int | None = None  # subsample train.jsonl to this many texts
     test_size: int | None = None
-    mode: str = "frozen"
+    mode: str = "frozen"  # the learner: frozen | finetune (learners.py, the service's classes)
+    pooling: str = "cls"  # cls (the published runs), mean, or auto (encoders.pooling_for)
     seed: int = 0
     encoder: str = encoders.DEFAULT_ENCODER
     device: str = "cpu"
@@ -155,6 +159,7 @@ class SimulationConfig:
             "data": str(Path(self.data).resolve()),
             **{k: getattr(self, k) for k in keys},
             **({"scope": self.scope} if self.mode == "finetune" else {}),
+            **({"pooling": self.pooling} if self.pooling != "cls" else {}),  # runs made before POOLING stay resumable
             "hparams": hparams,
         }
 
@@ -177,84 +182,66 @@ class SimulationConfig:
 
 
 class _FrozenLearner:
-    """Frozen encoder: features once (cached on disk), a fresh head per fit."""
+    """``learners.FrozenLearner``, the service's: features once (cached on disk), a fresh head per fit."""
 
     def __init__(self, cfg: SimulationConfig, data: Dataset):
-        x = sentence_features(  # pool and test together: one encoder load, one cache file
-            data.pool_texts + data.test_texts,
-            cfg.encoder,
-            cfg.max_wordpieces,
-            cfg.cache_dir,
-            cfg.device,
-            progress=cfg.progress,
-        )
+        self.impl = learners.FrozenLearner(_train_config(cfg), cfg.cache_dir, head=replace(cfg.head, device=cfg.device))
+        x = self.impl.features(data.pool_texts + data.test_texts)  # pool and test: one encoder load, one file
         self.pool_x, self.test_x = x[: len(data.pool_texts)], x[len(data.pool_texts) :]
-        self.pool_y = data.pool_y
-        self.cfg = cfg
+        self.cfg, self.data = cfg, data
 
-    def fit(self, labeled: np.ndarray, seed: int) -> "_FrozenFit":
-        head_cfg = replace(self.cfg.head, seed=seed, device=self.cfg.device)
-        head, _ = train_head(self.pool_x[labeled], self.pool_y[labeled], head_cfg)
-        return _FrozenFit(self, head)
-
-
-@dataclass
-class _FrozenFit:
-    learner: _FrozenLearner
-    head: object
-
-    def outputs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return head_outputs(self.head, self.learner.pool_x[rows], self.learner.cfg.device)
-
-    def moments(self, rows: np.ndarray, passes: int, seed: int, deterministic: bool):
-        return head_moments(self.head, self.learner.pool_x[rows], passes, seed, deterministic, self.learner.cfg.device)
-
-    def test_probs(self) -> np.ndarray:
-        return head_outputs(self.head, self.learner.test_x, self.learner.cfg.device)[0]
+    def fit(self, labeled: np.ndarray, seed: int) -> "_Fit":
+        trained = self.impl.fit([self.data.pool_texts[i] for i in labeled], [self.data.pool_labels[i] for i in labeled],
+                                self.data.labels, seed=seed, features=self.pool_x[labeled])
+        return _Fit(trained, self.cfg, pool=lambda rows: self.pool_x[rows], test=lambda: self.test_x)
 
 
 class _FinetuneLearner:
-    """The paper's setting: the encoder is fine-tuned from scratch every round."""
+    """``learners.FinetuneLearner``, the service's: the encoder is fine-tuned from scratch every round."""
 
     def __init__(self, cfg: SimulationConfig, data: Dataset):
+        self.impl = learners.FinetuneLearner(_train_config(cfg))
         self.cfg, self.data = cfg, data
         self.encoded = None  # (pool, test) token ids, made with the first model's tokenizer
 
-    def fit(self, labeled: np.ndarray, seed: int) -> "_FinetuneFit":
-        cfg = self.cfg
-        train_cfg = replace(
-            cfg.train, seed=seed, device=cfg.device, encoder=cfg.encoder, max_wordpieces=cfg.max_wordpieces
-        )
-        trained = train(
-            [self.data.pool_texts[i] for i in labeled],
-            [self.data.pool_labels[i] for i in labeled],
-            self.data.labels,
-            train_cfg,
-        )
+    def fit(self, labeled: np.ndarray, seed: int) -> "_Fit":
+        trained = self.impl.fit([self.data.pool_texts[i] for i in labeled], [self.data.pool_labels[i] for i in labeled],
+                                self.data.labels, seed=seed)
         if self.encoded is None:
-            tok, n = trained.tokenizer, cfg.max_wordpieces
+            tok, n = trained.tokenizer, self.cfg.max_wordpieces
             self.encoded = (encode(tok, self.data.pool_texts, n), encode(tok, self.data.test_texts, n))
-        return _FinetuneFit(self, trained.model)
+        return _Fit(trained, self.cfg, pool=lambda rows: self.encoded[0].subset(rows), test=lambda: self.encoded[1])
+
+
+def _train_config(cfg: SimulationConfig) -> TrainConfig:
+    return replace(cfg.train, device=cfg.device, encoder=cfg.encoder, max_wordpieces=cfg.max_wordpieces, pooling=cfg.pooling)
 
 
 @dataclass
-class _FinetuneFit:
-    learner: _FinetuneLearner
-    model: object
+class _Fit:
+    """A fitted model scored through ``learners.pool_moments`` / ``pool_deterministic``, as in the service.
+    ``pool(rows)`` / ``test()`` give the model's inputs: cached features (frozen) or token ids (finetune)."""
+
+    trained: object
+    cfg: SimulationConfig
+    pool: Callable
+    test: Callable
+
+    def _inputs(self, x) -> dict:
+        return {"features": x} if learners.is_frozen(self.trained) else {"encoded": x}
 
     def _scoring(self, **kw) -> ScoringConfig:
-        return ScoringConfig(scope=self.learner.cfg.scope, device=self.learner.cfg.device, **kw)
+        return ScoringConfig(scope=self.cfg.scope, device=self.cfg.device, **kw)
 
     def outputs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        det = deterministic_outputs(self.model, self.learner.encoded[0].subset(rows), self._scoring())
-        return det.probs, det.hidden
+        return learners.pool_deterministic(self.trained, self._scoring(), **self._inputs(self.pool(rows)))
 
     def moments(self, rows: np.ndarray, passes: int, seed: int, deterministic: bool):
         cfg = self._scoring(passes=passes, seed=seed)
-        return mc_moments(self.model, self.learner.encoded[0].subset(rows), cfg, deterministic)
+        return learners.pool_moments(self.trained, cfg, deterministic=deterministic, **self._inputs(self.pool(rows)))
 
     def test_probs(self) -> np.ndarray:
-        return deterministic_outputs(self.model, self.learner.encoded[1], self._scoring()).probs
+        return learners.pool_deterministic(self.trained, self._scoring(), **self._inputs(self.test()))[0]
 
 
 def pool_view(

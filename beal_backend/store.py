@@ -76,7 +76,7 @@ def load_model(path: Path, device: str = "cpu") -> TrainedModel:
         encoder = AutoModel.from_config(enc_cfg, add_pooling_layer=False)
     except TypeError:
         encoder = AutoModel.from_config(enc_cfg)
-    model = MultiLabelClassifier(encoder, len(meta["labels"]), cfg.hidden_size, cfg.dropout, cfg.single_label)
+    model = MultiLabelClassifier(encoder, len(meta["labels"]), cfg.hidden_size, cfg.dropout, single_label=cfg.single_label, pooling=cfg.pooling)
     model.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
     model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")

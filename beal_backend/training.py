@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -29,6 +29,8 @@ class TrainConfig:
     encoder: str = encoders.DEFAULT_ENCODER  # HF path or name; "minilm" = packaged MiniLM BERT
     hidden_size: int = 256  # the hidden layer between C and the sigmoids (Fig. 1)
     dropout: float = 0.1  # BERT's own rate; also the head's, so MC dropout samples both alike
+    pooling: str = "cls"  # sentence feature: cls (the paper's C), mean, or auto (encoders.pooling_for)
+    learner: str = "finetune"  # which learner made the model: finetune (whole encoder) or frozen (head only)
     max_wordpieces: int = MAX_WORDPIECES
     epochs: int = 8  # upper bound; early stopping usually ends sooner
     patience: int = 2  # epochs without val micro-F1 gain before stopping
@@ -89,8 +91,9 @@ def train(
     if not labels:
         raise ValueError("the label list is empty")
     torch.manual_seed(cfg.seed)
+    cfg = replace(cfg, pooling=encoders.pooling_for(cfg.encoder, cfg.pooling))  # saved resolved, never "auto"
     encoder, tokenizer = encoders.load_pretrained(cfg.encoder)
-    model = MultiLabelClassifier(encoder, len(labels), cfg.hidden_size, cfg.dropout, cfg.single_label).to(cfg.device)
+    model = MultiLabelClassifier(encoder, len(labels), cfg.hidden_size, cfg.dropout, single_label=cfg.single_label, pooling=cfg.pooling).to(cfg.device)
     enc = encode(tokenizer, texts, cfg.max_wordpieces)
     y = torch.from_numpy(evaluation.multi_hot(label_sets, labels))
     loss_fn, target = _objective(y, cfg.single_label)

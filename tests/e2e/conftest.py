@@ -84,6 +84,7 @@ class Backend:
             "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key, "REDIS_URL": REDIS_URL,
             "MODEL_DIR": str(tmp_path / "model_store"), "PORT": str(self.port), "HF_HUB_OFFLINE": "1",
             "TRAIN_EVERY": "10", "EPOCHS": "2", "MC_PASSES": "8", "MC_SCOPE": "full", "SEED": "3", "DEVICE": "cpu",
+            "LEARNER": "finetune",  # the fault tests time the encoder's training; frozen rounds are opted into
             "PYTHONPATH": str(ROOT), **{k: str(v) for k, v in overrides.items()},
         }
         self.procs: list[subprocess.Popen] = []

@@ -9,13 +9,13 @@ import json
 import pytest
 import requests
 
-from beal_backend import jobs
+from beal_backend import jobs, learners
 from beal_backend.config import Settings
 from beal_backend.labelconfig import parse_label_config
 from beal_backend.labelstudio import LabelStudioClient
 from beal_backend.store import ModelStore
 
-from .helpers import CONFIG, LS, make_project, rows, wait_for_version
+from .helpers import CONFIG, LS, make_project, rows, wait_for_version, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -29,8 +29,14 @@ def _check_round(ls, backend, project, version, annotated_ids):
     schema = parse_label_config(CONFIG)
     ex = jobs.collect_examples(client.tasks(project), schema, settings.max_text_chars)
     assert set(ex.pool_ids).isdisjoint(annotated_ids) and len(ex.pool_ids) > 0
-    trained = ModelStore(settings.model_dir).load(str(project), version)
-    expected = jobs.score_pool(trained, ex.pool_ids, ex.pool_texts, schema, settings.scoring)["tasks"]
+    store = ModelStore(settings.model_dir)
+    trained = store.load(str(project), version)
+    # a frozen round scored the cached features: read the same ones (the cache must hold every pool text)
+    cached = learners.build(settings.learner, settings.train, store.project_dir(str(project)) / jobs.EMBEDDINGS)
+    features = cached.features(ex.pool_texts)
+    assert getattr(cached, "encoder_calls", 0) == 0
+    expected = jobs.score_pool(trained, ex.pool_ids, ex.pool_texts, schema, settings.scoring, features=features)["tasks"]
+    assert store.metadata(str(project), version)["learner"] == settings.learner
 
     listing = ls("GET", "/api/tasks", params={
         "project": project, "fields": "all", "page_size": 1000,
@@ -50,7 +56,10 @@ def _check_round(ls, backend, project, version, annotated_ids):
     assert [v for v in versions if v.startswith("beal-")] == [version]
 
 
-def test_full_active_learning_loop(label_studio, backend):
+@pytest.mark.parametrize("learner", ["finetune", "frozen"])
+def test_full_active_learning_loop(label_studio, backend_factory, learner):
+    backend = backend_factory(LEARNER=learner)
+    backend.worker()
     ls = LS(*label_studio)
     data = rows(40)
     project, tasks = make_project(ls, data)
@@ -89,6 +98,10 @@ def test_full_active_learning_loop(label_studio, backend):
     preds = ls("GET", f"/api/tasks/{new}")["predictions"]
     assert [p["model_version"] for p in preds] == [v2]
     assert 0.0 <= preds[0]["score"] <= 1.0
+    if learner == "frozen":  # the import's TASKS_CREATED webhook made a worker embed the new task ahead of the next round
+        settings = Settings.from_env(backend["env"])
+        cache = learners.build("frozen", settings.train, ModelStore(settings.model_dir).project_dir(str(project)) / jobs.EMBEDDINGS).cache
+        wait_until(lambda: cache.size() == len(data) + 1, 120, "the imported task's embedding", backend["logs"])
 
     # the Label Studio token never reaches a log
     for log in backend["logs"].glob("*.log"):

@@ -60,10 +60,15 @@ class RecordingQueue:
 
     def __init__(self):
         self.jobs = []
+        self.embedding_jobs = []
 
     def enqueue(self, project):
         self.jobs.append(project)
         return f"job-{len(self.jobs)}"
+
+    def enqueue_embedding(self, project):
+        self.embedding_jobs.append(project)
+        return f"embed-{len(self.embedding_jobs)}"
 
 
 @pytest.fixture

@@ -157,11 +157,16 @@ def test_webhook_counts_then_enqueues_and_coalesces(app_factory):
 
 
 def test_webhook_ignores_other_actions_and_rejects_unknown_projects(app_factory):
-    c = app_factory()[0].test_client()
+    app, rt = app_factory()
+    c = app.test_client()
     r = c.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 1}})
     assert r.status_code == 404 and "never set up" in r.get_json()["error"]
     c.post("/setup", json=payload("setup_request"))
-    assert c.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 1}}).get_json()["status"] == "ignored"
+    assert c.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}}).get_json()["status"] == "ignored"
+    # imported tasks: the CPU default (LEARNER=auto -> frozen) queues one embedding job, never a round
+    assert c.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 1}}).get_json()["status"] == "queued"
+    assert c.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 1}}).get_json()["status"] == "coalesced"
+    assert rt.queue.embedding_jobs == ["1"] and rt.queue.jobs == []
     assert c.post("/webhook", json={"action": "START_TRAINING"}).status_code == 400
     assert c.post("/webhook", json={"project": {"id": 1}}).status_code == 400
 

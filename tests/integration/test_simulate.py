@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from beal_backend import learners
 from beal_backend import simulate as sim
 from beal_backend.cli import main
 from tests.conftest import LABELS, synthetic_texts
@@ -80,7 +81,7 @@ def test_outputs_have_the_promised_files_and_columns(env):
     assert keyed[("all-data", "0", "0")]["fraction_labeled"] == "1.000000"
     for r in rows:
         assert 0.0 <= float(r["micro_f1"]) <= 1.0 and 0.0 <= float(r["macro_f1"]) <= 1.0
-    assert len(list(env.cache.glob("*.npy"))) == 1  # pool + test features, cached once
+    assert len(list(env.cache.glob("*.safetensors"))) == 1  # pool + test features, cached once (embedding_cache)
 
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["strategies"]) == {"random", "beal"}
@@ -130,7 +131,7 @@ def test_beal_picks_the_lowest_expected_confidence(env):
 
 def test_resume_after_a_crash_gives_the_uninterrupted_results(env, tmp_path, monkeypatch):
     full, out = env.out, tmp_path / "resumed"
-    real_train_head, calls = sim.train_head, {"n": 0}
+    real_train_head, calls = learners.train_head, {"n": 0}
 
     # trainings per repeat: all-data, random rounds 0-2, beal rounds 0-2; call 14 is beal's round 2 of repeat 1,
     # after its picks were logged: the crash leaves picks without a result row
@@ -140,10 +141,10 @@ def test_resume_after_a_crash_gives_the_uninterrupted_results(env, tmp_path, mon
             raise KeyboardInterrupt
         return real_train_head(*args, **kw)
 
-    monkeypatch.setattr(sim, "train_head", crashing)
+    monkeypatch.setattr(learners, "train_head", crashing)
     with pytest.raises(KeyboardInterrupt):
         main(env.argv(out))
-    monkeypatch.setattr(sim, "train_head", real_train_head)
+    monkeypatch.setattr(learners, "train_head", real_train_head)
     partial = _keyed(_rows(out))
     assert 0 < len(partial) < len(_keyed(_rows(full)))
 

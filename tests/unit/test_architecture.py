@@ -11,13 +11,13 @@ PKG = Path(__file__).resolve().parents[2] / "beal_backend"
 # lower layers never import higher ones: HTTP -> service -> jobs -> engine -> math
 LAYERS = {
     "acquisition": 0, "evaluation": 0, "labelconfig": 0, "promotion": 0, "statuspage": 0, "encoders": 0,
-    "model": 1, "batching": 1,
+    "model": 1, "batching": 1, "embedding_cache": 1,
     "mc_dropout": 2,
     "scoring": 3,
     "training": 4,
     "store": 5, "features": 5, "labelstudio": 5, "coordination": 5, "config": 5,
-    "runtime": 6, "simulate": 6,
-    "jobs": 7,
+    "runtime": 6, "learners": 6,
+    "jobs": 7, "simulate": 7,
     "queues": 8,
     "service": 9, "metrics": 9,
     "api": 10,

@@ -21,3 +21,24 @@ def test_worker_needs_redis(monkeypatch, capsys):
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert main(["worker"]) == 2
     assert "needs REDIS_URL" in capsys.readouterr().err
+
+
+def test_simulate_takes_learner_and_the_old_mode_name(monkeypatch, capsys):
+    import pytest
+
+    from beal_backend import simulate
+
+    seen = []
+
+    def fake(cfg):
+        seen.append((cfg.mode, cfg.pooling))
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(simulate, "simulate", fake)
+    base = ["simulate", "--data", "d", "--out", "o"]
+    assert main(base + ["--learner", "finetune", "--pooling", "mean"]) == 2
+    assert main(base + ["--mode", "finetune"]) == 2
+    assert main(base) == 2
+    assert seen == [("finetune", "mean"), ("finetune", "cls"), ("frozen", "cls")]
+    with pytest.raises(SystemExit):
+        main(base + ["--learner", "gpu"])

@@ -1,0 +1,194 @@
+"""A whole round with the frozen learner against a stand-in Label Studio client: the TASKS_CREATED
+webhook's coalesced embedding job fills the cache, the round then embeds only what is new, drops rows of
+deleted or edited texts, and publishes a version /predict can serve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from beal_backend import jobs, learners
+from beal_backend.config import Settings
+from beal_backend.embedding_cache import EmbeddingCache
+from beal_backend.labelconfig import parse_label_config
+from beal_backend.labelstudio import Task
+from beal_backend.runtime import Runtime
+from beal_backend.scoring import ScoringConfig
+from beal_backend.service import BealModel
+from beal_backend.training import TrainConfig
+from tests.conftest import synthetic_texts
+
+CONFIG = (
+    '<View><Text name="text" value="$text"/><Choices name="label" toName="text" choice="multiple">'
+    '<Choice value="A"/><Choice value="B"/></Choices></View>'
+)
+
+
+class FakeLabelStudio:
+    """The few client calls a round makes, over an in-memory project."""
+
+    def __init__(self, texts, label_sets, n_labeled):
+        self.tasks_ = []
+        for i, (t, y) in enumerate(zip(texts, label_sets)):
+            result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": y}}]
+            self.tasks_.append(Task(1000 + i, {"text": t}, [{"result": result}] if i < n_labeled else []))
+        self.pushed: dict = {}
+        self.version = None
+
+    def label_config(self, pid):
+        return CONFIG
+
+    def tasks(self, pid):
+        return list(self.tasks_)
+
+    def push_predictions(self, pid, version, predictions):
+        self.pushed = {p["task"]: p["score"] for p in predictions}
+        return len(predictions)
+
+    def set_model_version(self, pid, version):
+        self.version = version
+
+    def model_versions(self, pid):
+        return {self.version: len(self.pushed)} if self.version else {}
+
+    def delete_model_version(self, pid, version):
+        return 0
+
+
+class Queue:
+    def __init__(self):
+        self.jobs = []
+
+    def enqueue(self, project):
+        self.jobs.append(("train", project))
+        return "t"
+
+    def enqueue_embedding(self, project):
+        self.jobs.append(("embed", project))
+        return "e"
+
+
+@pytest.fixture
+def rt(tmp_path, tiny_encoder_dir, monkeypatch):
+    train = TrainConfig(encoder=str(tiny_encoder_dir), hidden_size=16, pooling="cls", min_val=100)
+    settings = Settings(model_dir=str(tmp_path / "store"), learner="frozen", train=train,
+                        scoring=ScoringConfig(passes=4, seed=2), label_studio_url="http://ls", label_studio_api_key="k")
+    runtime = Runtime.build(settings)
+    runtime.queue = Queue()
+    texts, label_sets = synthetic_texts(30, seed=0)
+    fake = FakeLabelStudio(texts, label_sets, n_labeled=12)
+    monkeypatch.setattr(runtime, "client", lambda project: fake)
+    runtime.fake = fake
+    calls = []
+    real_embed = learners.embed
+    monkeypatch.setattr(learners, "embed", lambda enc, tok, texts, *a: (calls.append(list(texts)), real_embed(enc, tok, texts, *a))[1])
+    runtime.embed_calls = calls
+    return runtime
+
+
+def test_tasks_created_queues_one_embedding_job_and_coalesces(rt):
+    model = BealModel(rt)
+    payload = {"project": {"id": 7}}
+    assert model.fit("TASKS_CREATED", payload)["status"] == "queued"
+    assert model.fit("TASKS_CREATED", payload) == {"status": "coalesced", "project": "7", "job": "embedding"}
+    assert rt.queue.jobs == [("embed", "7")]
+    out = jobs.embed_tasks("7", rt)  # the worker runs it: the waiting slot is free again
+    assert out["outcome"] == "embedded" and out["n_texts"] == 30 and out["embedded"] == 30
+    assert model.fit("TASKS_CREATED", payload)["status"] == "queued"
+    assert rt.coordinator.is_pending(jobs.embed_key("7")) and not rt.coordinator.is_pending("7")  # training untouched
+
+
+def test_finetune_deployment_ignores_tasks_created(rt):
+    from dataclasses import replace
+
+    rt.settings = replace(rt.settings, learner="finetune")
+    assert BealModel(rt).fit("TASKS_CREATED", {"project": {"id": 7}})["status"] == "ignored"
+    assert jobs.embed_tasks("7", rt)["outcome"] == "skipped"
+    assert rt.queue.jobs == []
+
+
+def test_round_embeds_only_what_the_import_job_missed_and_never_reuses_stale_features(rt):
+    jobs.embed_tasks("7", rt)
+    assert [len(c) for c in rt.embed_calls] == [30]
+
+    rt.fake.tasks_.append(Task(2000, {"text": "apple near the river"}, []))  # imported after the job
+    first = jobs.run_round("7", rt)
+    assert first["outcome"] == "trained" and first["n_pool"] == 19
+    assert rt.embed_calls[1:] == [["apple near the river"]]  # the round embedded just the new task
+    meta = rt.store.metadata("7", first["version"])
+    assert meta["learner"] == "frozen" and rt.store.scores("7", first["version"])["scope"] == "head"
+
+    # an edited and a deleted task: the edited text is embedded anew, the deleted one leaves the cache
+    edited = rt.fake.tasks_[20]
+    rt.fake.tasks_[20] = Task(edited.id, {"text": edited.data["text"] + " apple"}, [])
+    del rt.fake.tasks_[21]
+    second = jobs.run_round("7", rt)
+    assert rt.embed_calls[2:] == [[edited.data["text"] + " apple"]]
+    cache = EmbeddingCache(rt.store.project_dir("7") / jobs.EMBEDDINGS, rt.settings.train.encoder, "cls",
+                           rt.settings.train.max_wordpieces)
+    assert cache.size() == 30  # 31 texts seen, one deleted, one edited (old row dropped, new row added)
+
+    # Label Studio got EC / H_J of the cached features; the stored version reproduces them for /predict
+    pool = [t for t in rt.fake.tasks_ if not t.annotations]
+    loaded = rt.store.load("7", second["version"])
+    served = jobs.score_pool(loaded, [t.id for t in pool], [t.data["text"] for t in pool], parse_label_config(CONFIG),
+                             rt.settings.scoring)["tasks"]
+    for t in pool:
+        assert rt.fake.pushed[t.id] == pytest.approx(served[str(t.id)]["score"], abs=1e-5)
+    assert np.all([0.0 <= s <= 1.0 for s in rt.fake.pushed.values()])
+
+
+def test_rq_embedding_jobs_wait_in_their_own_lower_queue(redis_conn):
+    import rq
+    from rq.serializers import JSONSerializer
+
+    from beal_backend.queues import RQQueue, embedding_queue_name
+
+    q = RQQueue(redis_conn, "beal-training", 60)
+    job_id = q.enqueue_embedding("7")
+    low = rq.Queue(embedding_queue_name("beal-training"), connection=redis_conn, serializer=JSONSerializer)
+    assert low.job_ids == [job_id] and low.name == "beal-training-embedding"
+    assert rq.Queue("beal-training", connection=redis_conn, serializer=JSONSerializer).job_ids == []
+    assert low.fetch_job(job_id).func_name == "beal_backend.queues.embed_project"
+
+
+def test_embedded_queue_runs_waiting_rounds_before_embedding_jobs(monkeypatch):
+    import threading
+
+    from beal_backend import queues
+
+    ran, gate = [], threading.Event()
+
+    def fake_round(project, rt, job_id):
+        ran.append(("train", project))
+        gate.wait(5)  # the first round holds the worker while more jobs queue up
+
+    monkeypatch.setattr(queues, "run_round", fake_round)
+    monkeypatch.setattr(queues, "embed_tasks", lambda project, rt, job_id: ran.append(("embed", project)))
+    q = queues.ThreadQueue(runtime=None)
+    q.enqueue("1")
+    while not ran:
+        threading.Event().wait(0.01)
+    q.enqueue_embedding("2")
+    q.enqueue("3")
+    q.enqueue_embedding("4")
+    gate.set()
+    q.join()
+    assert ran == [("train", "1"), ("train", "3"), ("embed", "2"), ("embed", "4")]
+
+
+def test_round_with_another_strategy_pushes_its_order_and_keeps_the_mean_ec(rt):
+    from dataclasses import replace
+
+    rt.settings = replace(rt.settings, strategy="coreset")
+    out = jobs.run_round("7", rt)
+    scores = rt.store.scores("7", out["version"])
+    assert scores["strategy"] == "coreset"
+    pushed = sorted(rt.fake.pushed.values())
+    assert pushed == pytest.approx([k / 17 for k in range(18)])  # 18 unlabeled tasks ranked 0, 1/17, ..., 1
+    ec = np.array([v["ec"] for v in scores["tasks"].values()])
+    meta = rt.store.metadata("7", out["version"])
+    assert meta["mean_score"] == pytest.approx(float(np.mean(ec)) / 1.5)  # EC / H_2, not the mean rank 0.5
+    # the status page's EC histogram shows EC / H_J too, not the ranks
+    shown = BealModel(rt).status_projects()[0]["ec_scores"]
+    assert sorted(shown) == pytest.approx(sorted(ec / 1.5))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from beal_backend import acquisition, encoders, jobs, learners
-from beal_backend.config import Settings
+from beal_backend.config import Settings, SettingsError
 from beal_backend.labelconfig import parse_label_config
 from beal_backend.model import pool
 from beal_backend.scoring import ScoringConfig
@@ -144,7 +144,7 @@ def test_auto_pooling_detects_sentence_transformers_checkpoints(tmp_path, tiny_e
 
 @pytest.mark.parametrize("name, value", [("LEARNER", "gpu"), ("POOLING", "max"), ("STRATEGY", "beal-fast")])
 def test_bad_choice_in_env_is_refused_at_startup(name, value):
-    with pytest.raises(ValueError, match=f"{name}='{value}': choose one of"):
+    with pytest.raises(SettingsError, match=f"{name}='{value}' is invalid: use one of"):
         Settings.from_env({"DEVICE": "cpu", name: value})
 
 

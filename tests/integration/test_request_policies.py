@@ -141,7 +141,7 @@ def test_large_requests_get_fewer_passes(app_factory, published, fake_scoring):
 
 
 def test_predict_stops_at_its_deadline_and_caches_what_it_scored(app_factory, published, fake_scoring):
-    c = app_factory(predict_seconds=0)[0].test_client()
+    c = app_factory(predict_seconds=1e-9)[0].test_client()
     results = c.post("/predict", json=predict_body(600)).get_json()["results"]
     assert fake_scoring == [(256, 3)]  # PREDICT_PASSES=3 (fixture); the first chunk always; then the deadline had passed
     assert all(r and r["score"] == 0.25 for r in results[:256]) and results[256:] == [[]] * 344

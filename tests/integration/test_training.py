@@ -126,8 +126,8 @@ def test_f1_by_hand():
     # micro: tp 2, |true| 3, |pred| 2 -> 4/5; macro: label A 1.0, label B 0.0 -> 0.5
     assert evaluation.micro_f1(y_true, y_pred) == pytest.approx(0.8)
     assert evaluation.macro_f1(y_true, y_pred) == pytest.approx(0.5)
-    # a label absent from y_true is left out of macro-F1 (but its false positives count in micro-F1)
-    assert evaluation.macro_f1([[1, 0]], [[1, 1]]) == pytest.approx(1.0)
+    # a label predicted but absent from y_true scores F1 0 in macro-F1 (scikit-learn's zero_division=0)
+    assert evaluation.macro_f1([[1, 0]], [[1, 1]]) == pytest.approx(0.5)
     assert evaluation.micro_f1([[1, 0]], [[1, 1]]) == pytest.approx(2 / 3)
     assert evaluation.micro_f1(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
     assert evaluation.macro_f1(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import torch
 from beal_backend import evaluation
 from beal_backend.batching import encode
 from beal_backend.scoring import ScoringConfig, deterministic_outputs
-from beal_backend.training import TrainConfig, split_validation, train
+from beal_backend.training import TrainConfig, _better, split_validation, train
 from tests.conftest import LABELS, synthetic_texts
 
 
@@ -35,6 +37,46 @@ def test_minilm_learns_keyword_rule():
     pred = predict(trained, test_texts) > 0.5
     assert evaluation.micro_f1(y, pred) >= 0.9
     assert evaluation.macro_f1(y, pred) >= 0.9
+
+
+GOEMOTIONS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "goemotions"
+EMOTIONS = ["admiration", "approval", "gratitude", "annoyance", "amusement", "curiosity"]
+
+
+def goemotions_sample(split: str, n: int) -> tuple[list[str], list[list[str]]]:
+    """The first ``n`` texts of a GoEmotions split that carry one of EMOTIONS, with only those labels."""
+    if not GOEMOTIONS.is_dir():
+        pytest.skip(f"needs the shared datasets at {GOEMOTIONS}")
+    rows = [json.loads(line) for line in (GOEMOTIONS / f"{split}.jsonl").open(encoding="utf-8")]
+    rows = [r for r in rows if set(r["labels"]) & set(EMOTIONS)][:n]
+    return [r["text"] for r in rows], [[x for x in r["labels"] if x in EMOTIONS] for r in rows]
+
+
+@pytest.mark.slow
+def test_early_stopping_waits_while_the_loss_falls_on_real_data():
+    """Regression (#10 item 1): 120 real GoEmotions texts (6 emotions, 12 held out). No probability passes
+    0.5 in epochs 1-4 (val micro-F1 0) while the val loss falls 0.64 -> 0.47. Judged by F1 alone, training
+    stopped after epoch 3 and restored epoch 1: test micro-F1 0.000. With ties broken by the loss it runs
+    on and keeps epoch 10: test micro-F1 0.40 (the same run without early stopping)."""
+    texts, label_sets = goemotions_sample("train", 120)
+    cfg = TrainConfig(epochs=10, max_wordpieces=40, seed=0)
+    trained = train(texts, label_sets, EMOTIONS, cfg)
+    history = trained.metrics["val_history"]
+    assert trained.metrics["n_val"] == 12 and history[0]["val_micro_f1"] == 0.0 == history[1]["val_micro_f1"]
+    assert trained.metrics["epochs_run"] == 10 and trained.metrics["best_epoch"] > 4
+    test_texts, test_sets = goemotions_sample("test", 300)
+    pred = predict(trained, test_texts) > 0.5
+    assert evaluation.micro_f1(evaluation.multi_hot(test_sets, EMOTIONS), pred) > 0.3
+
+
+def test_equal_f1_is_broken_by_the_validation_loss():
+    def epoch(f1, loss):
+        return {"val_micro_f1": f1, "val_loss": loss}
+
+    assert _better(epoch(0.0, 0.40), epoch(0.0, 0.50))  # nothing predicted yet, but the loss fell
+    assert not _better(epoch(0.0, 0.50), epoch(0.0, 0.40))
+    assert _better(epoch(0.3, 0.90), epoch(0.2, 0.10))  # F1 comes first
+    assert not _better(epoch(0.2, 0.40), epoch(0.2, 0.40))  # no change is no progress
 
 
 def state_of(trained) -> dict[str, torch.Tensor]:

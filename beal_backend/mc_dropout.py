@@ -103,8 +103,12 @@ def mc_dropout(model: nn.Module, scope: Scope | None, seed: int = 0) -> Iterator
 
 
 def model_view(model: nn.Module) -> nn.Module:
-    """A copy of the module tree sharing every parameter and buffer with ``model``: flags are its own."""
-    view = copy.copy(model)  # a new __dict__ (training flag, hooks) holding the same tensors
+    """A copy of the module tree sharing every parameter and buffer with ``model``: its flags and its
+    containers (parameter dicts, hooks) are its own, so nothing done to the view reaches the model."""
+    view = copy.copy(model)  # a new __dict__ holding the same tensors
+    for name, value in vars(model).items():
+        if isinstance(value, dict):
+            view.__dict__[name] = copy.copy(value)
     view._modules = {name: None if child is None else model_view(child) for name, child in model._modules.items()}
     return view
 

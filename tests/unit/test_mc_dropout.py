@@ -189,6 +189,8 @@ def test_view_shares_every_tensor_and_owns_its_flags(tiny_classifier):
         assert [n for n, _ in view.named_modules()] == [n for n, _ in model.named_modules()]
         for (name, a), (_, b) in zip(model.state_dict(keep_vars=True).items(), view.state_dict(keep_vars=True).items()):
             assert a is b, name  # the same tensors: a view costs no parameter memory
+        view.head.register_forward_hook(lambda *_: None)
+        assert not model.head._forward_hooks  # hooks (and flags) on the view stay on the view
     assert not any(m.training for m in model.modules())
 
 

@@ -54,19 +54,18 @@ def goemotions_sample(split: str, n: int) -> tuple[list[str], list[list[str]]]:
 
 @pytest.mark.slow
 def test_early_stopping_waits_while_the_loss_falls_on_real_data():
-    """Regression (#10 item 1): 120 real GoEmotions texts (6 emotions, 12 held out). No probability passes
-    0.5 in epochs 1-4 (val micro-F1 0) while the val loss falls 0.64 -> 0.47. Judged by F1 alone, training
+    """Regression (#10 item 1): 100 real GoEmotions texts (6 emotions, 10 held out). No probability passes
+    0.5 in epochs 1-5 (val micro-F1 0) while the val loss falls 0.61 -> 0.48. Judged by F1 alone, training
     stopped after epoch 3 and restored epoch 1: test micro-F1 0.000. With ties broken by the loss it runs
-    on and keeps epoch 10: test micro-F1 0.40 (the same run without early stopping)."""
-    texts, label_sets = goemotions_sample("train", 120)
-    cfg = TrainConfig(epochs=10, max_wordpieces=40, seed=0)
-    trained = train(texts, label_sets, EMOTIONS, cfg)
+    on and keeps epoch 8: test micro-F1 0.33 (the same run without early stopping)."""
+    texts, label_sets = goemotions_sample("train", 100)
+    trained = train(texts, label_sets, EMOTIONS, TrainConfig(max_wordpieces=32, seed=0))
     history = trained.metrics["val_history"]
-    assert trained.metrics["n_val"] == 12 and history[0]["val_micro_f1"] == 0.0 == history[1]["val_micro_f1"]
-    assert trained.metrics["epochs_run"] == 10 and trained.metrics["best_epoch"] > 4
+    assert trained.metrics["n_val"] == 10 and history[0]["val_micro_f1"] == 0.0 == history[2]["val_micro_f1"]
+    assert trained.metrics["epochs_run"] == 8 and trained.metrics["best_epoch"] > 3
     test_texts, test_sets = goemotions_sample("test", 300)
     pred = predict(trained, test_texts) > 0.5
-    assert evaluation.micro_f1(evaluation.multi_hot(test_sets, EMOTIONS), pred) > 0.3
+    assert evaluation.micro_f1(evaluation.multi_hot(test_sets, EMOTIONS), pred) > 0.25
 
 
 def test_equal_f1_is_broken_by_the_validation_loss():

@@ -12,9 +12,9 @@ import torch
 
 from beal_backend import evaluation
 from beal_backend.batching import encode
-from beal_backend.scoring import ScoringConfig, deterministic_outputs
+from beal_backend.scoring import ScoringConfig, deterministic_outputs, mc_moments
 from beal_backend.training import TrainConfig, _better, split_validation, train
-from tests.conftest import LABELS, synthetic_texts
+from tests.conftest import LABELS, build_tiny_classifier, random_encoded, synthetic_texts
 
 
 def predict(trained, texts) -> np.ndarray:
@@ -99,6 +99,22 @@ def test_same_seed_same_model_and_progress(tiny_bert_trained, tiny_bert_train_co
     assert [p.step for p in seen] == list(range(1, total + 1))
     assert all(p.steps == total and p.epochs == tiny_bert_train_config.epochs for p in seen)
     assert all(np.isfinite(p.loss) for p in seen)
+
+
+def test_scoring_between_training_steps_leaves_the_training_unchanged(tiny_bert_trained, tiny_bert_train_config):
+    """An in-process training job shares the process with /predict: MC-dropout scoring between two of its
+    steps must not touch the job's dropout stream (scoring used to reseed the global RNG), so the job
+    trains exactly the model it trains alone."""
+    texts, label_sets = synthetic_texts(32, seed=0)
+    scorer = build_tiny_classifier(hidden_dropout=0.2, attention_dropout=0.2, head_dropout=0.2)
+    enc = random_encoded(n=5)
+
+    def score_now(_progress):
+        mc_moments(scorer, enc, ScoringConfig(passes=2, scope="full", seed=0))
+
+    again = state_of(train(texts, label_sets, LABELS, tiny_bert_train_config, on_progress=score_now))
+    for name, tensor in state_of(tiny_bert_trained).items():
+        assert torch.equal(tensor, again[name]), name
 
 
 def test_training_changes_weights_and_other_seed_differs(tiny_bert_trained, tiny_bert_train_config, tiny_encoder_dir):

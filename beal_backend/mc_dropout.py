@@ -142,6 +142,8 @@ def _training(func, args, kwargs) -> bool:
 def _dropout(gen: torch.Generator, input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False):
     if not training or p == 0.0:
         return input
+    if p >= 1.0:  # as F.dropout: everything dropped (1 / (1 - p) is undefined)
+        return torch.zeros_like(input)
     keep = torch.empty_like(input).bernoulli_(1.0 - p, generator=gen)
     return input * keep * (1.0 / (1.0 - p))
 

@@ -409,3 +409,13 @@ def test_unsupported_dropout_variants_are_refused():
         assert F.dropout2d(torch.ones(1, 2, 3, 3), 0.5, training=False).sum() == 18  # off: harmless
         with pytest.raises(NotImplementedError, match="dropout2d"):
             F.dropout2d(torch.ones(1, 2, 3, 3), 0.5, training=True)
+
+
+def test_seeded_dropout_keeps_f_dropout_semantics():
+    x = torch.ones(4000)
+    with SeededDropout(torch.Generator().manual_seed(0)):
+        y = F.dropout(x, 0.25, training=True)
+        torch.testing.assert_close(y.unique(), torch.tensor([0.0, 4 / 3]))  # kept values scaled by 1 / (1 - p)
+        assert abs((y == 0).float().mean().item() - 0.25) < 0.03
+        assert torch.equal(F.dropout(x, 0.25, training=False), x)
+        assert torch.equal(F.dropout(x, 1.0, training=True), torch.zeros_like(x))

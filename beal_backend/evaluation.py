@@ -13,14 +13,17 @@ def micro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean per-label F1 over the labels that occur in ``y_true`` (absent labels have no defined recall)."""
+    """Mean per-label F1 over the labels present in ``y_true`` or ``y_pred``: scikit-learn's
+    ``f1_score(average="macro", zero_division=0, labels=<those labels>)``. A label predicted but never true
+    scores 0 (its false positives must cost macro-F1); one neither true nor predicted has no F1 and is left out.
+    Nothing true and nothing predicted is perfect agreement: 1.0, as ``micro_f1``."""
     t, p = np.asarray(y_true, bool), np.asarray(y_pred, bool)
-    present = t.any(axis=0)
+    counts = t.sum(0) + p.sum(0)  # 2 tp + fp + fn per label
+    present = counts > 0
     if not present.any():
-        return 1.0 if not p.any() else 0.0
+        return 1.0
     tp = (t & p).sum(0)
-    f1 = 2 * tp / np.maximum(t.sum(0) + p.sum(0), 1)
-    return float(f1[present].mean())
+    return float((2 * tp[present] / counts[present]).mean())
 
 
 def multi_hot(label_sets, labels: list[str]) -> np.ndarray:

@@ -156,8 +156,8 @@ def _probabilities(logits: torch.Tensor, single_label: bool) -> torch.Tensor:
 def head_outputs(head: ClassifierHead, features: np.ndarray, device: str = "cpu",
                  single_label: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One pass with dropout off -> (probabilities [N, J], hidden layer [N, hidden]) as float32."""
-    with torch.inference_mode(), mc_dropout(head, None):
-        logits, hidden = head(torch.as_tensor(features, dtype=torch.float32, device=device))
+    with torch.inference_mode(), mc_dropout(head, None) as view:
+        logits, hidden = view(torch.as_tensor(features, dtype=torch.float32, device=device))
         return _probabilities(logits, single_label).cpu().numpy(), hidden.cpu().numpy()
 
 

@@ -31,7 +31,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
         """Store and coordinator; the queue is attached by ``queues.build_runtime`` where jobs are enqueued."""
-        store = ModelStore(settings.model_dir)
+        store = ModelStore(settings.model_dir, settings.train.device, settings.lock_ttl)
         if not settings.redis_url:
             return cls(settings, store, LocalCoordinator())
         conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=0.5)  # /health and /webhook must answer within LS's 1 s

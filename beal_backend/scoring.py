@@ -84,12 +84,12 @@ def mc_moments(
     split = scope.split(model) if scope else 0
     n, j = len(enc), model.num_labels
     sums = np.zeros((3, n, j))
-    torch.manual_seed(cfg.seed)
     done = 0
-    with torch.inference_mode(), mc_dropout(model, scope), autocast(cfg.device):
+    # a private view with its own flags and dropout generator: concurrent calls never disturb each other
+    with torch.inference_mode(), mc_dropout(model, scope, cfg.seed) as view, autocast(cfg.device):
         for rows in sorted_batches(enc.lengths, cfg.budget, cfg.max_batch):
             ids, mask = collate(enc, rows, cfg.device)
-            state, suffix, width = _prefix(model, ids, mask, split)
+            state, suffix, width = _prefix(view, ids, mask, split)
             reps = max(1, cfg.budget // (len(rows) * width))
             for start in range(0, passes, reps):
                 r = min(reps, passes - start)
@@ -108,11 +108,11 @@ def deterministic_outputs(model: MultiLabelClassifier, enc: Encoded, cfg: Scorin
     probs = np.zeros((n, model.num_labels), dtype=np.float32)
     hidden = np.zeros((n, model.head.hidden.out_features), dtype=np.float32)
     feats = np.zeros((n, model.head.hidden.in_features), dtype=np.float32)
-    with torch.inference_mode(), mc_dropout(model, None), autocast(cfg.device):
+    with torch.inference_mode(), mc_dropout(model, None) as view, autocast(cfg.device):
         for rows in sorted_batches(enc.lengths, cfg.budget, cfg.max_batch):
             ids, mask = collate(enc, rows, cfg.device)
-            c = model.features(ids, mask)
-            logits, h = model.head(c)
+            c = view.features(ids, mask)
+            logits, h = view.head(c)
             probs[rows] = model.probabilities(logits.float()).cpu().numpy()
             hidden[rows] = h.float().cpu().numpy()
             feats[rows] = c.float().cpu().numpy()

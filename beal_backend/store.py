@@ -6,7 +6,9 @@ weights) and, for service versions, ``scores.json`` (the pool's cached scores).
 
 Project layout: ``<root>/<project>/<version>/`` plus ``CURRENT`` (the serving version) and
 ``project.json`` (what /setup said). Versions are written under a temporary name and renamed, so a
-crash never leaves a partial version visible; ``CURRENT`` is replaced atomically.
+crash never leaves a partial version visible; ``CURRENT`` is replaced atomically. A worker killed while
+writing leaves its ``.tmp-*`` folder behind: opening a store removes those untouched for longer than the
+lock TTL (a live writer holds the project lock and keeps touching its files).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
@@ -36,7 +39,8 @@ class StoreError(ValueError):
 
 
 class IntegrityError(RuntimeError):
-    """Stored weights do not match their recorded sha256: a server-side fault; the version must not load."""
+    """Stored weights differ from the sha256 recorded when they were written (corrupted or tampered with):
+    the version is refused, never loaded. A server-side fault, not bad input, hence not a StoreError."""
 
 
 # ---------------------------------------------------------------- one model directory
@@ -68,8 +72,7 @@ def load_model(path: Path, device: str = "cpu") -> TrainedModel:
     """Rebuild a saved model: safetensors weights into an encoder built from the saved config."""
     path = Path(path)
     meta = read_json(path / METADATA)
-    if _sha256(path / WEIGHTS) != meta["sha256"]:
-        raise IntegrityError(f"weights in {path} do not match their recorded sha256")
+    _verify_weights(path, meta)
     cfg = TrainConfig(**{**meta["hparams"], "device": device})
     enc_cfg = AutoConfig.from_pretrained(path / "encoder")
     try:
@@ -87,8 +90,13 @@ def load_model(path: Path, device: str = "cpu") -> TrainedModel:
 
 
 class ModelStore:
-    def __init__(self, root: Path | str):
+    """``device``: where ``load`` puts models (the configured DEVICE: scoring moves batches there).
+    ``stale_after``: seconds after which an untouched ``.tmp-*`` folder is a dead writer's and is removed."""
+
+    def __init__(self, root: Path | str, device: str = "cpu", stale_after: float = 60.0):
         self.root = Path(root)
+        self.device = device
+        self.remove_stale_tmp(stale_after)
 
     def project_dir(self, project: str) -> Path:
         return self.root / check_id(project, "project")
@@ -134,8 +142,8 @@ class ModelStore:
     def scores(self, project: str, version: str) -> dict:
         return read_json(self.version_dir(project, version) / SCORES)
 
-    def load(self, project: str, version: str, device: str = "cpu") -> TrainedModel:
-        return load_model(self.version_dir(project, version), device)
+    def load(self, project: str, version: str, device: str | None = None) -> TrainedModel:
+        return load_model(self.version_dir(project, version), device or self.device)
 
     def remove(self, project: str, version: str) -> None:
         if version == self.current(project):
@@ -150,6 +158,16 @@ class ModelStore:
         for v in doomed:
             shutil.rmtree(self.version_dir(project, v))
         return doomed
+
+    def remove_stale_tmp(self, older_than: float) -> list[Path]:
+        """Delete ``<project>/.tmp-*`` folders in which nothing changed for ``older_than`` seconds."""
+        now, removed = time.time(), []
+        for tmp in self.root.glob("*/.tmp-*"):
+            newest = _newest_mtime(tmp) if tmp.is_dir() else None
+            if newest is not None and now - newest > older_than:
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
+        return removed
 
     def read_project(self, project: str) -> dict | None:
         path = self.project_dir(project) / PROJECT
@@ -198,6 +216,27 @@ def _atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _verify_weights(path: Path, meta: dict) -> None:
+    recorded = meta.get("sha256")
+    try:
+        actual = _sha256(path / WEIGHTS)
+    except FileNotFoundError:
+        raise IntegrityError(f"model {path.name}: {WEIGHTS} is missing; the version is refused") from None
+    if actual != recorded:
+        raise IntegrityError(
+            f"model {path.name}: the sha256 of {WEIGHTS} ({actual[:12]}...) differs from the one recorded at "
+            f"save time ({str(recorded)[:12]}...); the weights are corrupted or were altered, so the version is refused"
+        )
+
+
+def _newest_mtime(path: Path) -> float | None:
+    """Latest modification time of ``path`` or anything under it (None: it vanished meanwhile)."""
+    try:
+        return max(p.lstat().st_mtime for p in [path, *path.rglob("*")])
+    except FileNotFoundError:  # a live publish renamed its folder away while we looked
+        return None
 
 
 def _sha256(path: Path) -> str:

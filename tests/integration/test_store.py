@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,7 +16,11 @@ import torch
 from beal_backend import store
 from beal_backend.batching import encode
 from beal_backend.scoring import ScoringConfig, deterministic_outputs
-from beal_backend.store import ModelStore, StoreError, check_id, load_model, save_model
+from beal_backend.config import Settings
+from beal_backend.runtime import Runtime
+from beal_backend.service import BealModel
+from beal_backend.store import IntegrityError, ModelStore, StoreError, check_id, load_model, save_model
+from beal_backend.training import TrainConfig
 from tests.conftest import LABELS
 
 
@@ -67,8 +73,61 @@ def test_tampered_weights_raise(tiny_bert_trained, tmp_path):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01  # one bit of the last tensor: still a loadable file, but not the recorded one
     weights.write_bytes(bytes(data))
-    with pytest.raises(store.IntegrityError, match="sha256"):
+    with pytest.raises(IntegrityError, match="sha256 of model.safetensors .* differs .* refused"):
         load_model(tmp_path / "m")
+    assert not issubclass(IntegrityError, StoreError)  # a server-side fault, not a 400-style bad name
+
+
+def test_store_refuses_a_version_with_corrupted_or_missing_weights(tiny_bert_trained, tmp_path):
+    models = ModelStore(tmp_path)
+    version = models.publish("p", tiny_bert_trained, scores={})
+    weights = models.version_dir("p", version) / store.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))  # the last 8 bytes zeroed, same size
+    with pytest.raises(IntegrityError, match=f"model {version}: the sha256"):
+        models.load("p", version)
+    weights.unlink()
+    with pytest.raises(IntegrityError, match="missing"):
+        models.load("p", version)
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Set the mtime of ``path`` and everything under it ``seconds`` into the past."""
+    then = time.time() - seconds
+    for p in [path, *path.rglob("*")]:
+        os.utime(p, (then, then))
+
+
+def test_opening_a_store_removes_stale_temporary_versions(tiny_bert_trained, tmp_path):
+    """A SIGKILLed publish leaves ``.tmp-*/m/...``; the next store opened removes it once nothing in it
+    changed for the lock TTL, but keeps one a live writer is still filling."""
+    version = ModelStore(tmp_path).publish("3", tiny_bert_trained, scores={})
+    for name in ("dead", "fresh", "busy"):
+        (tmp_path / "3" / f".tmp-{name}" / "m").mkdir(parents=True)
+        (tmp_path / "3" / f".tmp-{name}" / "m" / store.WEIGHTS).write_bytes(b"half")
+    _age(tmp_path / "3" / ".tmp-dead", 120)
+    _age(tmp_path / "3" / ".tmp-busy", 120)
+    os.utime(tmp_path / "3" / ".tmp-busy" / "m" / store.WEIGHTS)  # still being written: touched just now
+
+    ModelStore(tmp_path, stale_after=60)
+    assert sorted(p.name for p in (tmp_path / "3").iterdir()) == [".tmp-busy", ".tmp-fresh", version]
+
+    _age(tmp_path / "3" / ".tmp-fresh", 45)  # Runtime.build opens the store with LOCK_TTL as the limit
+    Runtime.build(Settings(model_dir=str(tmp_path), lock_ttl=30))
+    assert sorted(p.name for p in (tmp_path / "3").iterdir()) == [".tmp-busy", version]
+
+
+def test_models_load_onto_the_configured_device(tiny_bert_trained, tmp_path, monkeypatch):
+    """DEVICE reaches every load: the runtime's store, hence /predict's model cache, rollback and the
+    worker. The "meta" device stands in for CUDA: nothing here may leave a model on the CPU."""
+    monkeypatch.setattr(Settings, "torch_device", property(lambda self: "meta"))  # DEVICE accepts no "meta"
+    settings = Settings(model_dir=str(tmp_path))
+    rt = Runtime.build(settings)
+    version = rt.store.publish("5", tiny_bert_trained, scores={"tasks": {}})
+    rt.store.set_current("5", version)
+    assert {p.device.type for p in rt.store.load("5", version).model.parameters()} == {"meta"}
+    served, _ = BealModel(rt)._model("5", version)  # what /predict scores with
+    assert {p.device.type for p in served.model.parameters()} == {"meta"}
+    assert {p.device.type for p in rt.store.load("5", version, "cpu").model.parameters()} == {"cpu"}
 
 
 def test_publish_is_atomic_and_not_current(tiny_bert_trained, tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +12,9 @@ import torch
 
 from beal_backend import evaluation
 from beal_backend.batching import encode
-from beal_backend.scoring import ScoringConfig, deterministic_outputs
-from beal_backend.training import TrainConfig, split_validation, train
-from tests.conftest import LABELS, synthetic_texts
+from beal_backend.scoring import ScoringConfig, deterministic_outputs, mc_moments
+from beal_backend.training import TrainConfig, _better, split_validation, train
+from tests.conftest import LABELS, build_tiny_classifier, random_encoded, synthetic_texts
 
 
 def predict(trained, texts) -> np.ndarray:
@@ -37,6 +39,45 @@ def test_minilm_learns_keyword_rule():
     assert evaluation.macro_f1(y, pred) >= 0.9
 
 
+GOEMOTIONS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "goemotions"
+EMOTIONS = ["admiration", "approval", "gratitude", "annoyance", "amusement", "curiosity"]
+
+
+def goemotions_sample(split: str, n: int) -> tuple[list[str], list[list[str]]]:
+    """The first ``n`` texts of a GoEmotions split that carry one of EMOTIONS, with only those labels."""
+    if not GOEMOTIONS.is_dir():
+        pytest.skip(f"needs the shared datasets at {GOEMOTIONS}")
+    rows = [json.loads(line) for line in (GOEMOTIONS / f"{split}.jsonl").open(encoding="utf-8")]
+    rows = [r for r in rows if set(r["labels"]) & set(EMOTIONS)][:n]
+    return [r["text"] for r in rows], [[x for x in r["labels"] if x in EMOTIONS] for r in rows]
+
+
+@pytest.mark.slow
+def test_early_stopping_waits_while_the_loss_falls_on_real_data():
+    """Regression (#10 item 1): 100 real GoEmotions texts (6 emotions, 10 held out). No probability passes
+    0.5 in epochs 1-5 (val micro-F1 0) while the val loss falls 0.61 -> 0.48. Judged by F1 alone, training
+    stopped after epoch 3 and restored epoch 1: test micro-F1 0.000. With ties broken by the loss it runs
+    on and keeps epoch 8: test micro-F1 0.33 (the same run without early stopping)."""
+    texts, label_sets = goemotions_sample("train", 100)
+    trained = train(texts, label_sets, EMOTIONS, TrainConfig(max_wordpieces=32, seed=0))
+    history = trained.metrics["val_history"]
+    assert trained.metrics["n_val"] == 10 and history[0]["val_micro_f1"] == 0.0 == history[2]["val_micro_f1"]
+    assert trained.metrics["epochs_run"] == 8 and trained.metrics["best_epoch"] > 3
+    test_texts, test_sets = goemotions_sample("test", 300)
+    pred = predict(trained, test_texts) > 0.5
+    assert evaluation.micro_f1(evaluation.multi_hot(test_sets, EMOTIONS), pred) > 0.25
+
+
+def test_equal_f1_is_broken_by_the_validation_loss():
+    def epoch(f1, loss):
+        return {"val_micro_f1": f1, "val_loss": loss}
+
+    assert _better(epoch(0.0, 0.40), epoch(0.0, 0.50))  # nothing predicted yet, but the loss fell
+    assert not _better(epoch(0.0, 0.50), epoch(0.0, 0.40))
+    assert _better(epoch(0.3, 0.90), epoch(0.2, 0.10))  # F1 comes first
+    assert not _better(epoch(0.2, 0.40), epoch(0.2, 0.40))  # no change is no progress
+
+
 def state_of(trained) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trained.model.state_dict().items()}
 
@@ -58,6 +99,22 @@ def test_same_seed_same_model_and_progress(tiny_bert_trained, tiny_bert_train_co
     assert [p.step for p in seen] == list(range(1, total + 1))
     assert all(p.steps == total and p.epochs == tiny_bert_train_config.epochs for p in seen)
     assert all(np.isfinite(p.loss) for p in seen)
+
+
+def test_scoring_between_training_steps_leaves_the_training_unchanged(tiny_bert_trained, tiny_bert_train_config):
+    """An in-process training job shares the process with /predict: MC-dropout scoring between two of its
+    steps must not touch the job's dropout stream (scoring used to reseed the global RNG), so the job
+    trains exactly the model it trains alone."""
+    texts, label_sets = synthetic_texts(32, seed=0)
+    scorer = build_tiny_classifier(hidden_dropout=0.2, attention_dropout=0.2, head_dropout=0.2)
+    enc = random_encoded(n=5)
+
+    def score_now(_progress):
+        mc_moments(scorer, enc, ScoringConfig(passes=2, scope="full", seed=0))
+
+    again = state_of(train(texts, label_sets, LABELS, tiny_bert_train_config, on_progress=score_now))
+    for name, tensor in state_of(tiny_bert_trained).items():
+        assert torch.equal(tensor, again[name]), name
 
 
 def test_training_changes_weights_and_other_seed_differs(tiny_bert_trained, tiny_bert_train_config, tiny_encoder_dir):
@@ -126,8 +183,8 @@ def test_f1_by_hand():
     # micro: tp 2, |true| 3, |pred| 2 -> 4/5; macro: label A 1.0, label B 0.0 -> 0.5
     assert evaluation.micro_f1(y_true, y_pred) == pytest.approx(0.8)
     assert evaluation.macro_f1(y_true, y_pred) == pytest.approx(0.5)
-    # a label absent from y_true is left out of macro-F1 (but its false positives count in micro-F1)
-    assert evaluation.macro_f1([[1, 0]], [[1, 1]]) == pytest.approx(1.0)
+    # a label predicted but absent from y_true scores F1 0 in macro-F1 (scikit-learn's zero_division=0)
+    assert evaluation.macro_f1([[1, 0]], [[1, 1]]) == pytest.approx(0.5)
     assert evaluation.micro_f1([[1, 0]], [[1, 1]]) == pytest.approx(2 / 3)
     assert evaluation.micro_f1(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
     assert evaluation.macro_f1(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0

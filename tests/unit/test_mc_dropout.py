@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.nn import functional as F
 
 from beal_backend import acquisition as acq
 from beal_backend.batching import Encoded, bucketed_batches, collate, sorted_batches
-from beal_backend.mc_dropout import Scope, mc_dropout, stochastic_modules
+from beal_backend.mc_dropout import Scope, SeededDropout, _attention, mc_dropout, stochastic_modules
 from beal_backend.scoring import ScoringConfig, deterministic_outputs, mc_moments
 from tests.conftest import build_tiny_classifier, random_encoded
 
@@ -42,9 +45,8 @@ def attention_only_model(request):
 @pytest.mark.parametrize("attention_only_model", ATTN_IMPLS, indirect=True)
 def test_full_scope_reaches_attention_dropout(attention_only_model, batch):
     model, (ids, mask) = attention_only_model, batch
-    torch.manual_seed(0)
-    with mc_dropout(model, Scope.parse("full")):
-        a, b = two_passes(model, ids, mask)
+    with mc_dropout(model, Scope.parse("full")) as view:
+        a, b = two_passes(view, ids, mask)
     assert not torch.allclose(a, b, atol=1e-6), "two MC passes are identical: attention dropout is off"
 
 
@@ -79,9 +81,9 @@ def test_eval_mode_is_deterministic(tiny_classifier, batch):
     model.eval()
     a, b = two_passes(model, ids, mask)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
-    with mc_dropout(model, None) as switched:
-        assert switched == []
-        c, d = two_passes(model, ids, mask)
+    with mc_dropout(model, None) as view:
+        assert not any(m.training for m in view.modules())
+        c, d = two_passes(view, ids, mask)
     torch.testing.assert_close(c, a, rtol=0, atol=0)
     torch.testing.assert_close(d, a, rtol=0, atol=0)
 
@@ -91,9 +93,10 @@ def test_mc_dropout_turns_off_training_outside_scope(tiny_classifier, batch):
     model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.0)
     ids, mask = batch
     model.train()
-    with mc_dropout(model, Scope.parse("head")):
-        a, b = two_passes(model, ids, mask)
-        assert not any(m.training for m in model.encoder.modules())
+    with mc_dropout(model, Scope.parse("head")) as view:
+        a, b = two_passes(view, ids, mask)
+        assert not any(m.training for m in view.encoder.modules())
+        assert all(m.training for m in model.modules())  # the shared model is not switched
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -103,11 +106,10 @@ def test_mc_dropout_turns_off_training_outside_scope(tiny_classifier, batch):
 def test_head_scope_samples_only_the_head(tiny_classifier, batch):
     model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3)
     ids, mask = batch
-    torch.manual_seed(0)
-    with mc_dropout(model, Scope.parse("head")):
-        f1, f2 = two_passes(model, ids, mask, lambda: model.features(ids, mask))
-        h1, h2 = two_passes(model, ids, mask, lambda: model.head(f1)[0])
-        o1, o2 = two_passes(model, ids, mask)
+    with mc_dropout(model, Scope.parse("head")) as view:
+        f1, f2 = two_passes(view, ids, mask, lambda: view.features(ids, mask))
+        h1, h2 = two_passes(view, ids, mask, lambda: view.head(f1)[0])
+        o1, o2 = two_passes(view, ids, mask)
     torch.testing.assert_close(f1, f2, rtol=0, atol=0)
     assert not torch.allclose(h1, h2, atol=1e-6)
     assert not torch.allclose(o1, o2, atol=1e-6)
@@ -133,10 +135,9 @@ def layer_outputs(model, ids, mask) -> list[torch.Tensor]:
 def test_last_k_scope_samples_only_the_last_k_layers(tiny_classifier, batch, k):
     model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3, layers=4)
     ids, mask = batch
-    torch.manual_seed(0)
-    with mc_dropout(model, Scope.parse(f"last-{k}")):
-        first, second = layer_outputs(model, ids, mask), layer_outputs(model, ids, mask)
-        assert not model.encoder.embeddings.training
+    with mc_dropout(model, Scope.parse(f"last-{k}")) as view:
+        first, second = layer_outputs(view, ids, mask), layer_outputs(view, ids, mask)
+        assert not view.encoder.embeddings.training
     split = 4 - k
     for i in range(split):
         torch.testing.assert_close(first[i], second[i], rtol=0, atol=0, msg=f"layer {i} is before the split")
@@ -147,8 +148,8 @@ def test_last_k_scope_samples_only_the_last_k_layers(tiny_classifier, batch, k):
 def test_full_scope_samples_from_the_first_layer(tiny_classifier, batch):
     model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3)
     ids, mask = batch
-    with mc_dropout(model, Scope.parse("full")):
-        first, second = layer_outputs(model, ids, mask), layer_outputs(model, ids, mask)
+    with mc_dropout(model, Scope.parse("full")) as view:
+        first, second = layer_outputs(view, ids, mask), layer_outputs(view, ids, mask)
     assert not torch.allclose(first[0], second[0], atol=1e-6)
 
 
@@ -165,24 +166,31 @@ def test_prefix_suffix_split_equals_forward(tiny_classifier, batch, impl):
 
 
 @pytest.mark.parametrize("scope", ["full", "head", "last-2"])
-def test_flags_restored_after_exception(tiny_classifier, scope):
+def test_shared_model_flags_are_never_touched(tiny_classifier, scope):
+    """Concurrent requests share one model: the scope is switched on a private view, never on the model."""
     model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.3)
     model.train()
-    model.encoder.encoder.layer[1].eval()  # a mixed state must come back exactly
+    model.encoder.encoder.layer[1].eval()  # a mixed state must stay exactly as it is
     model.head.dropout_out.eval()
     before = [(name, m.training) for name, m in model.named_modules()]
     with pytest.raises(RuntimeError, match="boom"):
-        with mc_dropout(model, Scope.parse(scope)) as switched:
+        with mc_dropout(model, Scope.parse(scope)) as view:
+            switched = stochastic_modules(view, Scope.parse(scope))
             assert switched and all(m.training for m in switched)
-            assert not model.training
+            assert not view.training and [(n, m.training) for n, m in model.named_modules()] == before
             raise RuntimeError("boom")
     assert [(name, m.training) for name, m in model.named_modules()] == before
 
 
-def test_flags_restored_after_normal_exit(tiny_classifier):
+def test_view_shares_every_tensor_and_owns_its_flags(tiny_classifier):
     model = tiny_classifier(head_dropout=0.1).eval()
-    with mc_dropout(model, Scope.parse("full")):
-        assert model.head.dropout_in.training
+    with mc_dropout(model, Scope.parse("full")) as view:
+        assert view.head.dropout_in.training and not model.head.dropout_in.training
+        assert [n for n, _ in view.named_modules()] == [n for n, _ in model.named_modules()]
+        for (name, a), (_, b) in zip(model.state_dict(keep_vars=True).items(), view.state_dict(keep_vars=True).items()):
+            assert a is b, name  # the same tensors: a view costs no parameter memory
+        view.head.register_forward_hook(lambda *_: None)
+        assert not model.head._forward_hooks  # hooks (and flags) on the view stay on the view
     assert not any(m.training for m in model.modules())
 
 
@@ -329,3 +337,85 @@ def test_collate_pads_to_the_batch_maximum():
     assert mask.tolist() == [[1, 1, 0], [1, 1, 1]]
     assert enc.lengths.tolist() == [3, 5, 2]
     assert enc.subset([1]).ids == [[2, 9, 9, 9, 3]]
+
+
+# ---------------------------------------------------------------- concurrency and the process-wide RNG
+
+
+def test_concurrent_scoring_equals_sequential(tiny_classifier):
+    """gunicorn threads share one model: 8 threads scoring at once give exactly the scores of the same calls
+    made one by one (flags on the shared model or a process-wide reseed would mix the calls' passes)."""
+    model = tiny_classifier(hidden_dropout=0.2, attention_dropout=0.2, head_dropout=0.2)
+    encs = [random_encoded(n=12, min_len=2, max_len=14, seed=s) for s in range(8)]
+    cfgs = [ScoringConfig(passes=6, scope=scope, token_budget=48, max_batch=2, seed=s) for s, scope in enumerate(["full", "last-2", "head", "full"] * 2)]
+    sequential = [mc_moments(model, e, c).mean_relevance for e, c in zip(encs, cfgs)]
+    start, results = threading.Barrier(8), [None] * 8
+
+    def run(i):
+        start.wait()
+        results[i] = mc_moments(model, encs[i], cfgs[i]).mean_relevance
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(8):
+        np.testing.assert_array_equal(results[i], sequential[i], err_msg=f"call {i}")
+    assert not any(m.training for m in model.modules())
+
+
+def test_scoring_leaves_the_process_rng_alone(tiny_classifier):
+    """An in-process training job draws its dropout from the global RNG: scoring must neither reseed nor
+    advance it (it used to call torch.manual_seed(cfg.seed))."""
+    model = tiny_classifier(hidden_dropout=0.2, attention_dropout=0.2, head_dropout=0.2)
+    torch.manual_seed(1234)
+    expected = torch.rand(4)
+    torch.manual_seed(1234)
+    for scope in ("full", "last-2", "head"):
+        mc_moments(model, ENC, ScoringConfig(passes=3, scope=scope, token_budget=64, max_batch=3, seed=0))
+    deterministic_outputs(model, ENC, ScoringConfig())
+    torch.testing.assert_close(torch.rand(4), expected, rtol=0, atol=0)
+
+
+def test_sdpa_and_eager_attention_sample_the_same_dropout(tiny_classifier):
+    """The SDPA path's attention dropout is rerouted to the same generator draws as eager's F.dropout on the
+    probabilities, so both implementations give the same MC moments: the rerouting samples the real thing."""
+    kw = dict(hidden_dropout=0.2, attention_dropout=0.3, head_dropout=0.2)
+    eager, sdpa = tiny_classifier(attn_implementation="eager", **kw), tiny_classifier(attn_implementation="sdpa", **kw)
+    cfg = ScoringConfig(passes=4, scope="full", token_budget=64, max_batch=3, seed=2)
+    a, b = mc_moments(eager, ENC, cfg), mc_moments(sdpa, ENC, cfg)
+    np.testing.assert_allclose(a.mean_relevance, b.mean_relevance, atol=1e-6)
+    assert np.all(acq.bald_from_moments(b.mean_prob, b.mean_entropy) > 1e-6)
+
+
+def test_seeded_attention_is_sdpa_math_with_generator_masks():
+    q, k, v = (torch.randn(2, 3, 5, 4, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    pad = torch.tensor([[True] * 5, [True, True, True, False, False]])[:, None, None, :]  # [B, 1, 1, S]
+    for mask, causal in ((None, False), (pad, False), (None, True)):
+        torch.testing.assert_close(
+            _attention(torch.Generator(), q, k, v, attn_mask=mask, is_causal=causal),
+            F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal),
+        )
+    # by hand: softmax(QK^T / sqrt(4) + mask), dropped with the masks the same seed draws
+    scores = (q @ k.transpose(-2, -1) / 2).masked_fill(~pad, float("-inf")).softmax(-1)
+    keep = torch.empty_like(scores).bernoulli_(0.7, generator=torch.Generator().manual_seed(9))
+    got = _attention(torch.Generator().manual_seed(9), q, k, v, attn_mask=pad, dropout_p=0.3)
+    torch.testing.assert_close(got, (scores * keep / 0.7) @ v)
+
+
+def test_unsupported_dropout_variants_are_refused():
+    with SeededDropout(torch.Generator()):
+        assert F.dropout2d(torch.ones(1, 2, 3, 3), 0.5, training=False).sum() == 18  # off: harmless
+        with pytest.raises(NotImplementedError, match="dropout2d"):
+            F.dropout2d(torch.ones(1, 2, 3, 3), 0.5, training=True)
+
+
+def test_seeded_dropout_keeps_f_dropout_semantics():
+    x = torch.ones(4000)
+    with SeededDropout(torch.Generator().manual_seed(0)):
+        y = F.dropout(x, 0.25, training=True)
+        torch.testing.assert_close(y.unique(), torch.tensor([0.0, 4 / 3]))  # kept values scaled by 1 / (1 - p)
+        assert abs((y == 0).float().mean().item() - 0.25) < 0.03
+        assert torch.equal(F.dropout(x, 0.25, training=False), x)
+        assert torch.equal(F.dropout(x, 1.0, training=True), torch.zeros_like(x))

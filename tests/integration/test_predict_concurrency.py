@@ -1,0 +1,42 @@
+"""/predict under gunicorn-style threads: requests that score in the request share one cached model."""
+
+from __future__ import annotations
+
+import threading
+
+from .conftest import CONFIG
+
+WORDS = "apple river pie bank water fruit juice stream orchard boat".split()
+
+
+def body(i: int) -> dict:
+    # uncached tasks (ids outside the scored pool), a different text mix per request
+    texts = [" ".join(WORDS[(i + k) % len(WORDS)] for k in range(j, j + 3 + i % 4)) for j in range(3)]
+    return {"tasks": [{"id": 1000 + 10 * i + j, "data": {"text": t}} for j, t in enumerate(texts)],
+            "project": "7", "label_config": CONFIG}
+
+
+def scores(response) -> list[float]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return [r["score"] for r in response.get_json()["results"]]
+
+
+def test_concurrent_uncached_predicts_equal_the_same_calls_one_by_one(app_factory, published):
+    """8 threads x uncached /predict (MC dropout, full scope, in the request) give exactly the scores of the
+    same calls made one after another: no request may switch dropout or reseed the RNG under another."""
+    app, _ = app_factory(predict_passes=24)
+    one_by_one = [scores(app.test_client().post("/predict", json=body(i))) for i in range(8)]
+    start, threaded = threading.Barrier(8), [None] * 8
+
+    def call(i):
+        client = app.test_client()
+        start.wait()
+        threaded[i] = scores(client.post("/predict", json=body(i)))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert threaded == one_by_one
+    assert len({s for call in one_by_one for s in call}) > 8  # the calls really scored different texts

@@ -20,7 +20,6 @@ from beal_backend.config import Settings
 from beal_backend.runtime import Runtime
 from beal_backend.service import BealModel
 from beal_backend.store import IntegrityError, ModelStore, StoreError, check_id, load_model, save_model
-from beal_backend.training import TrainConfig
 from tests.conftest import LABELS
 
 

@@ -9,7 +9,7 @@ import sys
 from dataclasses import replace
 from typing import Sequence
 
-from . import __version__
+from beal_backend import __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for add in (_add_serve, _add_worker, _add_versions, _add_rollback, _add_simulate):
         add(sub)
     args = parser.parse_args(argv)
-    from .config import Settings, SettingsError, configure_logging
+    from beal_backend.config import Settings, SettingsError, configure_logging
 
     try:
         configure_logging(Settings.from_env().log_level)
@@ -44,9 +44,9 @@ def _add_serve(sub) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .api import create_app
-    from .config import Settings
-    from .queues import build_runtime
+    from beal_backend.service.app import create_app
+    from beal_backend.config import Settings
+    from beal_backend.worker.queues import build_runtime
 
     settings = Settings.from_env()
     create_app(build_runtime(settings)).run(host=args.host, port=args.port or settings.port, threaded=True)
@@ -65,14 +65,14 @@ def _worker(args: argparse.Namespace) -> int:
     from rq import Queue, Worker
     from rq.serializers import JSONSerializer
 
-    from .config import Settings
+    from beal_backend.config import Settings
 
     settings = Settings.from_env()
     if not settings.redis_url:
         print("beal worker needs REDIS_URL (without it the API trains in-process)", file=sys.stderr)
         return 2
     conn = Redis.from_url(settings.redis_url)
-    from .queues import embedding_queue_name
+    from beal_backend.worker.queues import embedding_queue_name
 
     queues = [Queue(name, connection=conn, serializer=JSONSerializer)  # listed first = served first
               for name in (settings.queue_name, embedding_queue_name(settings.queue_name))]
@@ -105,9 +105,9 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _model():
-    from .config import Settings
-    from .runtime import Runtime
-    from .service import BealModel
+    from beal_backend.config import Settings
+    from beal_backend.wiring import Runtime
+    from beal_backend.service.model import BealModel
 
     return BealModel(Runtime.build(Settings.from_env()))
 
@@ -116,7 +116,7 @@ def _model():
 
 
 def _add_simulate(sub) -> None:
-    from .acquisition import STRATEGIES
+    from beal_backend.acquisition import STRATEGIES
 
     p = sub.add_parser(
         "simulate",
@@ -167,9 +167,9 @@ def _add_simulate(sub) -> None:
 def _simulate(args: argparse.Namespace) -> int:
     import torch
 
-    from .features import HeadConfig
-    from .simulate import SimulationConfig, simulate, summary_markdown
-    from .training import TrainConfig
+    from beal_backend.engine.features import HeadConfig
+    from beal_backend.simulation.runner import SimulationConfig, simulate, summary_markdown
+    from beal_backend.engine.training import TrainConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)

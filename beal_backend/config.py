@@ -140,7 +140,7 @@ class Settings:
     @property
     def train(self):
         """training.TrainConfig of these settings (imports torch on first use)."""
-        from .training import TrainConfig
+        from beal_backend.engine.training import TrainConfig
 
         return TrainConfig(encoder=self.encoder, epochs=self.epochs, batch_size=self.batch_size, lr_encoder=self.learning_rate,
                            val_fraction=self.val_fraction, min_val=self.min_val, seed=self.seed, device=self.torch_device,
@@ -149,7 +149,7 @@ class Settings:
     @property
     def scoring(self):
         """scoring.ScoringConfig of the training job's pool scoring (imports torch on first use)."""
-        from .scoring import ScoringConfig
+        from beal_backend.engine.scoring import ScoringConfig
 
         return ScoringConfig(passes=self.mc_passes, scope=self.mc_scope, seed=self.seed, device=self.torch_device)
 

@@ -28,10 +28,12 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from beal_backend import jobs, training  # noqa: E402
-from beal_backend.labelconfig import parse_label_config  # noqa: E402
-from beal_backend.scoring import ScoringConfig  # noqa: E402
-from beal_backend.store import ModelStore  # noqa: E402
+from beal_backend.worker import rounds as jobs
+
+from beal_backend import training  # noqa: E402
+from beal_backend.labelstudio.label_config import parse_label_config  # noqa: E402
+from beal_backend.engine.scoring import ScoringConfig  # noqa: E402
+from beal_backend.store.versions import ModelStore  # noqa: E402
 
 from _common import DATASETS  # noqa: E402  (BEAL_DATASETS, else ../shared/datasets, else tests/fixtures)
 

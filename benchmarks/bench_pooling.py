@@ -24,10 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import DATASETS, machine  # noqa: E402
 
-from beal_backend import evaluation, learners  # noqa: E402
-from beal_backend.scoring import ScoringConfig  # noqa: E402
-from beal_backend.simulate import load_dataset  # noqa: E402
-from beal_backend.training import TrainConfig  # noqa: E402
+from beal_backend.engine import evaluation
+
+from beal_backend import learners  # noqa: E402
+from beal_backend.engine.scoring import ScoringConfig  # noqa: E402
+from beal_backend.simulation.runner import load_dataset  # noqa: E402
+from beal_backend.engine.training import TrainConfig  # noqa: E402
 
 
 def run(name: str, pooling: str, args) -> dict:

@@ -48,9 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, timed, verdict  # noqa: E402
 
 from beal_backend import acquisition, encoders  # noqa: E402
-from beal_backend.batching import Encoded, encode  # noqa: E402
-from beal_backend.model import MultiLabelClassifier  # noqa: E402
-from beal_backend.scoring import ScoringConfig, mc_moments  # noqa: E402
+from beal_backend.engine.batching import Encoded, encode  # noqa: E402
+from beal_backend.engine.model import MultiLabelClassifier  # noqa: E402
+from beal_backend.engine.scoring import ScoringConfig, mc_moments  # noqa: E402
 
 TARGETS = {"head": ("<=", 1.3), "last-2": (">=", 3.0), "full": (">=", 1.5)}
 
@@ -278,7 +278,7 @@ def main(argv=None) -> int:
 
 
 def _padded_tokens(enc: Encoded, cfg: ScoringConfig) -> int:
-    from beal_backend.batching import sorted_batches
+    from beal_backend.engine.batching import sorted_batches
 
     lengths = enc.lengths
     return int(sum(len(b) * lengths[b].max() for b in sorted_batches(lengths, cfg.budget, cfg.max_batch)))

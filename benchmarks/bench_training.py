@@ -38,10 +38,12 @@ from transformers import get_linear_schedule_with_warmup
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, timed, verdict  # noqa: E402
 
-from beal_backend import encoders, evaluation, training  # noqa: E402
-from beal_backend.batching import encode  # noqa: E402
-from beal_backend.model import MultiLabelClassifier  # noqa: E402
-from beal_backend.scoring import autocast  # noqa: E402
+from beal_backend.engine import encoders, evaluation
+
+from beal_backend import training  # noqa: E402
+from beal_backend.engine.batching import encode  # noqa: E402
+from beal_backend.engine.model import MultiLabelClassifier  # noqa: E402
+from beal_backend.engine.scoring import autocast  # noqa: E402
 
 TARGET = 1.5
 

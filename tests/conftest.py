@@ -22,8 +22,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from beal_backend.batching import Encoded
-from beal_backend.model import MultiLabelClassifier
+from beal_backend.engine.batching import Encoded
+from beal_backend.engine.model import MultiLabelClassifier
 
 # ---------------------------------------------------------------- synthetic multi-label data
 
@@ -124,7 +124,7 @@ def tiny_encoder_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bert_train_config(tiny_encoder_dir):
-    from beal_backend.training import TrainConfig
+    from beal_backend.engine.training import TrainConfig
 
     return TrainConfig(
         encoder=str(tiny_encoder_dir),
@@ -141,7 +141,7 @@ def tiny_bert_train_config(tiny_encoder_dir):
 @pytest.fixture(scope="session")
 def tiny_bert_trained(tiny_bert_train_config):
     """A tiny model trained for one epoch on 32 synthetic texts (seconds at most)."""
-    from beal_backend.training import train
+    from beal_backend.engine.training import train
 
     texts, label_sets = synthetic_texts(32, seed=0)
     return train(texts, label_sets, LABELS, tiny_bert_train_config)

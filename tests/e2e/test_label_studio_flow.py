@@ -9,11 +9,13 @@ import json
 import pytest
 import requests
 
-from beal_backend import jobs, learners
+from beal_backend.worker import rounds as jobs
+
+from beal_backend.engine import learners
 from beal_backend.config import Settings
-from beal_backend.labelconfig import parse_label_config
-from beal_backend.labelstudio import LabelStudioClient
-from beal_backend.store import ModelStore
+from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.labelstudio.client import LabelStudioClient
+from beal_backend.store.versions import ModelStore
 
 from .helpers import CONFIG, LS, make_project, rows, wait_for_version, wait_until
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from beal_backend.store import ModelStore
+from beal_backend.store.versions import ModelStore
 
 from .conftest import _free_port
 from .helpers import LS, job_status, make_project, rows, wait_for_version, wait_until

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 import redis
 
-from beal_backend import jobs, training
-from beal_backend.api import create_app
+from beal_backend.worker import rounds as jobs
+
+from beal_backend.engine import training
+from beal_backend.service.app import create_app
 from beal_backend.config import Settings
-from beal_backend.labelconfig import parse_label_config
-from beal_backend.runtime import Runtime
-from beal_backend.store import ModelStore
+from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.wiring import Runtime
+from beal_backend.store.versions import ModelStore
 
 from .. import redis_server
 

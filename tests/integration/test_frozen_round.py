@@ -7,13 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beal_backend import jobs, learners
+from beal_backend.worker import rounds as jobs
+
+from beal_backend.engine import learners
 from beal_backend.config import Settings
-from beal_backend.embedding_cache import EmbeddingCache
-from beal_backend.labelconfig import parse_label_config
-from beal_backend.labelstudio import Task
-from beal_backend.runtime import Runtime
-from beal_backend.service import BealModel
+from beal_backend.store.embeddings import EmbeddingCache
+from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.labelstudio.client import Task
+from beal_backend.wiring import Runtime
+from beal_backend.service.model import BealModel
 from tests.conftest import synthetic_texts
 
 CONFIG = (
@@ -142,20 +144,20 @@ def test_rq_embedding_jobs_wait_in_their_own_lower_queue(redis_conn):
     import rq
     from rq.serializers import JSONSerializer
 
-    from beal_backend.queues import RQQueue, embedding_queue_name
+    from beal_backend.worker.queues import RQQueue, embedding_queue_name
 
     q = RQQueue(redis_conn, "beal-training", 60)
     job_id = q.enqueue_embedding("7")
     low = rq.Queue(embedding_queue_name("beal-training"), connection=redis_conn, serializer=JSONSerializer)
     assert low.job_ids == [job_id] and low.name == "beal-training-embedding"
     assert rq.Queue("beal-training", connection=redis_conn, serializer=JSONSerializer).job_ids == []
-    assert low.fetch_job(job_id).func_name == "beal_backend.queues.embed_project"
+    assert low.fetch_job(job_id).func_name == "beal_backend.worker.queues.embed_project"
 
 
 def test_embedded_queue_runs_waiting_rounds_before_embedding_jobs(monkeypatch):
     import threading
 
-    from beal_backend import queues
+    from beal_backend.worker import queues
 
     ran, gate = [], threading.Event()
 

@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from beal_backend import acquisition, encoders, jobs, learners
+from beal_backend import acquisition
+
+from beal_backend.engine import encoders, learners
+
+from beal_backend.worker import rounds as jobs
 from beal_backend.config import Settings, SettingsError
-from beal_backend.labelconfig import parse_label_config
-from beal_backend.model import pool
-from beal_backend.scoring import ScoringConfig
-from beal_backend.store import ModelStore
-from beal_backend.training import TrainConfig, TrainedModel
-from beal_backend.scoring import deterministic_outputs, mc_moments
+from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.engine.model import pool
+from beal_backend.engine.scoring import ScoringConfig
+from beal_backend.store.versions import ModelStore
+from beal_backend.engine.training import TrainConfig, TrainedModel
+from beal_backend.engine.scoring import deterministic_outputs, mc_moments
 from tests.conftest import LABELS, build_tiny_classifier, random_encoded, synthetic_texts
 
 CONFIG = (
@@ -193,7 +197,7 @@ def test_score_pool_records_the_strategy(tiny_classifier):
 
 def test_frozen_model_records_the_head_it_trained(tmp_path, tiny_bert_train_config):
     """A head config wider than TrainConfig's (the simulation's --hidden-size) is what is built and stored."""
-    from beal_backend.features import HeadConfig
+    from beal_backend.engine.features import HeadConfig
 
     texts, label_sets = synthetic_texts(12, seed=0)
     learner = learners.FrozenLearner(replace(tiny_bert_train_config, pooling="cls"),

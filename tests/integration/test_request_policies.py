@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from beal_backend.service import BadRequest, project_id
+from beal_backend.service.model import BadRequest, project_id
 
 from .conftest import CONFIG
 
@@ -42,7 +42,7 @@ def test_leading_zero_project_never_creates_a_second_store(app_factory, publishe
 
 
 def test_foreign_non_canonical_folders_are_not_projects(settings):
-    from beal_backend.store import ModelStore
+    from beal_backend.store.versions import ModelStore
 
     store = ModelStore(settings.model_dir)
     for name in ("2", "02", "10", "x"):
@@ -83,7 +83,7 @@ def test_any_bad_json_is_400(app_factory, data):
 
 
 def test_clipped_text_tokenises_to_the_same_word_pieces(tiny_trained):
-    from beal_backend.batching import CHARS_PER_WORDPIECE, MAX_WORDPIECES, clip_text, encode
+    from beal_backend.engine.batching import CHARS_PER_WORDPIECE, MAX_WORDPIECES, clip_text, encode
 
     tok = tiny_trained.tokenizer
     words = ["river", "apple", "x" * 150, "naïve", "a.b.c", "\n\n\t  ", "日本語"]
@@ -96,7 +96,7 @@ def test_clipped_text_tokenises_to_the_same_word_pieces(tiny_trained):
 
 
 def test_encode_never_hands_the_tokenizer_a_megabyte(tiny_trained):
-    from beal_backend.batching import encode
+    from beal_backend.engine.batching import encode
 
     seen = []
 
@@ -112,7 +112,7 @@ def test_encode_never_hands_the_tokenizer_a_megabyte(tiny_trained):
 @pytest.fixture
 def fake_scoring(monkeypatch):
     """Replaces the model's scoring with a recorder: the policy under test is how /predict splits the work."""
-    from beal_backend import jobs
+    from beal_backend.worker import rounds as jobs
 
     calls = []
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from beal_backend import learners
-from beal_backend import simulate as sim
+from beal_backend.engine import learners
+from beal_backend.simulation import runner as sim
 from beal_backend.cli import main
 from tests.conftest import LABELS, synthetic_texts
 
@@ -194,9 +194,9 @@ def test_curve_area_is_the_mean_f1_over_the_labeled_range():
 def test_head_moments_match_independent_dropout_passes():
     """Consistent masks (one weight sample per pass) give each text the moments of nn.Dropout passes."""
     from beal_backend.acquisition import binary_entropy, expected_confidence, relevance
-    from beal_backend.features import head_moments, head_outputs
-    from beal_backend.mc_dropout import Scope, mc_dropout
-    from beal_backend.model import ClassifierHead
+    from beal_backend.engine.features import head_moments, head_outputs
+    from beal_backend.engine.mc_dropout import Scope, mc_dropout
+    from beal_backend.engine.model import ClassifierHead
 
     torch.manual_seed(0)
     x = np.random.default_rng(0).standard_normal((5, 32)).astype(np.float32)

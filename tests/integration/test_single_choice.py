@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beal_backend import jobs, training
-from beal_backend.labelconfig import parse_label_config
-from beal_backend.scoring import ScoringConfig, deterministic_outputs
-from beal_backend.batching import encode
-from beal_backend.store import ModelStore
+from beal_backend.worker import rounds as jobs
+
+from beal_backend.engine import training
+from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.engine.scoring import ScoringConfig, deterministic_outputs
+from beal_backend.engine.batching import encode
+from beal_backend.store.versions import ModelStore
 
 from .conftest import CONFIG, POOL
 
@@ -76,7 +78,7 @@ def test_predict_with_reordered_choices_still_answers(app_factory, published):
 def test_ec_is_taken_on_the_softmax_vector(single_trained):
     """With dropout off, the streamed EC equals the paper's EC on the model's softmax probabilities."""
     from beal_backend import acquisition
-    from beal_backend.scoring import mc_moments
+    from beal_backend.engine.scoring import mc_moments
 
     enc = encode(single_trained.tokenizer, list(POOL.values()))
     probs = deterministic_outputs(single_trained.model, enc, ScoringConfig()).probs

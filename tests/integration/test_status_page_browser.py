@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from beal_backend import statuspage
+from beal_backend.service import statuspage
 
 CHROMIUM = Path(os.environ.get("BEAL_CHROMIUM", "/usr/bin/chromium"))
 DOCS_PNG = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from beal_backend import evaluation
-from beal_backend.batching import encode
-from beal_backend.scoring import ScoringConfig, deterministic_outputs, mc_moments
-from beal_backend.training import TrainConfig, _better, split_validation, train
+from beal_backend.engine import evaluation
+from beal_backend.engine.batching import encode
+from beal_backend.engine.scoring import ScoringConfig, deterministic_outputs, mc_moments
+from beal_backend.engine.training import TrainConfig, _better, split_validation, train
 from tests.conftest import LABELS, build_tiny_classifier, random_encoded, synthetic_texts
 
 

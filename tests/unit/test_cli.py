@@ -26,7 +26,7 @@ def test_worker_needs_redis(monkeypatch, capsys):
 def test_simulate_takes_learner_and_the_old_mode_name(monkeypatch, capsys):
     import pytest
 
-    from beal_backend import simulate
+    from beal_backend.simulation import runner as simulate
 
     seen = []
 

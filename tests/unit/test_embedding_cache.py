@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beal_backend.embedding_cache import EmbeddingCache
+from beal_backend.store.embeddings import EmbeddingCache
 
 
 class CountingEmbed:

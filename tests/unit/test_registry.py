@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from beal_backend import jobs, promotion
+from beal_backend.worker import rounds as jobs, promotion
 
 
 def cand(micro, macro):
@@ -54,7 +54,7 @@ def test_held_out_slice_needs_min_val():
 
 
 def test_prune_keeps_current_and_newest(tmp_path):
-    from beal_backend.store import METADATA, ModelStore
+    from beal_backend.store.versions import METADATA, ModelStore
 
     store = ModelStore(tmp_path)
     names = [f"beal-2026010{i}T000000000000Z-0000000{i}" for i in range(1, 7)]
@@ -73,7 +73,7 @@ def test_concurrent_project_writes_never_leave_a_torn_file(tmp_path):
     import json
     import threading
 
-    from beal_backend.store import ModelStore
+    from beal_backend.store.versions import ModelStore
 
     store = ModelStore(tmp_path)
     errors = []

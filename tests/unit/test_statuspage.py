@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from beal_backend.statuspage import render, stop_hint
+from beal_backend.service.statuspage import render, stop_hint
 
 NOW = 1_777_000_000.0
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from beal_backend import jobs, statuspage
+from beal_backend.worker import rounds as jobs
+
+from beal_backend.service import statuspage
 
 
 def project(last_job, current_job=None):

@@ -16,9 +16,9 @@ import uuid
 import rq
 from rq.serializers import JSONSerializer
 
-from .config import Settings
-from .jobs import embed_tasks, run_round
-from .runtime import Runtime
+from beal_backend.config import Settings
+from beal_backend.worker.rounds import embed_tasks, run_round
+from beal_backend.wiring import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,14 @@ class RQQueue:
 
     def enqueue_embedding(self, project: str) -> str:
         job = self.low.enqueue(
-            "beal_backend.queues.embed_project", project,
+            "beal_backend.worker.queues.embed_project", project,
             job_id=f"embed-{project}-{uuid.uuid4().hex[:8]}", job_timeout=self.timeout, result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
         )
         return job.id
 
     def enqueue(self, project: str) -> str:
         job = self.q.enqueue(
-            "beal_backend.queues.train_project", project,
+            "beal_backend.worker.queues.train_project", project,
             job_id=f"train-{project}-{uuid.uuid4().hex[:8]}", job_timeout=self.timeout,
             result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600,
         )

@@ -35,13 +35,15 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import acquisition, encoders, evaluation
-from .acquisition import PoolView, Strategy
-from .batching import MAX_WORDPIECES, encode
-from . import learners
-from .features import DEFAULT_CACHE_DIR, HeadConfig
-from .scoring import ScoringConfig
-from .training import TrainConfig
+from beal_backend import acquisition
+
+from beal_backend.engine import encoders, evaluation
+from beal_backend.acquisition import PoolView, Strategy
+from beal_backend.engine.batching import MAX_WORDPIECES, encode
+from beal_backend.engine import learners
+from beal_backend.engine.features import DEFAULT_CACHE_DIR, HeadConfig
+from beal_backend.engine.scoring import ScoringConfig
+from beal_backend.engine.training import TrainConfig
 
 MODES = ("frozen", "finetune")
 ALL_DATA = "all-data"  # the strategy name of the rows that train on the whole pool

@@ -26,8 +26,8 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from .model import MultiLabelClassifier
-from .training import TrainConfig, TrainedModel
+from beal_backend.engine.model import MultiLabelClassifier
+from beal_backend.engine.training import TrainConfig, TrainedModel
 
 WEIGHTS, METADATA, SCORES, CURRENT, PROJECT = "model.safetensors", "metadata.json", "scores.json", "CURRENT", "project.json"
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from . import encoders, evaluation
-from .batching import MAX_WORDPIECES, bucketed_batches, collate, encode
-from .model import MultiLabelClassifier
-from .scoring import ScoringConfig, autocast, deterministic_outputs
+from beal_backend.engine import encoders, evaluation
+from beal_backend.engine.batching import MAX_WORDPIECES, bucketed_batches, collate, encode
+from beal_backend.engine.model import MultiLabelClassifier
+from beal_backend.engine.scoring import ScoringConfig, autocast, deterministic_outputs
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import redis
 
-from . import acquisition, learners, promotion, scoring, training
-from .labelconfig import LabelSchema, parse_label_config
-from .labelstudio import Task
+from beal_backend import acquisition
+
+from beal_backend.engine import learners, scoring, training
+
+from beal_backend.worker import promotion
+from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
+from beal_backend.labelstudio.client import Task
 
 log = logging.getLogger(__name__)
 VERSION_PREFIX = "beal-"

@@ -14,10 +14,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import acquisition
-from .batching import Encoded, collate, sorted_batches
-from .mc_dropout import Scope, mc_dropout
-from .model import MultiLabelClassifier
+from beal_backend import acquisition
+from beal_backend.engine.batching import Encoded, collate, sorted_batches
+from beal_backend.engine.mc_dropout import Scope, mc_dropout
+from beal_backend.engine.model import MultiLabelClassifier
 
 Progress = Callable[[int, int], None]  # (texts done, texts total)
 

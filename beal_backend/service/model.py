@@ -13,10 +13,12 @@ import time
 from collections import OrderedDict
 from dataclasses import replace
 
-from . import jobs, learners
-from .labelconfig import LabelSchema, parse_label_config
-from .runtime import Runtime
-from .store import check_id
+from beal_backend.worker import rounds as jobs
+
+from beal_backend.engine import learners
+from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
+from beal_backend.wiring import Runtime
+from beal_backend.store.versions import check_id
 
 log = logging.getLogger(__name__)
 UNTRAINED = "beal-untrained"  # what /setup reports before the first model (stable, so LS predicts once)

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import evaluation
-from .mc_dropout import mc_dropout
-from .model import ClassifierHead
-from .scoring import Moments
-from .training import _objective, predicted, split_validation
+from beal_backend.engine import evaluation
+from beal_backend.engine.mc_dropout import mc_dropout
+from beal_backend.engine.model import ClassifierHead
+from beal_backend.engine.scoring import Moments
+from beal_backend.engine.training import _objective, predicted, split_validation
 
 DEFAULT_CACHE_DIR = Path("~/.cache/beal-backend/features")
 PASS_ROWS = 65536  # rows (texts x passes) per sampled forward: bounds memory (~70 MB at hidden 256)

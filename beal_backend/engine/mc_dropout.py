@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from torch.nn.modules.dropout import _DropoutNd
 from torch.overrides import TorchFunctionMode
 
-from .model import MultiLabelClassifier
+from beal_backend.engine.model import MultiLabelClassifier
 
 
 @dataclass(frozen=True)

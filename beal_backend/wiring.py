@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import redis
 
-from .config import Settings
-from .coordination import Coordinator, LocalCoordinator, RedisCoordinator
-from .labelstudio import LabelStudioClient
-from .store import ModelStore
+from beal_backend.config import Settings
+from beal_backend.worker.coordination import Coordinator, LocalCoordinator, RedisCoordinator
+from beal_backend.labelstudio.client import LabelStudioClient
+from beal_backend.store.versions import ModelStore
 
 
 class NotConfiguredError(RuntimeError):

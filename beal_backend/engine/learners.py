@@ -24,13 +24,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import acquisition, encoders, evaluation, training
-from .batching import collate, encode, sorted_batches
-from .embedding_cache import EmbeddingCache
-from .features import HeadConfig, head_moments, head_outputs, train_head
-from .model import MultiLabelClassifier, pool
-from .scoring import Moments, ScoringConfig, deterministic_outputs, mc_moments
-from .training import TrainConfig, TrainedModel
+from beal_backend import acquisition
+
+from beal_backend.engine import encoders, evaluation, training
+from beal_backend.engine.batching import collate, encode, sorted_batches
+from beal_backend.store.embeddings import EmbeddingCache
+from beal_backend.engine.features import HeadConfig, head_moments, head_outputs, train_head
+from beal_backend.engine.model import MultiLabelClassifier, pool
+from beal_backend.engine.scoring import Moments, ScoringConfig, deterministic_outputs, mc_moments
+from beal_backend.engine.training import TrainConfig, TrainedModel
 
 LEARNERS = ("frozen", "finetune")
 Progress = Callable[[int, int], None]  # (texts done, texts total)

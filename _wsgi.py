@@ -10,9 +10,9 @@ fine). With REDIS_URL, training runs in ``rq worker`` processes and the API may 
 import argparse
 import sys
 
-from beal_backend.service.app import create_app
 from beal_backend.config import Settings, SettingsError, configure_logging
-from beal_backend.worker.queues import build_runtime
+from beal_backend.service.app import create_app
+from beal_backend.wiring import build_runtime
 
 
 def make_app(settings: Settings | None = None):

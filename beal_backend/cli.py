@@ -44,9 +44,9 @@ def _add_serve(sub) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from beal_backend.service.app import create_app
     from beal_backend.config import Settings
-    from beal_backend.worker.queues import build_runtime
+    from beal_backend.service.app import create_app
+    from beal_backend.wiring import build_runtime
 
     settings = Settings.from_env()
     create_app(build_runtime(settings)).run(host=args.host, port=args.port or settings.port, threaded=True)
@@ -106,8 +106,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _model():
     from beal_backend.config import Settings
-    from beal_backend.wiring import Runtime
     from beal_backend.service.model import BealModel
+    from beal_backend.wiring import Runtime
 
     return BealModel(Runtime.build(Settings.from_env()))
 
@@ -168,8 +168,12 @@ def _simulate(args: argparse.Namespace) -> int:
     import torch
 
     from beal_backend.engine.features import HeadConfig
-    from beal_backend.simulation.runner import SimulationConfig, simulate, summary_markdown
     from beal_backend.engine.training import TrainConfig
+    from beal_backend.simulation.runner import (
+        SimulationConfig,
+        simulate,
+        summary_markdown,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)

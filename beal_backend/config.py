@@ -2,7 +2,7 @@
 
 Every setting is checked when the process starts: a bad one raises ``SettingsError`` with one line
 naming the variable and what it accepts. Reading settings imports no torch: the training and scoring
-configs are built from them on first use (``Settings.train`` / ``Settings.scoring``).
+configs are built from them by ``wiring`` (``Runtime.train`` / ``Runtime.scoring``).
 """
 
 from __future__ import annotations
@@ -136,22 +136,6 @@ class Settings:
             if bool(getattr(self, fa)) != bool(getattr(self, fb)):
                 set_, unset = (a, b) if getattr(self, fa) else (b, a)
                 raise SettingsError(f"{set_} is set but {unset} is empty: set both {a} and {b}, or neither")
-
-    @property
-    def train(self):
-        """training.TrainConfig of these settings (imports torch on first use)."""
-        from beal_backend.engine.training import TrainConfig
-
-        return TrainConfig(encoder=self.encoder, epochs=self.epochs, batch_size=self.batch_size, lr_encoder=self.learning_rate,
-                           val_fraction=self.val_fraction, min_val=self.min_val, seed=self.seed, device=self.torch_device,
-                           pooling=self.pooling)
-
-    @property
-    def scoring(self):
-        """scoring.ScoringConfig of the training job's pool scoring (imports torch on first use)."""
-        from beal_backend.engine.scoring import ScoringConfig
-
-        return ScoringConfig(passes=self.mc_passes, scope=self.mc_scope, seed=self.seed, device=self.torch_device)
 
     @property
     def torch_device(self) -> str:

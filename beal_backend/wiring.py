@@ -1,15 +1,25 @@
-"""Wiring: Settings -> store, coordinator, queue and Label Studio clients (the one place that builds them)."""
+"""Wiring: Settings -> engine configs, store, coordinator, queue and Label Studio clients (the one place that
+builds them), and the RQ entry points, which rebuild all of it from a worker's environment."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import redis
+import rq
 
 from beal_backend.config import Settings
-from beal_backend.worker.coordination import Coordinator, LocalCoordinator, RedisCoordinator
+from beal_backend.engine.scoring import ScoringConfig
+from beal_backend.engine.training import TrainConfig
 from beal_backend.labelstudio.client import LabelStudioClient
 from beal_backend.store.versions import ModelStore
+from beal_backend.worker.coordination import (
+    Coordinator,
+    LocalCoordinator,
+    RedisCoordinator,
+)
+from beal_backend.worker.queues import RQQueue, ThreadQueue
+from beal_backend.worker.rounds import embed_tasks, run_round
 
 
 class NotConfiguredError(RuntimeError):
@@ -23,6 +33,12 @@ class Runtime:
     coordinator: Coordinator
     queue: object = field(default=None)  # has enqueue(project) -> job id
     redis: redis.Redis | None = None
+    train: TrainConfig = None  # type: ignore[assignment]  # what a round trains with; default: from the settings
+    scoring: ScoringConfig = None  # type: ignore[assignment]  # how a round scores the pool; likewise
+
+    def __post_init__(self):
+        self.train = self.train or train_config(self.settings)
+        self.scoring = self.scoring or scoring_config(self.settings)
 
     @classmethod
     def from_env(cls) -> "Runtime":
@@ -30,12 +46,13 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
-        """Store and coordinator; the queue is attached by ``queues.build_runtime`` where jobs are enqueued."""
-        store = ModelStore(settings.model_dir, settings.train.device, settings.lock_ttl)
+        """Engine configs, store and coordinator; the queue is attached by ``build_runtime`` where jobs are enqueued."""
+        train = train_config(settings)
+        store = ModelStore(settings.model_dir, train.device, settings.lock_ttl)
         if not settings.redis_url:
-            return cls(settings, store, LocalCoordinator())
+            return cls(settings, store, LocalCoordinator(), train=train)
         conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=0.5)  # /health and /webhook must answer within LS's 1 s
-        return cls(settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout), redis=conn)
+        return cls(settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout), redis=conn, train=train)
 
     def client(self, project: str) -> LabelStudioClient:
         """URL and key are one pair, never mixed: the environment's (then a /setup hostname is never
@@ -53,3 +70,33 @@ class Runtime:
                 "LABEL_STUDIO_API_KEY, or reconnect the model in Label Studio so /setup sends both"
             )
         return LabelStudioClient(url, key, timeout=s.ls_timeout, retries=s.ls_retries)
+
+
+def train_config(s: Settings) -> TrainConfig:
+    """The training config of a round (``Settings`` stays free of torch-importing modules)."""
+    return TrainConfig(encoder=s.encoder, epochs=s.epochs, batch_size=s.batch_size, lr_encoder=s.learning_rate,
+                       val_fraction=s.val_fraction, min_val=s.min_val, seed=s.seed, device=s.torch_device, pooling=s.pooling)
+
+
+def scoring_config(s: Settings) -> ScoringConfig:
+    """How a round scores the pool: T = ``MC_PASSES`` under ``MC_SCOPE``."""
+    return ScoringConfig(passes=s.mc_passes, scope=s.mc_scope, seed=s.seed, device=s.torch_device)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """A runtime with the queue its settings ask for (the API process and the CLI's ``serve``)."""
+    rt = Runtime.build(settings)
+    rt.queue = RQQueue(rt.redis, settings.queue_name, settings.job_timeout) if settings.redis_url else ThreadQueue(rt)
+    return rt
+
+
+def train_project(project: str) -> dict:
+    """RQ entry point: a JSON-serialisable argument, the runtime rebuilt from the worker's environment."""
+    job = rq.get_current_job()
+    return run_round(project, Runtime.from_env(), job_id=job.id if job else None)
+
+
+def embed_project(project: str) -> dict:
+    """RQ entry point of the low-priority embedding job (``TASKS_CREATED``)."""
+    job = rq.get_current_job()
+    return embed_tasks(project, Runtime.from_env(), job_id=job.id if job else None)

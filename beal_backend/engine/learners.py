@@ -25,13 +25,22 @@ import numpy as np
 import torch
 
 from beal_backend import acquisition
-
 from beal_backend.engine import encoders, evaluation, training
 from beal_backend.engine.batching import collate, encode, sorted_batches
-from beal_backend.store.embeddings import EmbeddingCache
-from beal_backend.engine.features import HeadConfig, head_moments, head_outputs, train_head
+from beal_backend.engine.feature_cache import EmbeddingCache
+from beal_backend.engine.features import (
+    HeadConfig,
+    head_moments,
+    head_outputs,
+    train_head,
+)
 from beal_backend.engine.model import MultiLabelClassifier, pool
-from beal_backend.engine.scoring import Moments, ScoringConfig, deterministic_outputs, mc_moments
+from beal_backend.engine.scoring import (
+    Moments,
+    ScoringConfig,
+    deterministic_outputs,
+    mc_moments,
+)
 from beal_backend.engine.training import TrainConfig, TrainedModel
 
 LEARNERS = ("frozen", "finetune")

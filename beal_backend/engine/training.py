@@ -16,7 +16,12 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 
 from beal_backend.engine import encoders, evaluation
-from beal_backend.engine.batching import MAX_WORDPIECES, bucketed_batches, collate, encode
+from beal_backend.engine.batching import (
+    MAX_WORDPIECES,
+    bucketed_batches,
+    collate,
+    encode,
+)
 from beal_backend.engine.model import MultiLabelClassifier
 from beal_backend.engine.scoring import ScoringConfig, autocast, deterministic_outputs
 

@@ -16,15 +16,21 @@ from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from beal_backend.service import statuspage
-from beal_backend.worker.coordination import ProjectLocked
-from beal_backend.labelstudio.label_config import LabelConfigError
 from beal_backend.labelstudio.client import LabelStudioError
+from beal_backend.labelstudio.label_config import LabelConfigError
+from beal_backend.service import statuspage
 from beal_backend.service.metrics import Metrics
-from beal_backend.worker.promotion import PromotionError
-from beal_backend.wiring import NotConfiguredError, Runtime
-from beal_backend.service.model import UNTRAINED, BadRequest, BealModel, NotFound, project_id
+from beal_backend.service.model import (
+    UNTRAINED,
+    BadRequest,
+    BealModel,
+    NotFound,
+    project_id,
+)
 from beal_backend.store.versions import IntegrityError, StoreError
+from beal_backend.wiring import NotConfiguredError, Runtime
+from beal_backend.worker.coordination import ProjectLocked
+from beal_backend.worker.promotion import PromotionError
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = {"/health"}  # Label Studio probes it without credentials

@@ -13,12 +13,11 @@ import time
 from collections import OrderedDict
 from dataclasses import replace
 
-from beal_backend.worker import rounds as jobs
-
 from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
-from beal_backend.wiring import Runtime
 from beal_backend.store.versions import check_id
+from beal_backend.wiring import Runtime
+from beal_backend.worker import rounds as jobs
 
 log = logging.getLogger(__name__)
 UNTRAINED = "beal-untrained"  # what /setup reports before the first model (stable, so LS predicts once)
@@ -153,7 +152,7 @@ class BealModel:
         passes: T * texts stays <= predict_passes * PREDICT_FULL_PASSES_UP_TO, and T >= 1."""
         s = self.rt.settings
         passes = max(1, min(s.predict_passes, s.predict_passes * PREDICT_FULL_PASSES_UP_TO // len(idx)))
-        cfg = replace(s.scoring, passes=passes)
+        cfg = replace(self.rt.scoring, passes=passes)
         deadline, fresh = time.monotonic() + s.predict_seconds, {}
         for start in range(0, len(idx), PREDICT_CHUNK):
             if start and time.monotonic() >= deadline:
@@ -212,7 +211,7 @@ class BealModel:
 
     def _trigger_embedding(self, pid: str) -> dict:
         """Imported tasks: a low-priority job caches their features (frozen learner only), coalesced."""
-        if learners.resolve(self.rt.settings.learner, self.rt.settings.train.device) != "frozen":
+        if learners.resolve(self.rt.settings.learner, self.rt.train.device) != "frozen":
             return {"status": "ignored", "action": "TASKS_CREATED", "reason": "the finetune learner caches no features"}
         key = jobs.embed_key(pid)
         if not self.rt.coordinator.claim_pending(key):

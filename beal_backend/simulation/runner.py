@@ -36,11 +36,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from beal_backend import acquisition
-
-from beal_backend.engine import encoders, evaluation
 from beal_backend.acquisition import PoolView, Strategy
+from beal_backend.engine import encoders, evaluation, learners
 from beal_backend.engine.batching import MAX_WORDPIECES, encode
-from beal_backend.engine import learners
 from beal_backend.engine.features import DEFAULT_CACHE_DIR, HeadConfig
 from beal_backend.engine.scoring import ScoringConfig
 from beal_backend.engine.training import TrainConfig

@@ -1,7 +1,7 @@
 """The queues that run training rounds, and the RQ job entry point.
 
 Production: ``RQQueue`` puts the project id on a Redis queue; ``beal worker`` processes (the GPU
-container) call ``train_project``. Embedded default (no REDIS_URL): ``ThreadQueue`` runs the same
+container) call ``wiring.train_project``. Embedded default (no REDIS_URL): ``ThreadQueue`` runs the same
 ``jobs.run_round`` in one thread of the API process. Only the project id crosses a queue.
 """
 
@@ -16,18 +16,10 @@ import uuid
 import rq
 from rq.serializers import JSONSerializer
 
-from beal_backend.config import Settings
 from beal_backend.worker.rounds import embed_tasks, run_round
-from beal_backend.wiring import Runtime
 
 log = logging.getLogger(__name__)
 
-
-def build_runtime(settings: Settings) -> Runtime:
-    """A runtime with the queue its settings ask for (the API process and the CLI's ``serve``)."""
-    rt = Runtime.build(settings)
-    rt.queue = RQQueue(rt.redis, settings.queue_name, settings.job_timeout) if settings.redis_url else ThreadQueue(rt)
-    return rt
 
 
 def embedding_queue_name(training_queue: str) -> str:
@@ -35,16 +27,6 @@ def embedding_queue_name(training_queue: str) -> str:
     return f"{training_queue}-embedding"
 
 
-def train_project(project: str) -> dict:
-    """RQ entry point: a JSON-serialisable argument, the runtime rebuilt from the worker's environment."""
-    job = rq.get_current_job()
-    return run_round(project, Runtime.from_env(), job_id=job.id if job else None)
-
-
-def embed_project(project: str) -> dict:
-    """RQ entry point of the low-priority embedding job (``TASKS_CREATED``)."""
-    job = rq.get_current_job()
-    return embed_tasks(project, Runtime.from_env(), job_id=job.id if job else None)
 
 
 class RQQueue:
@@ -55,14 +37,14 @@ class RQQueue:
 
     def enqueue_embedding(self, project: str) -> str:
         job = self.low.enqueue(
-            "beal_backend.worker.queues.embed_project", project,
+            "beal_backend.wiring.embed_project", project,
             job_id=f"embed-{project}-{uuid.uuid4().hex[:8]}", job_timeout=self.timeout, result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
         )
         return job.id
 
     def enqueue(self, project: str) -> str:
         job = self.q.enqueue(
-            "beal_backend.worker.queues.train_project", project,
+            "beal_backend.wiring.train_project", project,
             job_id=f"train-{project}-{uuid.uuid4().hex[:8]}", job_timeout=self.timeout,
             result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600,
         )
@@ -72,7 +54,7 @@ class RQQueue:
 class ThreadQueue:
     TRAIN, EMBED = 0, 1  # priorities: a waiting round runs before waiting embedding jobs
 
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime):  # wiring.Runtime
         self.rt = runtime
         self._q: queue.PriorityQueue = queue.PriorityQueue()
         self._seq = itertools.count()  # FIFO within a priority

@@ -19,12 +19,10 @@ import numpy as np
 import redis
 
 from beal_backend import acquisition
-
 from beal_backend.engine import learners, scoring, training
-
-from beal_backend.worker import promotion
-from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.labelstudio.client import Task
+from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
+from beal_backend.worker import promotion
 
 log = logging.getLogger(__name__)
 VERSION_PREFIX = "beal-"
@@ -132,14 +130,14 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
     if len(ex.texts) < s.min_annotations:
         return {**base, "outcome": "skipped", "reason": f"{len(ex.texts)} labeled tasks; need {s.min_annotations}" + _left_out(ex)}
 
-    cfg = replace(s.train, single_label=schema.single_label)
+    cfg = replace(rt.train, single_label=schema.single_label)
     learner = learners.build(s.learner, cfg, rt.store.project_dir(project) / EMBEDDINGS)
     t0 = time.perf_counter()
     if learner.name == "frozen":  # embeds only texts the cache lacks; drops rows of texts no longer in the project
         report(stage="embedding", progress=0.0)
         learner.features(ex.texts + ex.pool_texts, keep=ex.texts + ex.pool_texts)
     report(stage="training", progress=0.0)
-    held = held_out_rows(ex.task_ids, s.train.val_fraction, s.train.min_val)
+    held = held_out_rows(ex.task_ids, rt.train.val_fraction, rt.train.min_val)
     trained = learner.fit(
         ex.texts, ex.label_sets, list(schema.labels),
         on_progress=lambda p: report.throttled(stage="training", progress=0.8 * p.step / p.steps, loss=round(p.loss, 4)),
@@ -150,10 +148,10 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
 
     report(stage="scoring", progress=0.8)
     t0 = time.perf_counter()
-    scores = empty_scores(s.scoring, trained, s.strategy)
+    scores = empty_scores(rt.scoring, trained, s.strategy)
     if gate["promoted"]:
-        labeled_hidden = learners.hidden_of(trained, ex.texts, s.scoring, learner.features(ex.texts)) if s.strategy == "coreset" else None
-        scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, s.scoring, report,
+        labeled_hidden = learners.hidden_of(trained, ex.texts, rt.scoring, learner.features(ex.texts)) if s.strategy == "coreset" else None
+        scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, rt.scoring, report,
                             features=learner.features(ex.pool_texts), strategy=s.strategy, labeled_hidden=labeled_hidden)
     score_seconds = time.perf_counter() - t0
 
@@ -195,7 +193,7 @@ def embed_tasks(project: str, rt, job_id: str | None = None) -> dict:
     frozen learner's cache lacks into it, so the next round only trains and scores. Best effort: a round
     embeds whatever is still missing."""
     s = rt.settings
-    learner = learners.build(s.learner, s.train, rt.store.project_dir(project) / EMBEDDINGS)
+    learner = learners.build(s.learner, rt.train, rt.store.project_dir(project) / EMBEDDINGS)
     if learner.name != "frozen":
         return {"outcome": "skipped", "reason": f"the {learner.name} learner caches no features"}
     with rt.coordinator.running(embed_key(project), timeout=s.job_timeout):  # frees the waiting slot first
@@ -245,7 +243,7 @@ def rollback(project: str, version: str, rt) -> dict:
         missing = [i for i, t in enumerate(ex.pool_ids) if str(t) not in scores["tasks"]]
         if missing:
             fresh = score_pool(rt.store.load(project, version), [ex.pool_ids[i] for i in missing],
-                               [ex.pool_texts[i] for i in missing], schema, rt.settings.scoring)
+                               [ex.pool_texts[i] for i in missing], schema, rt.scoring)
             scores = {**scores, "tasks": {**scores["tasks"], **fresh["tasks"]}}
         result = publish(rt, client, project, version, schema, scores, ex.pool_ids)
     _Reporter(rt.coordinator, project, f"rollback-{uuid.uuid4().hex[:8]}")(
@@ -291,7 +289,7 @@ def _current_on_slice(rt, project: str, schema: LabelSchema, ex: "Examples", hel
     meta = rt.store.metadata(project, current)
     if not schema.serves(meta["labels"], meta.get("hparams", {}).get("single_label", False)):
         return {"version": current, "labels_changed": True}
-    model = rt.store.load(project, current, rt.settings.train.device)
+    model = rt.store.load(project, current, rt.train.device)
     f1 = training.evaluate(model, [ex.texts[i] for i in held], [ex.label_sets[i] for i in held])
     return {"version": current, **f1}
 

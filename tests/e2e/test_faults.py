@@ -15,12 +15,12 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-from beal_backend.worker import rounds as jobs
 from beal_backend.config import Settings
-from beal_backend.worker.coordination import RedisCoordinator
 from beal_backend.labelstudio.client import LabelStudioError
-from beal_backend.wiring import Runtime
 from beal_backend.store.versions import ModelStore
+from beal_backend.wiring import Runtime
+from beal_backend.worker import rounds as jobs
+from beal_backend.worker.coordination import RedisCoordinator
 
 from .conftest import children
 from .faults import FaultProxy

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from beal_backend.worker import rounds as jobs
 from beal_backend.store.versions import ModelStore
+from beal_backend.worker import rounds as jobs
 
 from .helpers import LABELS, LS, rows, wait_for_version
 

@@ -9,13 +9,13 @@ import json
 import pytest
 import requests
 
-from beal_backend.worker import rounds as jobs
-
-from beal_backend.engine import learners
 from beal_backend.config import Settings
-from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.engine import learners
 from beal_backend.labelstudio.client import LabelStudioClient
+from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store.versions import ModelStore
+from beal_backend.wiring import scoring_config, train_config
+from beal_backend.worker import rounds as jobs
 
 from .helpers import CONFIG, LS, make_project, rows, wait_for_version, wait_until
 
@@ -34,10 +34,10 @@ def _check_round(ls, backend, project, version, annotated_ids):
     store = ModelStore(settings.model_dir)
     trained = store.load(str(project), version)
     # a frozen round scored the cached features: read the same ones (the cache must hold every pool text)
-    cached = learners.build(settings.learner, settings.train, store.project_dir(str(project)) / jobs.EMBEDDINGS)
+    cached = learners.build(settings.learner, train_config(settings), store.project_dir(str(project)) / jobs.EMBEDDINGS)
     features = cached.features(ex.pool_texts)
     assert getattr(cached, "encoder_calls", 0) == 0
-    expected = jobs.score_pool(trained, ex.pool_ids, ex.pool_texts, schema, settings.scoring, features=features)["tasks"]
+    expected = jobs.score_pool(trained, ex.pool_ids, ex.pool_texts, schema, scoring_config(settings), features=features)["tasks"]
     assert store.metadata(str(project), version)["learner"] == settings.learner
 
     listing = ls("GET", "/api/tasks", params={
@@ -102,7 +102,7 @@ def test_full_active_learning_loop(label_studio, backend_factory, learner):
     assert 0.0 <= preds[0]["score"] <= 1.0
     if learner == "frozen":  # the import's TASKS_CREATED webhook made a worker embed the new task ahead of the next round
         settings = Settings.from_env(backend["env"])
-        cache = learners.build("frozen", settings.train, ModelStore(settings.model_dir).project_dir(str(project)) / jobs.EMBEDDINGS).cache
+        cache = learners.build("frozen", train_config(settings), ModelStore(settings.model_dir).project_dir(str(project)) / jobs.EMBEDDINGS).cache
         wait_until(lambda: cache.size() == len(data) + 1, 120, "the imported task's embedding", backend["logs"])
 
     # the Label Studio token never reaches a log

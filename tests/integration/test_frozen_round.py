@@ -7,15 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beal_backend.worker import rounds as jobs
-
-from beal_backend.engine import learners
 from beal_backend.config import Settings
-from beal_backend.store.embeddings import EmbeddingCache
-from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.engine import learners
+from beal_backend.engine.feature_cache import EmbeddingCache
 from beal_backend.labelstudio.client import Task
-from beal_backend.wiring import Runtime
+from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.service.model import BealModel
+from beal_backend.wiring import Runtime
+from beal_backend.worker import rounds as jobs
 from tests.conftest import synthetic_texts
 
 CONFIG = (
@@ -126,15 +125,15 @@ def test_round_embeds_only_what_the_import_job_missed_and_never_reuses_stale_fea
     del rt.fake.tasks_[21]
     second = jobs.run_round("7", rt)
     assert rt.embed_calls[2:] == [[edited.data["text"] + " apple"]]
-    cache = EmbeddingCache(rt.store.project_dir("7") / jobs.EMBEDDINGS, rt.settings.train.encoder, "cls",
-                           rt.settings.train.max_wordpieces)
+    cache = EmbeddingCache(rt.store.project_dir("7") / jobs.EMBEDDINGS, rt.train.encoder, "cls",
+                           rt.train.max_wordpieces)
     assert cache.size() == USABLE + 1 - 1  # one imported, one deleted, one edited (old row dropped, new row added)
 
     # Label Studio got EC / H_J of the cached features; the stored version reproduces them for /predict
     pool = [t for t in rt.fake.tasks_ if not t.annotations]
     loaded = rt.store.load("7", second["version"])
     served = jobs.score_pool(loaded, [t.id for t in pool], [t.data["text"] for t in pool], parse_label_config(CONFIG),
-                             rt.settings.scoring)["tasks"]
+                             rt.scoring)["tasks"]
     for t in pool:
         assert rt.fake.pushed[t.id] == pytest.approx(served[str(t.id)]["score"], abs=1e-5)
     assert np.all([0.0 <= s <= 1.0 for s in rt.fake.pushed.values()])
@@ -151,7 +150,7 @@ def test_rq_embedding_jobs_wait_in_their_own_lower_queue(redis_conn):
     low = rq.Queue(embedding_queue_name("beal-training"), connection=redis_conn, serializer=JSONSerializer)
     assert low.job_ids == [job_id] and low.name == "beal-training-embedding"
     assert rq.Queue("beal-training", connection=redis_conn, serializer=JSONSerializer).job_ids == []
-    assert low.fetch_job(job_id).func_name == "beal_backend.worker.queues.embed_project"
+    assert low.fetch_job(job_id).func_name == "beal_backend.wiring.embed_project"
 
 
 def test_embedded_queue_runs_waiting_rounds_before_embedding_jobs(monkeypatch):

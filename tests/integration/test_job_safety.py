@@ -14,12 +14,19 @@ import pytest
 import redis
 from label_studio_sdk.core.api_error import ApiError
 
-from beal_backend.worker import rounds as jobs, queues
-from beal_backend.worker.coordination import WORKER_DIED, LocalCoordinator, LockLost, ProjectLocked, RedisCoordinator
 from beal_backend.labelstudio.client import LabelStudioClient, LabelStudioError, Task
 from beal_backend.service.metrics import Metrics
-from beal_backend.wiring import Runtime
 from beal_backend.store.versions import WEIGHTS, ModelStore
+from beal_backend.wiring import Runtime
+from beal_backend.worker import queues
+from beal_backend.worker import rounds as jobs
+from beal_backend.worker.coordination import (
+    WORKER_DIED,
+    LocalCoordinator,
+    LockLost,
+    ProjectLocked,
+    RedisCoordinator,
+)
 
 from .conftest import CONFIG, LABELS, POOL, REDIS_TEST_URL, TEXTS, RecordingQueue
 

@@ -10,18 +10,21 @@ import pytest
 import torch
 
 from beal_backend import acquisition
-
-from beal_backend.engine import encoders, learners
-
-from beal_backend.worker import rounds as jobs
 from beal_backend.config import Settings, SettingsError
-from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.engine import encoders, learners
 from beal_backend.engine.model import pool
-from beal_backend.engine.scoring import ScoringConfig
-from beal_backend.store.versions import ModelStore
+from beal_backend.engine.scoring import ScoringConfig, deterministic_outputs, mc_moments
 from beal_backend.engine.training import TrainConfig, TrainedModel
-from beal_backend.engine.scoring import deterministic_outputs, mc_moments
-from tests.conftest import LABELS, build_tiny_classifier, random_encoded, synthetic_texts
+from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.store.versions import ModelStore
+from beal_backend.wiring import train_config
+from beal_backend.worker import rounds as jobs
+from tests.conftest import (
+    LABELS,
+    build_tiny_classifier,
+    random_encoded,
+    synthetic_texts,
+)
 
 CONFIG = (
     '<View><Text name="text" value="$text"/><Choices name="label" toName="text" choice="multiple">'
@@ -38,7 +41,7 @@ def test_auto_picks_by_device(device, expected):
 
 def test_learner_settings_from_env_and_bad_value():
     s = Settings.from_env({"DEVICE": "cpu", "LEARNER": "finetune", "POOLING": "mean", "STRATEGY": "bald"})
-    assert (s.learner, s.train.pooling, s.strategy) == ("finetune", "mean", "bald")
+    assert (s.learner, train_config(s).pooling, s.strategy) == ("finetune", "mean", "bald")
     assert Settings.from_env({"DEVICE": "cpu"}).learner == "auto"
     with pytest.raises(ValueError, match="LEARNER"):
         learners.resolve("gpu-please", "cpu")

@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from beal_backend.worker import rounds as jobs
 from beal_backend.config import Settings, SettingsError
 from beal_backend.labelstudio.client import LabelStudioError
-from beal_backend.wiring import NotConfiguredError
 from beal_backend.store.versions import PROJECT
+from beal_backend.wiring import NotConfiguredError
+from beal_backend.worker import rounds as jobs
 
 from .conftest import CONFIG
 

@@ -83,7 +83,12 @@ def test_any_bad_json_is_400(app_factory, data):
 
 
 def test_clipped_text_tokenises_to_the_same_word_pieces(tiny_trained):
-    from beal_backend.engine.batching import CHARS_PER_WORDPIECE, MAX_WORDPIECES, clip_text, encode
+    from beal_backend.engine.batching import (
+        CHARS_PER_WORDPIECE,
+        MAX_WORDPIECES,
+        clip_text,
+        encode,
+    )
 
     tok = tiny_trained.tokenizer
     words = ["river", "apple", "x" * 150, "naïve", "a.b.c", "\n\n\t  ", "日本語"]

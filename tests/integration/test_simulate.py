@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from beal_backend.cli import main
 from beal_backend.engine import learners
 from beal_backend.simulation import runner as sim
-from beal_backend.cli import main
 from tests.conftest import LABELS, synthetic_texts
 
 TIMING = ("select_seconds", "train_seconds")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beal_backend.worker import rounds as jobs
-
 from beal_backend.engine import training
-from beal_backend.labelstudio.label_config import parse_label_config
-from beal_backend.engine.scoring import ScoringConfig, deterministic_outputs
 from beal_backend.engine.batching import encode
+from beal_backend.engine.scoring import ScoringConfig, deterministic_outputs
+from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store.versions import ModelStore
+from beal_backend.worker import rounds as jobs
 
 from .conftest import CONFIG, POOL
 

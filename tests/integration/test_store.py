@@ -13,13 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-from beal_backend.store import versions as store
+from beal_backend.config import Settings
 from beal_backend.engine.batching import encode
 from beal_backend.engine.scoring import ScoringConfig, deterministic_outputs
-from beal_backend.config import Settings
-from beal_backend.wiring import Runtime
 from beal_backend.service.model import BealModel
-from beal_backend.store.versions import IntegrityError, ModelStore, StoreError, check_id, load_model, save_model
+from beal_backend.store import versions as store
+from beal_backend.store.versions import (
+    IntegrityError,
+    ModelStore,
+    StoreError,
+    check_id,
+    load_model,
+    save_model,
+)
+from beal_backend.wiring import Runtime
 from tests.conftest import LABELS
 
 

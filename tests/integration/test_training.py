@@ -14,7 +14,12 @@ from beal_backend.engine import evaluation
 from beal_backend.engine.batching import encode
 from beal_backend.engine.scoring import ScoringConfig, deterministic_outputs, mc_moments
 from beal_backend.engine.training import TrainConfig, _better, split_validation, train
-from tests.conftest import LABELS, build_tiny_classifier, random_encoded, synthetic_texts
+from tests.conftest import (
+    LABELS,
+    build_tiny_classifier,
+    random_encoded,
+    synthetic_texts,
+)
 
 
 def predict(trained, texts) -> np.ndarray:

@@ -12,6 +12,7 @@ import pytest
 
 from beal_backend.cli import main
 from beal_backend.config import Settings, SettingsError
+from beal_backend.wiring import scoring_config, train_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +53,7 @@ def test_good_settings_are_typed_and_unset_ones_keep_their_defaults():
                            "BASIC_AUTH_USER": "ann", "BASIC_AUTH_PASS": "pw", "DEVICE": "cpu", "PORT": " 8080 ", "SEED": ""})
     assert (s.epochs, s.mc_scope, s.learning_rate, s.log_level, s.port, s.seed) == (3, "head", 1e-4, "DEBUG", 8080, 0)
     assert s.basic_auth_header() == "Basic YW5uOnB3"  # base64("ann:pw")
-    assert (s.train.epochs, s.train.lr_encoder, s.train.device, s.scoring.scope, s.scoring.passes) == (3, 1e-4, "cpu", "head", 100)
+    assert (train_config(s).epochs, train_config(s).lr_encoder, train_config(s).device, scoring_config(s).scope, scoring_config(s).passes) == (3, 1e-4, "cpu", "head", 100)
     assert Settings.from_env({}) == Settings()
     # edge values the e2e tests rely on: a strict gate and a short lock
     assert Settings.from_env({"PROMOTION_MARGIN": "-1", "LOCK_TTL": "2"}).promotion_margin == -1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beal_backend.store.embeddings import EmbeddingCache
+from beal_backend.engine.feature_cache import EmbeddingCache
 
 
 class CountingEmbed:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from beal_backend.worker import rounds as jobs
-from beal_backend.labelstudio.label_config import LabelConfigError, parse_label_config, strip_tags
 from beal_backend.labelstudio.client import Task
+from beal_backend.labelstudio.label_config import (
+    LabelConfigError,
+    parse_label_config,
+    strip_tags,
+)
+from beal_backend.worker import rounds as jobs
 
 
 def config(choices: str, obj: str = '<Text name="text" value="$text"/>', mode: str = "multiple", to: str = "text") -> str:

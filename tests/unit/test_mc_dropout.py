@@ -13,8 +13,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from beal_backend import acquisition as acq
-from beal_backend.engine.batching import Encoded, bucketed_batches, collate, sorted_batches
-from beal_backend.engine.mc_dropout import Scope, SeededDropout, _attention, mc_dropout, stochastic_modules
+from beal_backend.engine.batching import (
+    Encoded,
+    bucketed_batches,
+    collate,
+    sorted_batches,
+)
+from beal_backend.engine.mc_dropout import (
+    Scope,
+    SeededDropout,
+    _attention,
+    mc_dropout,
+    stochastic_modules,
+)
 from beal_backend.engine.scoring import ScoringConfig, deterministic_outputs, mc_moments
 from tests.conftest import build_tiny_classifier, random_encoded
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
-
-from beal_backend.worker import rounds as jobs, promotion
+from beal_backend.worker import promotion
+from beal_backend.worker import rounds as jobs
 
 
 def cand(micro, macro):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from beal_backend.worker import rounds as jobs
-
 from beal_backend.service import statuspage
+from beal_backend.worker import rounds as jobs
 
 
 def project(last_job, current_job=None):

@@ -9,7 +9,6 @@ per-text moments, never a [T, N, J] array.
 
 from __future__ import annotations
 
-import copy
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from beal_backend.engine import evaluation
 from beal_backend.engine.mc_dropout import mc_dropout
 from beal_backend.engine.model import ClassifierHead
 from beal_backend.engine.scoring import Moments
-from beal_backend.engine.training import _objective, predicted, split_validation
+from beal_backend.engine.training import _objective, fit_epochs, predicted, split_rows
 
 DEFAULT_CACHE_DIR = Path("~/.cache/beal-backend/features")
 PASS_ROWS = 65536  # rows (texts x passes) per sampled forward: bounds memory (~70 MB at hidden 256)
@@ -69,13 +68,12 @@ def train_head(
     y, target = y.to(cfg.device), target.to(cfg.device)
     head = ClassifierHead(x.shape[1], cfg.hidden_size, y.shape[1], cfg.dropout).to(cfg.device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    split = split_validation(len(x), cfg) if val_rows is None else _fixed_split(len(x), val_rows)
+    split = split_rows(len(x), cfg, val_rows)
     tr, va = (torch.as_tensor(a, device=cfg.device) for a in split)
     gen = torch.Generator().manual_seed(cfg.seed)
 
     with _cpu_threads(1 if cfg.device == "cpu" else None):
-        (val_f1, _), epoch = _fit(head, opt, x, y, (loss_fn, target, single_label), tr, va, gen, cfg)
-    head.eval()
+        val_f1, epoch = _fit(head, opt, x, y, (loss_fn, target, single_label), tr, va, gen, cfg)
     return head, {
         "n_train": len(tr),
         "n_val": len(va),
@@ -84,18 +82,14 @@ def train_head(
     }
 
 
-def _fit(head, opt, x, y, objective, tr, va, gen, cfg: HeadConfig) -> tuple[tuple[float, float], int]:
-    """The epoch loop; leaves the best epoch's weights in ``head`` -> ((val micro-F1, -val loss), epochs run).
-
-    The best epoch has the highest validation micro-F1 (logit > 0 is p > 0.5), the lower BCE loss breaking
-    ties: while no label passes 0.5 yet (F1 = 0, common early on with few texts) the falling loss still
-    counts as progress, so training does not stop before it predicts anything.
-    """
+def _fit(head, opt, x, y, objective, tr, va, gen, cfg: HeadConfig) -> tuple[float | None, int]:
+    """Minibatch epochs (at least ``min_steps`` steps) through ``training.fit_epochs``: the best epoch has
+    the highest validation micro-F1, the lower loss breaking ties -> (its micro-F1, epochs run)."""
     loss_fn, target, single = objective  # (loss, its targets, single-label)
-    best, best_state, stale, epoch = (-1.0, -float("inf")), None, 0, 0
     steps_per_epoch = -(-len(tr) // cfg.batch_size)
     epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
-    for epoch in range(1, epochs + 1):
+
+    def run_epoch(_epoch: int) -> None:
         head.train()
         order = tr[torch.randperm(len(tr), generator=gen).to(cfg.device)]
         for batch in order.split(cfg.batch_size):
@@ -103,33 +97,16 @@ def _fit(head, opt, x, y, objective, tr, va, gen, cfg: HeadConfig) -> tuple[tupl
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        if len(va) == 0:
-            continue
-        head.eval()
+
+    def validate() -> dict:
         with torch.inference_mode():
             logits = head(x[va])[0]
-            loss = float(loss_fn(logits, target[va]))
             pred = predicted(_probabilities(logits, single).cpu().numpy(), single)
-            score = (evaluation.micro_f1(y[va].cpu().numpy(), pred), -loss)
-        if score > best:
-            best, best_state, stale = score, copy.deepcopy(head.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    if best_state is not None:
-        head.load_state_dict(best_state)
-    return best, epoch
+            return {"val_micro_f1": evaluation.micro_f1(y[va].cpu().numpy(), pred),
+                    "val_loss": float(loss_fn(logits, target[va]))}
 
-
-def _fixed_split(n: int, val_rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    va = np.unique(np.asarray(val_rows, dtype=np.int64))
-    if len(va) and (va[0] < 0 or va[-1] >= n):
-        raise ValueError(f"val_rows must index the {n} texts")
-    tr = np.setdiff1d(np.arange(n), va)
-    if len(tr) == 0:
-        raise ValueError("every labeled text is held out: nothing left to train on")
-    return tr, va
+    best, _, epoch = fit_epochs(head, epochs, run_epoch, validate if len(va) else None, cfg.patience)
+    return (best["val_micro_f1"] if best else None), epoch
 
 
 @contextmanager

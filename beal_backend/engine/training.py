@@ -102,15 +102,7 @@ def train(
     enc = encode(tokenizer, texts, cfg.max_wordpieces)
     y = torch.from_numpy(evaluation.multi_hot(label_sets, labels))
     loss_fn, target = _objective(y, cfg.single_label)
-    if val_rows is None:
-        tr, va = split_validation(len(texts), cfg)
-    else:
-        va = np.unique(np.asarray(val_rows, dtype=np.int64))
-        if len(va) and (va[0] < 0 or va[-1] >= len(texts)):
-            raise ValueError(f"val_rows must index the {len(texts)} texts")
-        tr = np.setdiff1d(np.arange(len(texts)), va)
-        if len(tr) == 0:
-            raise ValueError("every labeled text is held out: nothing left to train on")
+    tr, va = split_rows(len(texts), cfg, val_rows)
 
     steps_per_epoch = -(-len(tr) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -125,9 +117,10 @@ def train(
     rng = np.random.default_rng(cfg.seed)
     lengths = enc.lengths[tr]
 
-    best, best_state, stale, history = None, None, 0, []
     t0, seen, step = time.perf_counter(), 0, 0
-    for epoch in range(1, cfg.epochs + 1):
+
+    def run_epoch(epoch: int) -> None:
+        nonlocal seen, step
         model.train()
         for batch in bucketed_batches(lengths, cfg.batch_size, rng):
             rows = tr[batch]
@@ -143,19 +136,9 @@ def train(
             seen, step = seen + len(rows), step + 1
             if on_progress:
                 on_progress(Progress(epoch, cfg.epochs, step, total, loss.item()))
-        if len(va) == 0:
-            continue
-        scores = {"epoch": epoch, **_evaluate(model, enc, va, y.numpy(), cfg)}
-        history.append(scores)
-        if best is None or _better(scores, best):
-            best, best_state, stale = scores, copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+
+    validate = (lambda: _evaluate(model, enc, va, y.numpy(), cfg)) if len(va) else None
+    best, history, epoch = fit_epochs(model, cfg.epochs, run_epoch, validate, cfg.patience)
     seconds = time.perf_counter() - t0
     metrics = {
         "n_train": int(len(tr)),
@@ -196,11 +179,51 @@ def evaluate(trained: TrainedModel, texts: Sequence[str], label_sets: Sequence[S
     return {"micro_f1": scores["val_micro_f1"], "macro_f1": scores["val_macro_f1"]}
 
 
+def split_rows(n: int, cfg, val_rows: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) rows: ``val_rows`` when given (the service's stable held-out slice), else a
+    seeded ``split_validation``. ``cfg`` needs ``seed``, ``val_fraction`` and ``min_val``."""
+    if val_rows is None:
+        return split_validation(n, cfg)
+    va = np.unique(np.asarray(val_rows, dtype=np.int64))
+    if len(va) and (va[0] < 0 or va[-1] >= n):
+        raise ValueError(f"val_rows must index the {n} texts")
+    tr = np.setdiff1d(np.arange(n), va)
+    if len(tr) == 0:
+        raise ValueError("every labeled text is held out: nothing left to train on")
+    return tr, va
+
+
+def fit_epochs(module: torch.nn.Module, epochs: int, run_epoch: Callable[[int], None],
+               validate: Callable[[], dict] | None, patience: int) -> tuple[dict | None, list[dict], int]:
+    """The epoch loop of both trainers (the fine-tuned model and the frozen learner's head): ``run_epoch(e)``
+    trains one epoch; with ``validate`` (-> ``val_micro_f1``, ``val_loss``, ...) training stops after
+    ``patience`` epochs without a better score and the best epoch's weights are restored in ``module``,
+    which is left in eval mode. Returns (best scores or None, every epoch's scores, epochs run)."""
+    best, best_state, stale, history, epoch = None, None, 0, [], 0
+    for epoch in range(1, epochs + 1):
+        run_epoch(epoch)
+        if validate is None:
+            continue
+        module.eval()
+        scores = {"epoch": epoch, **validate()}
+        history.append(scores)
+        if best is None or _better(scores, best):
+            best, best_state, stale = scores, copy.deepcopy(module.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return best, history, epoch
+
+
 def _better(scores: dict, best: dict) -> bool:
     """Higher validation micro-F1 wins; equal F1 is broken by lower validation loss. While no probability
     passes 0.5 yet (F1 = 0, common with a few hundred texts) the falling loss is the only sign of progress:
     F1 alone stopped training after 1 + patience epochs and kept the epoch-1 model, which predicts nothing
-    (the same rule as the head-only trainer, ``features._fit``)."""
+    (both trainers share this rule through ``fit_epochs``)."""
     return (scores["val_micro_f1"], -scores["val_loss"]) > (best["val_micro_f1"], -best["val_loss"])
 
 

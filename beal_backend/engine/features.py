@@ -16,12 +16,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from beal_backend.engine import evaluation
 from beal_backend.engine.mc_dropout import mc_dropout
 from beal_backend.engine.model import ClassifierHead
-from beal_backend.engine.scoring import Moments
+from beal_backend.engine.scoring import Moments, moment_sums
 from beal_backend.engine.training import _objective, fit_epochs, predicted, split_rows
 
 DEFAULT_CACHE_DIR = Path("~/.cache/beal-backend/features")
@@ -174,8 +173,8 @@ def head_moments(
             xb = x[start : start + chunk]
             h = head.act(torch.addmm(b1, xb, w1)).view(len(xb), passes, hid).transpose(0, 1)  # [T, B, hidden]
             logits = torch.baddbmm(b2, h, w2)  # [T, B, J]
-            for k, s in enumerate(_moment_sums(logits, single_label)):
-                sums[k, start : start + len(xb)] = s.double().cpu().numpy()
+            p = _probabilities(logits, single_label).double()
+            sums[:, start : start + len(xb)] = moment_sums(p).cpu().numpy()
     sums /= passes
     return Moments(sums[0], sums[1], sums[2], passes)
 
@@ -203,15 +202,3 @@ def _keep(passes: int, width: int, p: float, gen: torch.Generator, deterministic
     return (torch.rand(passes, width, generator=gen) >= p).float() / (1.0 - p)
 
 
-def _moment_sums(logits: torch.Tensor, single_label: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sums over passes (axis 0) of R(p) = 2^p - 1, p and H(p), p = sigmoid(z).
-
-    ``acquisition.relevance``/``binary_entropy`` in torch, from the logits: H(sigmoid(z)) = softplus(z) - z p
-    is exact and needs no clipping of p near 0 or 1.
-    """
-    if single_label:  # softmax probabilities; H is still each label's binary entropy, as acquisition's
-        p = torch.softmax(logits, dim=-1)
-        entropy = -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))
-        return (torch.exp2(p) - 1.0).sum(0), p.sum(0), entropy.sum(0)
-    p = torch.sigmoid(logits)
-    return (torch.exp2(p) - 1.0).sum(0), p.sum(0), (F.softplus(logits) - logits * p).sum(0)

@@ -94,7 +94,7 @@ def mc_moments(
             for start in range(0, passes, reps):
                 r = min(reps, passes - start)
                 p = model.probabilities(suffix(*(_repeat(s, r) for s in state)).float()).double()
-                _accumulate(sums, rows, p.view(r, len(rows), j).cpu().numpy())
+                sums[:, rows] += moment_sums(p.view(r, len(rows), j)).cpu().numpy()
             done += len(rows)
             if on_progress:
                 on_progress(done, n)
@@ -133,11 +133,12 @@ def _repeat(t: torch.Tensor, r: int) -> torch.Tensor:
     return t if r == 1 else t.repeat(r, *([1] * (t.dim() - 1)))
 
 
-def _accumulate(sums: np.ndarray, rows: np.ndarray, p: np.ndarray) -> None:
-    """Add sum_t R(p), sum_t p, sum_t H(p) of a [r, B, J] chunk to the rows' running sums."""
-    sums[0, rows] += acquisition.relevance(p).sum(0)
-    sums[1, rows] += p.sum(0)
-    sums[2, rows] += acquisition.binary_entropy(p).sum(0)
+def moment_sums(p: torch.Tensor) -> torch.Tensor:
+    """[3, B, J] sums over the passes (axis 0) of a [T, B, J] chunk of probabilities: R(p) = 2^p - 1, p and
+    the binary entropy H(p) (``acquisition.relevance`` / ``binary_entropy`` in torch; xlogy makes 0 log 0 = 0,
+    so p = 0 or 1 needs no clipping). The one reduction behind every MC path (full model and head only)."""
+    entropy = -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))
+    return torch.stack(((torch.exp2(p) - 1.0).sum(0), p.sum(0), entropy.sum(0)))
 
 
 def autocast(device: str):

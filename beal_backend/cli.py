@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _add_serve(sub) -> None:
-    p = sub.add_parser("serve", help="run the HTTP service (development server; gunicorn in production, see _wsgi.py)")
+    p = sub.add_parser("serve", help="run the HTTP service on Flask's development server (production: gunicorn \"_wsgi:make_app()\")")
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=None, help="default: PORT or 9090")
     p.set_defaults(run=_serve)
@@ -45,11 +45,10 @@ def _add_serve(sub) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from beal_backend.config import Settings
-    from beal_backend.service.app import create_app
-    from beal_backend.wiring import build_runtime
+    from beal_backend.service.app import make_app
 
     settings = Settings.from_env()
-    create_app(build_runtime(settings)).run(host=args.host, port=args.port or settings.port, threaded=True)
+    make_app(settings).run(host=args.host, port=args.port or settings.port, threaded=True)
     return 0
 
 

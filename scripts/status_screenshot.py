@@ -39,7 +39,7 @@ def main():
         api_env = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key, "MODEL_DIR": tmp, "HF_HUB_OFFLINE": "1",
                    "TRAIN_EVERY": "100000", "EPOCHS": "3", "MC_PASSES": "20", "VAL_FRACTION": "0.25", "MIN_VAL": "3",
                    "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING", "REDIS_URL": ""}
-        api = subprocess.Popen([sys.executable, "_wsgi.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=api_env,
+        api = subprocess.Popen([sys.executable, "-m", "beal_backend", "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=api_env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             backend = f"http://127.0.0.1:{port}"

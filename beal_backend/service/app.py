@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import sys
 import time
 
 import redis
@@ -16,6 +17,7 @@ from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
+from beal_backend.config import Settings, SettingsError, configure_logging
 from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import LabelConfigError
 from beal_backend.service import statuspage
@@ -28,12 +30,33 @@ from beal_backend.service.model import (
     project_id,
 )
 from beal_backend.store.versions import IntegrityError, StoreError
-from beal_backend.wiring import NotConfiguredError, Runtime
+from beal_backend.wiring import NotConfiguredError, Runtime, build_runtime
 from beal_backend.worker.coordination import ProjectLocked
 from beal_backend.worker.promotion import PromotionError
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = {"/health"}  # Label Studio probes it without credentials
+
+
+def make_app(settings: Settings | None = None) -> Flask:
+    """The service on ``settings`` (default: the environment's), with the queue they ask for: what gunicorn
+    (``_wsgi:make_app()``) and ``beal serve`` both run."""
+    settings = settings or _settings_or_exit()
+    configure_logging(settings.log_level)
+    return create_app(build_runtime(settings))
+
+
+def _settings_or_exit() -> Settings:
+    """A bad setting stops the server with one line naming it. Under gunicorn an AppImportError prints just
+    its message and halts the master instead of re-spawning workers."""
+    try:
+        return Settings.from_env()
+    except SettingsError as e:
+        if "gunicorn" in sys.modules:
+            from gunicorn.errors import AppImportError
+
+            raise AppImportError(f"beal-backend: {e}") from None
+        sys.exit(f"beal-backend: {e}")
 
 
 def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:

@@ -1,5 +1,5 @@
 """Real components for end-to-end tests: a Label Studio started by ``label_studio.py``, Redis (see
-``tests/redis_server.py``), the service as a subprocess (`python _wsgi.py`) and `rq worker` processes.
+``tests/redis_server.py``), the service as a subprocess (`python -m beal_backend serve`) and `rq worker` processes.
 Nothing is mocked."""
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class Backend:
             "PYTHONPATH": str(ROOT), **{k: str(v) for k, v in overrides.items()},
         }
         self.procs: list[subprocess.Popen] = []
-        self.api = self._spawn([sys.executable, "_wsgi.py", "--host", "127.0.0.1", "--port", str(self.port)], "api", {})
+        self.api = self._spawn([sys.executable, "-m", "beal_backend", "serve", "--host", "127.0.0.1", "--port", str(self.port)], "api", {})
         _wait(f"{self.url}/health")
 
     def worker(self, name="w1", **env) -> subprocess.Popen:

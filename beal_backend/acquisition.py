@@ -6,8 +6,8 @@ Strategies return *pool positions* (0..N-1) in acquisition order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -191,10 +191,12 @@ class PoolView:
     hidden: np.ndarray | None = None
     labeled_hidden: np.ndarray | None = None
 
-    def require(self, *names: str) -> None:
+    def require(self, *names: str) -> list[np.ndarray]:
+        """The named arrays, in order; an ``AcquisitionError`` names those the caller did not compute."""
         missing = [n for n in names if getattr(self, n) is None]
         if missing:
             raise AcquisitionError(f"strategy needs {', '.join(missing)} in the pool view")
+        return [getattr(self, n) for n in names]
 
 
 @dataclass(frozen=True)
@@ -219,14 +221,13 @@ def _highest(scores: np.ndarray, b: int) -> np.ndarray:
 
 
 def _select_beal(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    view.require("mean_relevance")
-    return _lowest(ec_from_mean_relevance(view.mean_relevance), b)
+    (mean_relevance,) = view.require("mean_relevance")
+    return _lowest(ec_from_mean_relevance(mean_relevance), b)
 
 
 def _select_beal_diverse(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    view.require("mean_relevance", "hidden")
-    ec = ec_from_mean_relevance(view.mean_relevance)
-    return diverse_lowest(ec, view.num_labels, view.hidden, b)
+    mean_relevance, hidden = view.require("mean_relevance", "hidden")
+    return diverse_lowest(ec_from_mean_relevance(mean_relevance), view.num_labels, hidden, b)
 
 
 def _select_random(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
@@ -235,23 +236,23 @@ def _select_random(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarr
 
 
 def _select_bald(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    view.require("mean_prob", "mean_entropy")
-    return _highest(bald_from_moments(view.mean_prob, view.mean_entropy), b)
+    mean_prob, entropy = view.require("mean_prob", "mean_entropy")
+    return _highest(bald_from_moments(mean_prob, entropy), b)
 
 
 def _select_entropy(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    view.require("mean_prob")
-    return _highest(mean_entropy(view.mean_prob), b)
+    (mean_prob,) = view.require("mean_prob")
+    return _highest(mean_entropy(mean_prob), b)
 
 
 def _select_badge(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    view.require("det_probs", "hidden")
-    return badge(view.det_probs, view.hidden, b, rng)
+    det_probs, hidden = view.require("det_probs", "hidden")
+    return badge(det_probs, hidden, b, rng)
 
 
 def _select_coreset(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    view.require("hidden")
-    return kcenter_greedy(view.hidden, view.labeled_hidden, b)
+    (hidden,) = view.require("hidden")
+    return kcenter_greedy(hidden, view.labeled_hidden, b)
 
 
 _MC, _DET = frozenset({"mc"}), frozenset({"deterministic"})

@@ -11,9 +11,9 @@ import base64
 import logging
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Callable, Mapping
 
 
 class SettingsError(ValueError):
@@ -149,7 +149,7 @@ class Settings:
         return f"Basic {token}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from the environment; an empty variable counts as unset. Raises ``SettingsError``."""
         env = os.environ if env is None else env
         values: dict = {
@@ -165,7 +165,6 @@ class Settings:
                 except ValueError:
                     raise SettingsError(f"{rule.env}={raw!r} is invalid: use {rule.allowed}") from None
         return cls(**values)
-
 
 
 def configure_logging(level: str) -> None:

@@ -41,24 +41,30 @@ class Runtime:
         self.scoring = self.scoring or scoring_config(self.settings)
 
     @classmethod
-    def from_env(cls) -> "Runtime":
+    def from_env(cls) -> Runtime:
         return cls.build(Settings.from_env())
 
     @classmethod
-    def build(cls, settings: Settings) -> "Runtime":
+    def build(cls, settings: Settings) -> Runtime:
         """Engine configs, store and coordinator; the queue is attached by ``build_runtime`` where jobs are enqueued."""
         train = train_config(settings)
         store = ModelStore(settings.model_dir, train.device, settings.lock_ttl)
         if not settings.redis_url:
             return cls(settings, store, LocalCoordinator(), train=train)
-        conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=0.5)  # /health and /webhook must answer within LS's 1 s
-        return cls(settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout), redis=conn, train=train)
+        conn = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=0.5
+        )  # /health and /webhook must answer within LS's 1 s
+        return cls(
+            settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout), redis=conn, train=train
+        )
 
     def client(self, project: str) -> LabelStudioClient:
         """URL and key are one pair, never mixed: the environment's (then a /setup hostname is never
         called), else both from what Label Studio sent to /setup. So the operator's key only ever goes
         to the operator's URL, whatever an unauthenticated /setup claims."""
         s = self.settings
+        url: str | None
+        key: str | None
         if s.label_studio_url:
             url, key = s.label_studio_url, s.label_studio_api_key
         else:
@@ -74,8 +80,17 @@ class Runtime:
 
 def train_config(s: Settings) -> TrainConfig:
     """The training config of a round (``Settings`` stays free of torch-importing modules)."""
-    return TrainConfig(encoder=s.encoder, epochs=s.epochs, batch_size=s.batch_size, lr_encoder=s.learning_rate,
-                       val_fraction=s.val_fraction, min_val=s.min_val, seed=s.seed, device=s.torch_device, pooling=s.pooling)
+    return TrainConfig(
+        encoder=s.encoder,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        lr_encoder=s.learning_rate,
+        val_fraction=s.val_fraction,
+        min_val=s.min_val,
+        seed=s.seed,
+        device=s.torch_device,
+        pooling=s.pooling,
+    )
 
 
 def scoring_config(s: Settings) -> ScoringConfig:

@@ -36,11 +36,28 @@ def main():
     url, key = server.start()
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        api_env = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key, "MODEL_DIR": tmp, "HF_HUB_OFFLINE": "1",
-                   "TRAIN_EVERY": "100000", "EPOCHS": "3", "MC_PASSES": "20", "VAL_FRACTION": "0.25", "MIN_VAL": "3",
-                   "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING", "REDIS_URL": ""}
-        api = subprocess.Popen([sys.executable, "-m", "beal_backend", "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=api_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        api_env = {
+            **os.environ,
+            "LABEL_STUDIO_URL": url,
+            "LABEL_STUDIO_API_KEY": key,
+            "MODEL_DIR": tmp,
+            "HF_HUB_OFFLINE": "1",
+            "TRAIN_EVERY": "100000",
+            "EPOCHS": "3",
+            "MC_PASSES": "20",
+            "VAL_FRACTION": "0.25",
+            "MIN_VAL": "3",
+            "PYTHONPATH": str(ROOT),
+            "LOG_LEVEL": "WARNING",
+            "REDIS_URL": "",
+        }
+        api = subprocess.Popen(
+            [sys.executable, "-m", "beal_backend", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=api_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             backend = f"http://127.0.0.1:{port}"
             _wait(backend + "/health")
@@ -63,10 +80,26 @@ def main():
             page = requests.get(backend + "/status", timeout=60)
             assert page.status_code == 200, page.text[:500]
             shot = subprocess.run(
-                ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                 f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1280,1700", f"--screenshot={args.out}", backend + "/status"],
-                capture_output=True, text=True, timeout=120)
+                [
+                    "chromium",
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--hide-scrollbars",
+                    f"--user-data-dir={tempfile.mkdtemp()}",
+                    "--window-size=1280,1700",
+                    f"--screenshot={args.out}",
+                    backend + "/status",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             print(shot.stderr[-500:] if shot.returncode else f"wrote {args.out}")
         finally:
             api.terminate()

@@ -27,10 +27,33 @@ from beal_backend.engine.model import MultiLabelClassifier
 
 # ---------------------------------------------------------------- synthetic multi-label data
 
-FILLER = (
-    "the a man woman walked saw near quiet old new small big house car road table "
-    "window garden city morning evening green blue ate found"
-).split()
+FILLER = [
+    "the",
+    "a",
+    "man",
+    "woman",
+    "walked",
+    "saw",
+    "near",
+    "quiet",
+    "old",
+    "new",
+    "small",
+    "big",
+    "house",
+    "car",
+    "road",
+    "table",
+    "window",
+    "garden",
+    "city",
+    "morning",
+    "evening",
+    "green",
+    "blue",
+    "ate",
+    "found",
+]
 KEYWORDS = {"A": "apple", "B": "river"}  # the rule: a label is relevant iff its keyword occurs
 LABELS = ["A", "B"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -71,7 +94,7 @@ def build_tiny_bert(
         max_position_embeddings=64,
         hidden_dropout_prob=hidden_dropout,
         attention_probs_dropout_prob=attention_dropout,
-        attn_implementation=attn_implementation,
+        attn_implementation=attn_implementation,  # type: ignore[call-arg]  # a PretrainedConfig kwarg
     )
     return BertModel(config, add_pooling_layer=False)
 
@@ -85,7 +108,9 @@ def build_tiny_classifier(
     attn_implementation: str = "sdpa",
     seed: int = 0,
 ) -> MultiLabelClassifier:
-    encoder = build_tiny_bert(hidden_dropout, attention_dropout, layers, attn_implementation=attn_implementation, seed=seed)
+    encoder = build_tiny_bert(
+        hidden_dropout, attention_dropout, layers, attn_implementation=attn_implementation, seed=seed
+    )
     torch.manual_seed(seed + 1)
     model = MultiLabelClassifier(encoder, num_labels, hidden_size=16, dropout=head_dropout)
     return model.eval()

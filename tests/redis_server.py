@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import redis
@@ -37,7 +37,9 @@ def answers(url: str) -> bool:
         return False
 
 
-def resolve(env: Mapping[str, str], answers: Callable[[str], bool] = answers, start: Callable[[], str] | None = None) -> str:
+def resolve(
+    env: Mapping[str, str], answers: Callable[[str], bool] = answers, start: Callable[[], str] | None = None
+) -> str:
     """The Redis server URL (no database) the suite should use, by the rule in the module docstring."""
     for name in ("REDIS_URL", "BEAL_TEST_REDIS"):
         if env.get(name):
@@ -58,7 +60,8 @@ def start_private() -> str:
     workdir = tempfile.mkdtemp(prefix="beal-test-redis-")
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     atexit.register(_stop, proc, workdir)
     url = f"redis://127.0.0.1:{port}"

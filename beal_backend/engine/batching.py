@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, rows) -> "Encoded":
+    def subset(self, rows) -> Encoded:
         return Encoded(ids=[self.ids[i] for i in rows], pad_id=self.pad_id)
 
     @property
@@ -35,7 +35,9 @@ class Encoded:
 def encode(tokenizer, texts: Sequence[str], max_wordpieces: int = MAX_WORDPIECES) -> Encoded:
     """Tokenise without padding; truncation keeps the first ``max_wordpieces`` word-pieces. Texts are
     clipped first, so a 1-MB text costs what its first word-pieces cost."""
-    out = tokenizer([clip_text(t, max_wordpieces) for t in texts], truncation=True, max_length=max_wordpieces + 2, padding=False)
+    out = tokenizer(
+        [clip_text(t, max_wordpieces) for t in texts], truncation=True, max_length=max_wordpieces + 2, padding=False
+    )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return Encoded(ids=out["input_ids"], pad_id=pad_id)
 
@@ -86,7 +88,7 @@ def bucketed_batches(
     Batches stay random across epochs but hold texts of similar length, so little padding is done.
     """
     perm = rng.permutation(len(lengths))
-    batches = []
+    batches: list[np.ndarray] = []
     span = batch_size * bucket_factor
     for s in range(0, len(perm), span):
         bucket = perm[s : s + span]

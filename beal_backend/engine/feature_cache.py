@@ -19,9 +19,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from safetensors import safe_open
@@ -66,6 +66,7 @@ class EmbeddingCache:
                 self._write(stored, feats, index, None if keep is None else set(keys) | {text_key(t) for t in keep})
         if not keys:
             return np.zeros((0, 0 if feats is None else feats.shape[1]), dtype=np.float32)
+        assert feats is not None  # written above whenever a key was missing
         return feats[[index[k] for k in keys]]
 
     def size(self) -> int:
@@ -83,7 +84,13 @@ class EmbeddingCache:
                 keys, feats = f.get_tensor("keys"), f.get_tensor("features")
             if meta.get("encoder") != self.encoder:
                 raise ValueError(f"written for encoder {meta.get('encoder')}")
-            if keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != 32 or feats.ndim != 2 or len(feats) != len(keys):
+            if (
+                keys.dtype != np.uint8
+                or keys.ndim != 2
+                or keys.shape[1] != 32
+                or feats.ndim != 2
+                or len(feats) != len(keys)
+            ):
                 raise ValueError(f"bad shapes keys {keys.shape} features {feats.shape}")
             if meta.get("sha256") != _digest(keys, feats):
                 raise ValueError("checksum mismatch")
@@ -103,7 +110,11 @@ class EmbeddingCache:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp", dir=self.folder)
         os.close(fd)
         try:
-            save_file({"keys": keys, "features": feats}, tmp, metadata={"encoder": self.encoder, "sha256": _digest(keys, feats)})
+            save_file(
+                {"keys": keys, "features": feats},
+                tmp,
+                metadata={"encoder": self.encoder, "sha256": _digest(keys, feats)},
+            )
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -9,10 +9,10 @@ per-text moments, never a [T, N, J] array.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -52,7 +52,10 @@ class HeadConfig:
 
 
 def train_head(
-    features: np.ndarray, targets: np.ndarray, cfg: HeadConfig = HeadConfig(), val_rows: Sequence[int] | None = None,
+    features: np.ndarray,
+    targets: np.ndarray,
+    cfg: HeadConfig = HeadConfig(),
+    val_rows: Sequence[int] | None = None,
     single_label: bool = False,
 ) -> tuple[ClassifierHead, dict]:
     """A fresh head trained on ``features[N, H]`` -> multi-hot ``targets[N, J]``; returns (head in eval, metrics).
@@ -101,8 +104,10 @@ def _fit(head, opt, x, y, objective, tr, va, gen, cfg: HeadConfig) -> tuple[floa
         with torch.inference_mode():
             logits = head(x[va])[0]
             pred = predicted(_probabilities(logits, single).cpu().numpy(), single)
-            return {"val_micro_f1": evaluation.micro_f1(y[va].cpu().numpy(), pred),
-                    "val_loss": float(loss_fn(logits, target[va]))}
+            return {
+                "val_micro_f1": evaluation.micro_f1(y[va].cpu().numpy(), pred),
+                "val_loss": float(loss_fn(logits, target[va])),
+            }
 
     best, _, epoch = fit_epochs(head, epochs, run_epoch, validate if len(va) else None, cfg.patience)
     return (best["val_micro_f1"] if best else None), epoch
@@ -129,8 +134,9 @@ def _probabilities(logits: torch.Tensor, single_label: bool) -> torch.Tensor:
     return torch.softmax(logits, dim=-1) if single_label else torch.sigmoid(logits)
 
 
-def head_outputs(head: ClassifierHead, features: np.ndarray, device: str = "cpu",
-                 single_label: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def head_outputs(
+    head: ClassifierHead, features: np.ndarray, device: str = "cpu", single_label: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """One pass with dropout off -> (probabilities [N, J], hidden layer [N, hidden]) as float32."""
     with torch.inference_mode(), mc_dropout(head, None) as view:
         logits, hidden = view(torch.as_tensor(features, dtype=torch.float32, device=device))
@@ -200,5 +206,3 @@ def _keep(passes: int, width: int, p: float, gen: torch.Generator, deterministic
     if deterministic or p == 0.0:
         return torch.ones(passes, width)
     return (torch.rand(passes, width, generator=gen) >= p).float() / (1.0 - p)
-
-

@@ -18,8 +18,8 @@ carries the pretrained encoder unchanged), so the store, /predict and rollback s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -90,8 +90,12 @@ class FrozenLearner:
     def __init__(self, cfg: TrainConfig, cache_dir: str | os.PathLike | None = None, head: HeadConfig | None = None):
         self.cfg = replace(cfg, learner="frozen", pooling=encoders.pooling_for(cfg.encoder, cfg.pooling))
         self.head_cfg = head or HeadConfig(
-            hidden_size=cfg.hidden_size, dropout=cfg.dropout, val_fraction=cfg.val_fraction,
-            min_val=cfg.min_val, seed=cfg.seed, device=cfg.device,
+            hidden_size=cfg.hidden_size,
+            dropout=cfg.dropout,
+            val_fraction=cfg.val_fraction,
+            min_val=cfg.min_val,
+            seed=cfg.seed,
+            device=cfg.device,
         )
         self.cache = EmbeddingCache(cache_dir, cfg.encoder, self.cfg.pooling, cfg.max_wordpieces) if cache_dir else None
         self._pretrained = None  # (encoder, tokenizer): loaded once, never trained
@@ -116,8 +120,16 @@ class FrozenLearner:
             return self.embed(texts)
         return self.cache.features(texts, lambda missing: self.embed(missing), keep)
 
-    def fit(self, texts, label_sets, labels, val_rows=None, on_progress=None, seed: int | None = None,
-            features: np.ndarray | None = None) -> TrainedModel:
+    def fit(
+        self,
+        texts,
+        label_sets,
+        labels,
+        val_rows=None,
+        on_progress=None,
+        seed: int | None = None,
+        features: np.ndarray | None = None,
+    ) -> TrainedModel:
         """A fresh head on the texts' features (``features`` when the caller holds them already).
         ``on_progress`` is accepted for the interface and not called: head training takes seconds."""
         if not labels:
@@ -129,7 +141,9 @@ class FrozenLearner:
         encoder, tokenizer = self.pretrained
         # the head config shapes the head (the simulation's may differ from TrainConfig); recorded for store.load
         cfg = replace(self.cfg, hidden_size=head_cfg.hidden_size, dropout=head_cfg.dropout, seed=head_cfg.seed)
-        model = MultiLabelClassifier(encoder, len(labels), cfg.hidden_size, cfg.dropout, single_label=cfg.single_label, pooling=cfg.pooling)
+        model = MultiLabelClassifier(
+            encoder, len(labels), cfg.hidden_size, cfg.dropout, single_label=cfg.single_label, pooling=cfg.pooling
+        )
         model.head.load_state_dict(head.state_dict())
         model.to(self.cfg.device).eval()
         metrics = {k: v for k, v in metrics.items() if k != "val_micro_f1"}
@@ -137,7 +151,9 @@ class FrozenLearner:
             rows = np.unique(np.asarray(val_rows, dtype=np.int64))
             single = self.cfg.single_label
             pred = training.predicted(head_outputs(model.head, x[rows], self.cfg.device, single)[0], single)
-            metrics.update(val_micro_f1=evaluation.micro_f1(y[rows], pred), val_macro_f1=evaluation.macro_f1(y[rows], pred))
+            metrics.update(
+                val_micro_f1=evaluation.micro_f1(y[rows], pred), val_macro_f1=evaluation.macro_f1(y[rows], pred)
+            )
         return TrainedModel(model, tokenizer, list(labels), cfg, metrics)
 
 
@@ -149,7 +165,9 @@ def embed(encoder, tokenizer, texts: Sequence[str], pooling: str, max_wordpieces
     with torch.inference_mode():
         for rows in sorted_batches(enc.lengths, budget, 64):
             ids, mask = collate(enc, rows, device)
-            out[rows] = pool(encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask, pooling).float().cpu().numpy()
+            out[rows] = (
+                pool(encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask, pooling).float().cpu().numpy()
+            )
     return out
 
 
@@ -182,19 +200,28 @@ def features_of(trained: TrainedModel, texts: Sequence[str], device: str) -> np.
     return embed(model.encoder, trained.tokenizer, texts, model.pooling, trained.config.max_wordpieces, device)
 
 
-def pool_moments(trained: TrainedModel, cfg: ScoringConfig, features=None, encoded=None, deterministic=False,
-                 on_progress: Progress | None = None) -> Moments:
+def pool_moments(
+    trained: TrainedModel,
+    cfg: ScoringConfig,
+    features=None,
+    encoded=None,
+    deterministic=False,
+    on_progress: Progress | None = None,
+) -> Moments:
     """T-pass moments from a frozen model's ``features`` [N, H] or a fine-tuned one's ``encoded`` texts."""
     if is_frozen(trained):
-        moments = head_moments(trained.model.head, features, cfg.passes, cfg.seed, deterministic, cfg.device,
-                               trained.config.single_label)
+        moments = head_moments(
+            trained.model.head, features, cfg.passes, cfg.seed, deterministic, cfg.device, trained.config.single_label
+        )
         if on_progress:
             on_progress(len(features), len(features))
         return moments
     return mc_moments(trained.model, encoded, cfg, deterministic, on_progress=on_progress)
 
 
-def pool_deterministic(trained: TrainedModel, cfg: ScoringConfig, features=None, encoded=None) -> tuple[np.ndarray, np.ndarray]:
+def pool_deterministic(
+    trained: TrainedModel, cfg: ScoringConfig, features=None, encoded=None
+) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities [N, J], head hidden layer [N, hidden]) with dropout off."""
     if is_frozen(trained):
         return head_outputs(trained.model.head, features, cfg.device, trained.config.single_label)
@@ -202,15 +229,18 @@ def pool_deterministic(trained: TrainedModel, cfg: ScoringConfig, features=None,
     return det.probs, det.hidden
 
 
-def hidden_of(trained: TrainedModel, texts: Sequence[str], cfg: ScoringConfig, features: np.ndarray | None = None) -> np.ndarray:
+def hidden_of(
+    trained: TrainedModel, texts: Sequence[str], cfg: ScoringConfig, features: np.ndarray | None = None
+) -> np.ndarray:
     """The head's hidden layer [N, hidden] with dropout off (Core-Set's labeled centers)."""
     if is_frozen(trained) and features is not None:
         return head_outputs(trained.model.head, features, cfg.device, trained.config.single_label)[1]
     return pool_outputs(trained, texts, replace(cfg, passes=1), features, deterministic=True).hidden
 
 
-def strategy_scores(strategy: str, outputs: PoolOutputs, num_labels: int, seed: int, labeled_hidden=None,
-                    single_label: bool = False) -> np.ndarray:
+def strategy_scores(
+    strategy: str, outputs: PoolOutputs, num_labels: int, seed: int, labeled_hidden=None, single_label: bool = False
+) -> np.ndarray:
     """Per-text scores in [0, 1] whose ascending order is ``strategy``'s acquisition order (Label Studio
     serves the lowest first). BEAL (and deterministic BEAL): EC / H_J. Every other strategy ranks the whole
     pool (batch-mode ones such as BADGE and Core-Set choose greedily, so only their order means anything):
@@ -220,8 +250,14 @@ def strategy_scores(strategy: str, outputs: PoolOutputs, num_labels: int, seed: 
     if strategy in ("beal", "beal-deterministic"):
         return acquisition.normalized_score(m.ec, num_labels, single_label)
     view = acquisition.PoolView(
-        size=len(outputs.probs), num_labels=num_labels, mean_relevance=m.mean_relevance, mean_prob=m.mean_prob,
-        mean_entropy=m.mean_entropy, det_probs=outputs.probs, hidden=outputs.hidden, labeled_hidden=labeled_hidden,
+        size=len(outputs.probs),
+        num_labels=num_labels,
+        mean_relevance=m.mean_relevance,
+        mean_prob=m.mean_prob,
+        mean_entropy=m.mean_entropy,
+        det_probs=outputs.probs,
+        hidden=outputs.hidden,
+        labeled_hidden=labeled_hidden,
     )
     order = st.select(view, view.size, np.random.default_rng(seed))
     return acquisition.order_scores(order, view.size)

@@ -26,9 +26,10 @@ from __future__ import annotations
 import copy
 import math
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -38,6 +39,8 @@ from torch.overrides import TorchFunctionMode
 
 from beal_backend.engine.model import MultiLabelClassifier
 
+M = TypeVar("M", bound=nn.Module)
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -45,7 +48,7 @@ class Scope:
     k: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> "Scope":
+    def parse(cls, text: str) -> Scope:
         if text in ("full", "head"):
             return cls(text)
         m = re.fullmatch(r"last-(\d+)", text)
@@ -75,7 +78,7 @@ class Scope:
         return [*model.layers()[self.split(model) :], model.head]
 
 
-def stochastic_modules(model: nn.Module, scope: Scope) -> list[nn.Module]:
+def stochastic_modules(model: MultiLabelClassifier, scope: Scope) -> list[nn.Module]:
     """The modules whose ``training`` flag ``scope`` switches on: dropouts in scope and their owners."""
     found: dict[int, nn.Module] = {}
     for root in scope.roots(model):
@@ -88,7 +91,7 @@ def stochastic_modules(model: nn.Module, scope: Scope) -> list[nn.Module]:
 
 
 @contextmanager
-def mc_dropout(model: nn.Module, scope: Scope | None, seed: int = 0) -> Iterator[nn.Module]:
+def mc_dropout(model: M, scope: Scope | None, seed: int = 0) -> Iterator[M]:
     """A view of ``model`` in eval with dropout on in ``scope`` (None: deterministic), its masks drawn from a
     generator seeded with ``seed``. Run the forwards on the view, inside the ``with``; ``model`` is untouched."""
     view = model_view(model)
@@ -96,13 +99,13 @@ def mc_dropout(model: nn.Module, scope: Scope | None, seed: int = 0) -> Iterator
     if scope is None:
         yield view
         return
-    for m in stochastic_modules(view, scope):
+    for m in stochastic_modules(view, scope):  # type: ignore[arg-type]  # a scope needs a classifier
         m.training = True  # flag only: never recurse into modules outside the scope
     with SeededDropout(torch.Generator(device=_device(model)).manual_seed(seed)):
         yield view
 
 
-def model_view(model: nn.Module) -> nn.Module:
+def model_view(model: M) -> M:
     """A copy of the module tree sharing every parameter and buffer with ``model``: its flags and its
     containers (parameter dicts, hooks) are its own, so nothing done to the view reaches the model."""
     view = copy.copy(model)  # a new __dict__ holding the same tensors

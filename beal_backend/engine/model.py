@@ -5,6 +5,8 @@ Forward computation only: no file or network I/O (loading and saving live in ``s
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -47,12 +49,19 @@ class MultiLabelClassifier(nn.Module):
     ``single_label`` (single-choice projects): the same network, read through a softmax over the J labels
     (trained with cross-entropy, exactly one label predicted)."""
 
-    def __init__(self, encoder: PreTrainedModel, num_labels: int, hidden_size: int = 256, dropout: float = 0.1,
-                 single_label: bool = False, pooling: str = "cls"):
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        num_labels: int,
+        hidden_size: int = 256,
+        dropout: float = 0.1,
+        single_label: bool = False,
+        pooling: str = "cls",
+    ):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-        self.encoder = encoder
+        self.encoder: Any = encoder  # BERT-style: .embeddings, .encoder.layer, .config
         self.pooling = pooling
         self.head = ClassifierHead(encoder.config.hidden_size, hidden_size, num_labels, dropout)
         self.single_label = single_label
@@ -67,7 +76,11 @@ class MultiLabelClassifier(nn.Module):
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Sentence feature C: the final hidden state of [CLS] (or the masked mean with ``pooling="mean"``)."""
-        return pool(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask, self.pooling)
+        return pool(
+            self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state,
+            attention_mask,
+            self.pooling,
+        )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(input_ids, attention_mask))[0]
@@ -76,12 +89,12 @@ class MultiLabelClassifier(nn.Module):
 
     def layers(self) -> nn.ModuleList:
         """The encoder's transformer layers (BERT-style models: ``.embeddings`` + ``.encoder.layer``)."""
-        try:
-            return self.encoder.encoder.layer
-        except AttributeError:
+        layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+        if not isinstance(layers, nn.ModuleList):
             raise TypeError(
                 f"{type(self.encoder).__name__} has no .encoder.layer: the last-k scope needs a BERT-style encoder"
-            ) from None
+            )
+        return layers
 
     def encode_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, upto: int) -> torch.Tensor:
         """Hidden states after the embeddings and the first ``upto`` layers."""
@@ -100,4 +113,6 @@ class MultiLabelClassifier(nn.Module):
 
     def _layer_mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
         # The same mask BertModel builds for its layers (eager/sdpa aware); None when nothing is padded.
-        return create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        return create_bidirectional_mask(
+            config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask
+        )

@@ -8,8 +8,8 @@ forward holds at most ``token_budget`` padded tokens. Only per-text running sums
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

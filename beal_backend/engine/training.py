@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ class Progress:
 @dataclass
 class TrainedModel:
     model: MultiLabelClassifier
-    tokenizer: object
+    tokenizer: Any  # a Hugging Face tokenizer
     labels: list[str]
     config: TrainConfig
     metrics: dict = field(default_factory=dict)
@@ -75,7 +76,7 @@ class TrainedModel:
 def split_validation(n: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (train, val) positions; val is empty when it would hold fewer than ``min_val`` texts."""
     perm = np.random.default_rng(cfg.seed).permutation(n)
-    n_val = int(round(n * cfg.val_fraction))
+    n_val = round(n * cfg.val_fraction)
     if n_val < cfg.min_val or n - n_val < 1:
         return np.sort(perm), np.array([], dtype=np.int64)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
@@ -98,7 +99,9 @@ def train(
     torch.manual_seed(cfg.seed)
     cfg = replace(cfg, pooling=encoders.pooling_for(cfg.encoder, cfg.pooling))  # saved resolved, never "auto"
     encoder, tokenizer = encoders.load_pretrained(cfg.encoder)
-    model = MultiLabelClassifier(encoder, len(labels), cfg.hidden_size, cfg.dropout, single_label=cfg.single_label, pooling=cfg.pooling).to(cfg.device)
+    model = MultiLabelClassifier(
+        encoder, len(labels), cfg.hidden_size, cfg.dropout, single_label=cfg.single_label, pooling=cfg.pooling
+    ).to(cfg.device)
     enc = encode(tokenizer, texts, cfg.max_wordpieces)
     y = torch.from_numpy(evaluation.multi_hot(label_sets, labels))
     loss_fn, target = _objective(y, cfg.single_label)
@@ -141,8 +144,8 @@ def train(
     best, history, epoch = fit_epochs(model, cfg.epochs, run_epoch, validate, cfg.patience)
     seconds = time.perf_counter() - t0
     metrics = {
-        "n_train": int(len(tr)),
-        "n_val": int(len(va)),
+        "n_train": len(tr),
+        "n_val": len(va),
         "epochs_run": epoch,
         "train_seconds": round(seconds, 3),
         "train_samples_per_second": round(seen / max(seconds, 1e-9), 2),
@@ -158,7 +161,9 @@ def _objective(y: torch.Tensor, single_label: bool):
         return torch.nn.BCEWithLogitsLoss(), y
     bad = np.flatnonzero(y.sum(1).numpy() != 1)
     if len(bad):
-        raise ValueError(f"single-label training needs exactly one label per text; row {int(bad[0])} has {int(y[bad[0]].sum())}")
+        raise ValueError(
+            f"single-label training needs exactly one label per text; row {int(bad[0])} has {int(y[bad[0]].sum())}"
+        )
     return torch.nn.CrossEntropyLoss(), y.argmax(1)
 
 
@@ -193,8 +198,13 @@ def split_rows(n: int, cfg, val_rows: Sequence[int] | None = None) -> tuple[np.n
     return tr, va
 
 
-def fit_epochs(module: torch.nn.Module, epochs: int, run_epoch: Callable[[int], None],
-               validate: Callable[[], dict] | None, patience: int) -> tuple[dict | None, list[dict], int]:
+def fit_epochs(
+    module: torch.nn.Module,
+    epochs: int,
+    run_epoch: Callable[[int], None],
+    validate: Callable[[], dict] | None,
+    patience: int,
+) -> tuple[dict | None, list[dict], int]:
     """The epoch loop of both trainers (the fine-tuned model and the frozen learner's head): ``run_epoch(e)``
     trains one epoch; with ``validate`` (-> ``val_micro_f1``, ``val_loss``, ...) training stops after
     ``patience`` epochs without a better score and the best epoch's weights are restored in ``module``,

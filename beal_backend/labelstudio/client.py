@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.core.request_options import RequestOptions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -21,7 +23,7 @@ PAGE_SIZE = 1000
 PUSH_CHUNK = 5000  # predictions per import request
 # The SDK retries 5xx answers on its own; that would re-send an import whose reply was lost and
 # duplicate predictions. Our loop below is the only retry: it undoes a failed push first.
-ONCE = {"max_retries": 0}
+ONCE: RequestOptions = {"max_retries": 0}
 # what a call to Label Studio may fail with: an HTTP error answer, a network error, or an answer that does
 # not parse (ValueError covers JSON and pydantic validation errors); anything else is a bug and propagates
 LS_ERRORS = (ApiError, httpx.HTTPError, ValueError)
@@ -47,7 +49,7 @@ class LabelStudioClient:
     # ---- reads
 
     def label_config(self, project: int) -> str:
-        return self._call(lambda: self._ls.projects.get(id=project, request_options=ONCE).label_config)
+        return self._call(lambda: self._ls.projects.get(id=project, request_options=ONCE).label_config or "")
 
     def tasks(self, project: int) -> list[Task]:
         """Every task of the project with its usable annotations (all pages)."""
@@ -76,7 +78,10 @@ class LabelStudioClient:
                 created = 0
                 for s in range(0, len(predictions), PUSH_CHUNK):
                     chunk = [{**p, "model_version": version} for p in predictions[s : s + PUSH_CHUNK]]
-                    created += self._ls.projects.import_predictions(id=project, request=chunk, request_options=ONCE).created or 0
+                    created += (
+                        self._ls.projects.import_predictions(id=project, request=chunk, request_options=ONCE).created  # type: ignore[arg-type]  # plain dicts
+                        or 0
+                    )
                 return created
             except LS_ERRORS as e:
                 if attempt == self._retries or not _transient(e):
@@ -89,26 +94,36 @@ class LabelStudioClient:
         self._call(lambda: self._ls.projects.update(id=project, model_version=version, request_options=ONCE))
 
     def delete_model_version(self, project: int, version: str) -> int:
-        resp = self._call(lambda: self._raw("DELETE", f"api/projects/{project}/model-versions/", json={"model_version": version}))
+        resp = self._call(
+            lambda: self._raw("DELETE", f"api/projects/{project}/model-versions/", json={"model_version": version})
+        )
         return int((resp.json() or {}).get("deleted_predictions", 0))
 
     def authorize_webhooks(self, project: int, authorization: str) -> int:
         """Label Studio sends webhooks without credentials; with basic auth on, add our Authorization
         header to the project's webhooks that point at a connected ML backend's ``/webhook``. Returns
         how many were changed (0 when all already carry it)."""
-        urls = {str(m.get("url", "")).rstrip("/") + "/webhook" for m in self._call(lambda: self._raw("GET", "api/ml/", params={"project": project}).json())}
+        urls = {
+            str(m.get("url", "")).rstrip("/") + "/webhook"
+            for m in self._call(lambda: self._raw("GET", "api/ml/", params={"project": project}).json())
+        }
         changed = 0
         for hook in self._call(lambda: self._raw("GET", "api/webhooks/", params={"project": project}).json()):
             if hook.get("url") in urls and (hook.get("headers") or {}).get("Authorization") != authorization:
                 headers = {**(hook.get("headers") or {}), "Authorization": authorization}
-                self._call(lambda: self._raw("PATCH", f"api/webhooks/{hook['id']}/", json={"headers": headers}))
+                self._patch_webhook(hook["id"], headers)
                 changed += 1
         return changed
+
+    def _patch_webhook(self, hook_id: int, headers: dict) -> None:
+        self._call(lambda: self._raw("PATCH", f"api/webhooks/{hook_id}/", json={"headers": headers}))
 
     # ---- plumbing
 
     def _raw(self, method: str, path: str, json=None, params=None) -> httpx.Response:
-        resp = self._ls._client_wrapper.httpx_client.request(path, method=method, json=json, params=params, request_options=ONCE)
+        resp = self._ls._client_wrapper.httpx_client.request(
+            path, method=method, json=json, params=params, request_options=ONCE
+        )
         if resp.status_code >= 400:
             raise ApiError(status_code=resp.status_code, body=resp.text)
         return resp

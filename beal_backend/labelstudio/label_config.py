@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import ClassVar
 
 from label_studio_sdk.label_interface import LabelInterface
 from label_studio_sdk.label_interface.control_tags import ChoicesTag
@@ -53,9 +54,11 @@ class LabelSchema:
         """A Label Studio result list for these choices (empty when none is predicted)."""
         if not choices:
             return []
-        return [{"from_name": self.from_name, "to_name": self.to_name, "type": "choices", "value": {"choices": choices}}]
+        return [
+            {"from_name": self.from_name, "to_name": self.to_name, "type": "choices", "value": {"choices": choices}}
+        ]
 
-    def choices_of(self, result: list[dict]) -> list[str]:
+    def choices_of(self, result: list[dict] | None) -> list[str]:
         """The choices an annotation's result gives for this control ([] when it has none)."""
         out: list[str] = []
         for item in result or []:
@@ -90,7 +93,7 @@ def parse_label_config(config: str) -> LabelSchema:
     _refuse_lookalikes(tag.name, labels)
     value = text.value or ""
     if not value.startswith("$") or len(value) < 2:
-        raise LabelConfigError(f"<{text.tag} name={text.name!r}> needs value=\"$field\"")
+        raise LabelConfigError(f'<{text.tag} name={text.name!r}> needs value="$field"')
     return LabelSchema(
         from_name=tag.name,
         to_name=text.name,
@@ -127,13 +130,17 @@ def _join_paragraphs(value, name_key: str, text_key: str) -> str | None:
         if not isinstance(item, dict) or not isinstance(item.get(text_key), str):
             continue
         speaker = item.get(name_key)
-        lines.append(f"{speaker}: {item[text_key]}" if isinstance(speaker, (str, int)) and str(speaker) else item[text_key])
+        lines.append(
+            f"{speaker}: {item[text_key]}" if isinstance(speaker, (str, int)) and str(speaker) else item[text_key]
+        )
     return "\n".join(lines)
 
 
 class _TextOnly(HTMLParser):
-    SKIP = {"script", "style", "head", "template"}
-    INLINE = {"a", "abbr", "b", "code", "em", "i", "mark", "q", "s", "small", "span", "strong", "sub", "sup", "u"}
+    SKIP: ClassVar[frozenset[str]] = frozenset({"script", "style", "head", "template"})
+    INLINE: ClassVar[frozenset[str]] = frozenset(
+        {"a", "abbr", "b", "code", "em", "i", "mark", "q", "s", "small", "span", "strong", "sub", "sup", "u"}
+    )
 
     def __init__(self):
         super().__init__(convert_charrefs=True)

@@ -29,7 +29,13 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from beal_backend.engine.model import MultiLabelClassifier
 from beal_backend.engine.training import TrainConfig, TrainedModel
 
-WEIGHTS, METADATA, SCORES, CURRENT, PROJECT = "model.safetensors", "metadata.json", "scores.json", "CURRENT", "project.json"
+WEIGHTS, METADATA, SCORES, CURRENT, PROJECT = (
+    "model.safetensors",
+    "metadata.json",
+    "scores.json",
+    "CURRENT",
+    "project.json",
+)
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PROJECT_DIR = re.compile(r"[1-9][0-9]*")  # canonical project ids only (service.project_id)
 
@@ -79,7 +85,9 @@ def load_model(path: Path, device: str = "cpu") -> TrainedModel:
         encoder = AutoModel.from_config(enc_cfg, add_pooling_layer=False)
     except TypeError:
         encoder = AutoModel.from_config(enc_cfg)
-    model = MultiLabelClassifier(encoder, len(meta["labels"]), cfg.hidden_size, cfg.dropout, single_label=cfg.single_label, pooling=cfg.pooling)
+    model = MultiLabelClassifier(
+        encoder, len(meta["labels"]), cfg.hidden_size, cfg.dropout, single_label=cfg.single_label, pooling=cfg.pooling
+    )
     model.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
     model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
@@ -122,7 +130,9 @@ class ModelStore:
         pdir = self.project_dir(project)
         if not pdir.is_dir():
             return []
-        return sorted(p.name for p in pdir.iterdir() if p.is_dir() and (p / METADATA).is_file() and _SAFE_ID.fullmatch(p.name))
+        return sorted(
+            p.name for p in pdir.iterdir() if p.is_dir() and (p / METADATA).is_file() and _SAFE_ID.fullmatch(p.name)
+        )
 
     def current(self, project: str) -> str | None:
         try:

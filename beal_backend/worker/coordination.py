@@ -18,16 +18,18 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import redis
 
 log = logging.getLogger(__name__)
 PREFIX = "beal"
 LOG_SIZE = 50
-WORKER_DIED = ("the worker stopped during the job (killed or crashed, or it lost the project lock); "
-               "the previous version keeps serving and the next trigger retrains")
+WORKER_DIED = (
+    "the worker stopped during the job (killed or crashed, or it lost the project lock); "
+    "the previous version keeps serving and the next trigger retrains"
+)
 
 
 class ProjectLocked(TimeoutError):
@@ -91,7 +93,9 @@ class Coordinator:
         cur = (self._raw_status(project) or {}).get("current") or {}
         if cur.get("state") == "started":
             self.put_status(project, {"id": cur.get("id"), "state": "failed", "error": WORKER_DIED})
-            self.append_log(project, {"time": time.time(), "id": cur.get("id"), "state": "failed", "message": WORKER_DIED})
+            self.append_log(
+                project, {"time": time.time(), "id": cur.get("id"), "state": "failed", "message": WORKER_DIED}
+            )
 
     def _raw_status(self, project: str) -> dict | None:
         raise NotImplementedError
@@ -194,7 +198,7 @@ class LocalCoordinator(Coordinator):
 
     def append_log(self, project, entry):
         with self._mu:
-            self._log[project] = ([entry] + self._log.get(project, []))[:LOG_SIZE]
+            self._log[project] = ([entry, *self._log.get(project, [])])[:LOG_SIZE]
 
     def job_log(self, project):
         with self._mu:
@@ -230,7 +234,9 @@ class RedisCoordinator(Coordinator):
 
     @contextmanager
     def running(self, project, timeout, starts_round=True):
-        lock = self.r.lock(self._key("lock", project), timeout=self.lock_ttl, blocking_timeout=timeout, thread_local=False)
+        lock = self.r.lock(
+            self._key("lock", project), timeout=self.lock_ttl, blocking_timeout=timeout, thread_local=False
+        )
         if not lock.acquire():
             raise ProjectLocked(f"project {project} stayed locked for {timeout} s")
         lease = _RedisLease(lock, self.lock_ttl)
@@ -239,7 +245,9 @@ class RedisCoordinator(Coordinator):
         beat.start()
         try:
             if starts_round:  # one step: no annotation counted between the two deletes is lost
-                self.r.pipeline(transaction=True).delete(self._key("pending", project)).delete(self._key("count", project)).execute()
+                self.r.pipeline(transaction=True).delete(self._key("pending", project)).delete(
+                    self._key("count", project)
+                ).execute()
             self._record_dead_job(project)
             yield lease
         finally:
@@ -250,9 +258,11 @@ class RedisCoordinator(Coordinator):
             except redis.exceptions.LockError:
                 pass  # expired or taken over while running: nothing left to release
             except redis.exceptions.RedisError as e:  # must not hide the job's own outcome; the TTL frees it
-                log.warning("project %s: could not release the lock (%s); it expires within %s s", project, e, self.lock_ttl)
+                log.warning(
+                    "project %s: could not release the lock (%s); it expires within %s s", project, e, self.lock_ttl
+                )
 
-    def _renew(self, lease: "_RedisLease", stop: threading.Event) -> None:
+    def _renew(self, lease: _RedisLease, stop: threading.Event) -> None:
         """Keep a short-lived lock alive while the job runs; a killed worker stops renewing it.
         (The lock is not thread-local, so this thread may renew what the job thread took.)"""
         while not stop.wait(self.lock_ttl / 3) and not lease.lost.is_set():

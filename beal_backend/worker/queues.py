@@ -21,32 +21,38 @@ from beal_backend.worker.rounds import embed_tasks, run_round
 log = logging.getLogger(__name__)
 
 
-
 def embedding_queue_name(training_queue: str) -> str:
     """Workers take jobs from the training queue first: embedding imported tasks only fills idle time."""
     return f"{training_queue}-embedding"
 
 
-
-
 class RQQueue:
     def __init__(self, conn, name: str, timeout: int):
         self.q = rq.Queue(name, connection=conn, serializer=JSONSerializer, default_timeout=timeout)
-        self.low = rq.Queue(embedding_queue_name(name), connection=conn, serializer=JSONSerializer, default_timeout=timeout)
+        self.low = rq.Queue(
+            embedding_queue_name(name), connection=conn, serializer=JSONSerializer, default_timeout=timeout
+        )
         self.timeout = timeout  # RQ's default of 180 s would kill every real training run
 
     def enqueue_embedding(self, project: str) -> str:
         job = self.low.enqueue(
-            "beal_backend.wiring.embed_project", project,
-            job_id=f"embed-{project}-{uuid.uuid4().hex[:8]}", job_timeout=self.timeout, result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
+            "beal_backend.wiring.embed_project",
+            project,
+            job_id=f"embed-{project}-{uuid.uuid4().hex[:8]}",
+            job_timeout=self.timeout,
+            result_ttl=24 * 3600,
+            failure_ttl=7 * 24 * 3600,
         )
         return job.id
 
     def enqueue(self, project: str) -> str:
         job = self.q.enqueue(
-            "beal_backend.wiring.train_project", project,
-            job_id=f"train-{project}-{uuid.uuid4().hex[:8]}", job_timeout=self.timeout,
-            result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600,
+            "beal_backend.wiring.train_project",
+            project,
+            job_id=f"train-{project}-{uuid.uuid4().hex[:8]}",
+            job_timeout=self.timeout,
+            result_ttl=7 * 24 * 3600,
+            failure_ttl=7 * 24 * 3600,
         )
         return job.id
 

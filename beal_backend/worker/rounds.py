@@ -73,14 +73,23 @@ def collect_examples(tasks: list[Task], schema: LabelSchema, max_chars: int) -> 
         if note:
             ex.notes[note] += 1
         labels = [c for c in dict.fromkeys(choices) if c in known]
-        why = (NO_CHOICE if not choices else UNKNOWN_ONLY if not labels
-               else SEVERAL_IN_SINGLE if schema.single_label and len(labels) > 1 else None)
+        why = (
+            NO_CHOICE
+            if not choices
+            else UNKNOWN_ONLY
+            if not labels
+            else SEVERAL_IN_SINGLE
+            if schema.single_label and len(labels) > 1
+            else None
+        )
         if why:
             ex.skipped[why] += 1
             continue
         if len(labels) < len(set(choices)):
             ex.notes[UNKNOWN_DROPPED] += 1
-            log.warning("task %s: choices %s are not in the label config; ignored", task.id, sorted(set(choices) - known))
+            log.warning(
+                "task %s: choices %s are not in the label config; ignored", task.id, sorted(set(choices) - known)
+            )
         ex.task_ids.append(task.id)
         ex.texts.append(text)
         ex.label_sets.append(labels)
@@ -90,6 +99,7 @@ def collect_examples(tasks: list[Task], schema: LabelSchema, max_chars: int) -> 
 def _resolve(annotations: list[dict], schema: LabelSchema) -> tuple[list[str], str | None]:
     """The choices a task is trained on: its ground-truth annotation's if it has one, else the newest
     annotation's (by updated_at). Returns (choices, a note when the annotations disagree)."""
+
     def newest_first(a):
         return str(a.get("updated_at") or a.get("created_at") or "")
 
@@ -118,7 +128,7 @@ def run_round(project: str, rt, job_id: str | None = None) -> dict:
         return result
 
 
-def _round(project: str, rt, report: "_Reporter") -> dict:
+def _round(project: str, rt, report: _Reporter) -> dict:
     s = rt.settings
     client = rt.client(project)
     pid = int(project)
@@ -126,9 +136,18 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
     if s.basic_auth_user:  # webhooks added after /setup's own attempt get the credentials here
         client.authorize_webhooks(pid, s.basic_auth_header())
     ex = collect_examples(client.tasks(pid), schema, s.max_text_chars)
-    base = {"n_annotations": len(ex.texts), "n_pool": len(ex.pool_ids), "skipped": dict(ex.skipped), "notes": dict(ex.notes)}
+    base = {
+        "n_annotations": len(ex.texts),
+        "n_pool": len(ex.pool_ids),
+        "skipped": dict(ex.skipped),
+        "notes": dict(ex.notes),
+    }
     if len(ex.texts) < s.min_annotations:
-        return {**base, "outcome": "skipped", "reason": f"{len(ex.texts)} labeled tasks; need {s.min_annotations}" + _left_out(ex)}
+        return {
+            **base,
+            "outcome": "skipped",
+            "reason": f"{len(ex.texts)} labeled tasks; need {s.min_annotations}" + _left_out(ex),
+        }
 
     cfg = replace(rt.train, single_label=schema.single_label)
     learner = learners.build(s.learner, cfg, rt.store.project_dir(project) / EMBEDDINGS)
@@ -139,8 +158,12 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
     report(stage="training", progress=0.0)
     held = held_out_rows(ex.task_ids, rt.train.val_fraction, rt.train.min_val)
     trained = learner.fit(
-        ex.texts, ex.label_sets, list(schema.labels),
-        on_progress=lambda p: report.throttled(stage="training", progress=0.8 * p.step / p.steps, loss=round(p.loss, 4)),
+        ex.texts,
+        ex.label_sets,
+        list(schema.labels),
+        on_progress=lambda p: report.throttled(
+            stage="training", progress=0.8 * p.step / p.steps, loss=round(p.loss, 4)
+        ),
         val_rows=held,
     )
     train_seconds = time.perf_counter() - t0
@@ -150,15 +173,33 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
     t0 = time.perf_counter()
     scores = empty_scores(rt.scoring, trained, s.strategy)
     if gate["promoted"]:
-        labeled_hidden = learners.hidden_of(trained, ex.texts, rt.scoring, learner.features(ex.texts)) if s.strategy == "coreset" else None
-        scores = score_pool(trained, ex.pool_ids, ex.pool_texts, schema, rt.scoring, report,
-                            features=learner.features(ex.pool_texts), strategy=s.strategy, labeled_hidden=labeled_hidden)
+        labeled_hidden = (
+            learners.hidden_of(trained, ex.texts, rt.scoring, learner.features(ex.texts))
+            if s.strategy == "coreset"
+            else None
+        )
+        scores = score_pool(
+            trained,
+            ex.pool_ids,
+            ex.pool_texts,
+            schema,
+            rt.scoring,
+            report,
+            features=learner.features(ex.pool_texts),
+            strategy=s.strategy,
+            labeled_hidden=labeled_hidden,
+        )
     score_seconds = time.perf_counter() - t0
 
     extra = {
         "project": project,
-        "label_schema": {"from_name": schema.from_name, "to_name": schema.to_name, "value_key": schema.value_key,
-                         "object_tag": schema.object_tag, "single_label": schema.single_label},
+        "label_schema": {
+            "from_name": schema.from_name,
+            "to_name": schema.to_name,
+            "value_key": schema.value_key,
+            "object_tag": schema.object_tag,
+            "single_label": schema.single_label,
+        },
         "skipped": dict(ex.skipped),
         "notes": dict(ex.notes),
         "n_annotations": len(ex.texts),
@@ -170,9 +211,16 @@ def _round(project: str, rt, report: "_Reporter") -> dict:
         "score_seconds": round(score_seconds, 3),
         "promotion": gate,
     }
+    assert report.lease is not None  # set by the ``running`` block above
     report.lease.check(confirm=True)  # a job that lost its lock publishes nothing (another may run now)
     version = rt.store.publish(project, trained, scores, extra)
-    summary = {**base, "version": version, "promotion": gate, "train_seconds": extra["train_seconds"], "score_seconds": extra["score_seconds"]}
+    summary = {
+        **base,
+        "version": version,
+        "promotion": gate,
+        "train_seconds": extra["train_seconds"],
+        "score_seconds": extra["score_seconds"],
+    }
     if gate["promoted"]:
         report(stage="pushing predictions", progress=0.95, version=version)
         summary.update(publish(rt, client, project, version, schema, scores, ex.pool_ids), outcome="trained")
@@ -202,8 +250,12 @@ def embed_tasks(project: str, rt, job_id: str | None = None) -> dict:
         ex = collect_examples(client.tasks(pid), parse_label_config(client.label_config(pid)), s.max_text_chars)
         t0 = time.perf_counter()
         learner.features(ex.texts + ex.pool_texts)
-        result = {"outcome": "embedded", "n_texts": len(ex.texts) + len(ex.pool_texts), "embedded": learner.encoder_calls,
-                  "seconds": round(time.perf_counter() - t0, 3)}
+        result = {
+            "outcome": "embedded",
+            "n_texts": len(ex.texts) + len(ex.pool_texts),
+            "embedded": learner.encoder_calls,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
     log.info("project %s: embedding job %s: %s", project, job_id, result)
     return result
 
@@ -215,7 +267,11 @@ def publish(rt, client, project: str, version: str, schema: LabelSchema, scores:
     pushed = 0
     if pool_ids:
         predictions = [
-            {"task": int(t), "result": schema.result(scores["tasks"][str(t)]["choices"]), "score": scores["tasks"][str(t)]["score"]}
+            {
+                "task": int(t),
+                "result": schema.result(scores["tasks"][str(t)]["choices"]),
+                "score": scores["tasks"][str(t)]["score"],
+            }
             for t in pool_ids
         ]
         pushed = client.push_predictions(pid, version, predictions)
@@ -237,17 +293,25 @@ def rollback(project: str, version: str, rt) -> dict:
         client = rt.client(project)
         schema = parse_label_config(client.label_config(int(project)))
         if not schema.serves(meta["labels"], meta.get("hparams", {}).get("single_label", False)):
-            raise promotion.PromotionError(f"version {version} was trained on another label set (or choice mode) than the project's config")
+            raise promotion.PromotionError(
+                f"version {version} was trained on another label set (or choice mode) than the project's config"
+            )
         ex = collect_examples(client.tasks(int(project)), schema, rt.settings.max_text_chars)
         scores = rt.store.scores(project, version)
         missing = [i for i, t in enumerate(ex.pool_ids) if str(t) not in scores["tasks"]]
         if missing:
-            fresh = score_pool(rt.store.load(project, version), [ex.pool_ids[i] for i in missing],
-                               [ex.pool_texts[i] for i in missing], schema, rt.scoring)
+            fresh = score_pool(
+                rt.store.load(project, version),
+                [ex.pool_ids[i] for i in missing],
+                [ex.pool_texts[i] for i in missing],
+                schema,
+                rt.scoring,
+            )
             scores = {**scores, "tasks": {**scores["tasks"], **fresh["tasks"]}}
         result = publish(rt, client, project, version, schema, scores, ex.pool_ids)
     _Reporter(rt.coordinator, project, f"rollback-{uuid.uuid4().hex[:8]}")(
-        state="finished", stage=f"rolled back to {version}", version=version, **result)
+        state="finished", stage=f"rolled back to {version}", version=version, **result
+    )
     return {"version": version, "rescored": len(missing), **result}
 
 
@@ -281,7 +345,7 @@ def _bucket(task_id: int) -> float:
     return int(hashlib.sha256(str(task_id).encode()).hexdigest()[:8], 16) / 16**8
 
 
-def _current_on_slice(rt, project: str, schema: LabelSchema, ex: "Examples", held: list[int]) -> dict | None:
+def _current_on_slice(rt, project: str, schema: LabelSchema, ex: Examples, held: list[int]) -> dict | None:
     """The current version's F1 on this round's held-out slice (None: no current, no slice, other labels)."""
     current = rt.store.current(project)
     if current is None or not held:
@@ -299,8 +363,17 @@ def empty_scores(cfg: scoring.ScoringConfig, trained=None, strategy: str = "beal
     return {"passes": cfg.passes, "scope": scope, "seed": cfg.seed, "strategy": strategy, "tasks": {}}
 
 
-def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.ScoringConfig, report=None, features=None,
-               strategy: str = "beal", labeled_hidden=None) -> dict:
+def score_pool(
+    trained,
+    task_ids,
+    texts,
+    schema: LabelSchema,
+    cfg: scoring.ScoringConfig,
+    report=None,
+    features=None,
+    strategy: str = "beal",
+    labeled_hidden=None,
+) -> dict:
     """Score (ascending = ``strategy``'s acquisition order; EC / H_J for BEAL), EC and predicted choices
     (deterministic, > 0.5) for each task -> scores.json content. ``features``: a frozen model's cached
     sentence features of ``texts``; ``labeled_hidden``: Core-Set's centers."""
@@ -310,7 +383,9 @@ def score_pool(trained, task_ids, texts, schema: LabelSchema, cfg: scoring.Scori
     progress = (lambda done, n: report.throttled(stage="scoring", progress=0.8 + 0.15 * done / n)) if report else None
     single = trained.config.single_label
     deterministic = acquisition.get_strategy(strategy).deterministic_passes
-    outputs = learners.pool_outputs(trained, texts, cfg, features=features, deterministic=deterministic, on_progress=progress)
+    outputs = learners.pool_outputs(
+        trained, texts, cfg, features=features, deterministic=deterministic, on_progress=progress
+    )
     ec, chosen = outputs.moments.ec, training.predicted(outputs.probs, single)
     norm = learners.strategy_scores(strategy, outputs, len(trained.labels), cfg.seed, labeled_hidden, single)
     for i, tid in enumerate(task_ids):  # choices by the model's own label names: config order may differ
@@ -335,8 +410,15 @@ class _Reporter:
         try:
             self.c.put_status(self.project, {"id": self.job_id, **fields})
             if "state" in fields:
-                message = fields.get("error") or fields.get("reason") or (fields.get("promotion") or {}).get("reason") or fields.get("stage", "")
-                self.c.append_log(self.project, {"time": time.time(), "id": self.job_id, "state": fields["state"], "message": message})
+                message = (
+                    fields.get("error")
+                    or fields.get("reason")
+                    or (fields.get("promotion") or {}).get("reason")
+                    or fields.get("stage", "")
+                )
+                self.c.append_log(
+                    self.project, {"time": time.time(), "id": self.job_id, "state": fields["state"], "message": message}
+                )
         except redis.exceptions.RedisError as e:
             log.warning("project %s: job %s could not record %s (%s)", self.project, self.job_id, fields, e)
 

@@ -81,23 +81,41 @@ class Backend:
         self.logs = tmp_path
         self.env = {
             **os.environ,
-            "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key, "REDIS_URL": REDIS_URL,
-            "MODEL_DIR": str(tmp_path / "model_store"), "PORT": str(self.port), "HF_HUB_OFFLINE": "1",
-            "TRAIN_EVERY": "10", "EPOCHS": "2", "MC_PASSES": "8", "MC_SCOPE": "full", "SEED": "3", "DEVICE": "cpu",
+            "LABEL_STUDIO_URL": url,
+            "LABEL_STUDIO_API_KEY": key,
+            "REDIS_URL": REDIS_URL,
+            "MODEL_DIR": str(tmp_path / "model_store"),
+            "PORT": str(self.port),
+            "HF_HUB_OFFLINE": "1",
+            "TRAIN_EVERY": "10",
+            "EPOCHS": "2",
+            "MC_PASSES": "8",
+            "MC_SCOPE": "full",
+            "SEED": "3",
+            "DEVICE": "cpu",
             "LEARNER": "finetune",  # the fault tests time the encoder's training; frozen rounds are opted into
-            "PYTHONPATH": str(ROOT), **{k: str(v) for k, v in overrides.items()},
+            "PYTHONPATH": str(ROOT),
+            **{k: str(v) for k, v in overrides.items()},
         }
         self.procs: list[subprocess.Popen] = []
-        self.api = self._spawn([sys.executable, "-m", "beal_backend", "serve", "--host", "127.0.0.1", "--port", str(self.port)], "api", {})
+        self.api = self._spawn(
+            [sys.executable, "-m", "beal_backend", "serve", "--host", "127.0.0.1", "--port", str(self.port)], "api", {}
+        )
         _wait(f"{self.url}/health")
 
     def worker(self, name="w1", **env) -> subprocess.Popen:
         return self._spawn([sys.executable, "-m", "beal_backend", "worker", "--name", f"{name}-{self.port}"], name, env)
 
     def _spawn(self, args, name, env):
-        log = open(self.logs / f"{name}.log", "a")
-        p = subprocess.Popen(args, cwd=ROOT, env={**self.env, **{k: str(v) for k, v in env.items()}},
-                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log = open(self.logs / f"{name}.log", "a")  # noqa: SIM115 - the child process writes to it until stopped
+        p = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**self.env, **{k: str(v) for k, v in env.items()}},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(p)
         return p
 

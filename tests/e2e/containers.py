@@ -30,22 +30,35 @@ class Engine:
     host_alias: str  # how a container reaches the host
     kind: str  # "docker" or "container-engine"
 
-    def run(self, *args: str, timeout: float = 120, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, timeout: float = 120, check: bool = True, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
         out = subprocess.run([*self.cli, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
         if check and out.returncode:
             raise RuntimeError(f"{' '.join(args[:3])} failed ({out.returncode}): {out.stderr[-3000:]}")
         return out
 
-    def compose(self, files: list[Path], project: str, *args: str, env: dict, timeout: float) -> subprocess.CompletedProcess:
+    def compose(
+        self, files: list[Path], project: str, *args: str, env: dict, timeout: float
+    ) -> subprocess.CompletedProcess:
         cmd = [*self.compose_cli, *(a for f in files for a in ("-f", str(f))), "-p", project, *args]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
         if out.returncode:
-            raise RuntimeError(f"compose {' '.join(args)} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-5000:]}")
+            raise RuntimeError(
+                f"compose {' '.join(args)} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-5000:]}"
+            )
         return out
 
     def container(self, project: str, service: str) -> str:
-        out = self.run("ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}",
-                       "--filter", f"label=com.docker.compose.service={service}").stdout.split()
+        out = self.run(
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ).stdout.split()
         assert len(out) == 1, f"expected one {service} container of {project}, found {out}"
         return out[0]
 
@@ -64,8 +77,11 @@ def _docker() -> Engine | None:
 
 
 def _container_engine() -> Engine | None:
-    candidates = [os.environ.get("BEAL_CONTAINER_ENGINE"), shutil.which("container-engine"),
-                  str(ROOT.parent / "shared" / "tools" / "container-engine")]
+    candidates = [
+        os.environ.get("BEAL_CONTAINER_ENGINE"),
+        shutil.which("container-engine"),
+        str(ROOT.parent / "shared" / "tools" / "container-engine"),
+    ]
     exe = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
     if exe is None:
         return None
@@ -83,4 +99,7 @@ def find_engine() -> Engine:
 
 
 def has_nvidia_gpu() -> bool:
-    return shutil.which("nvidia-smi") is not None and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+    return (
+        shutil.which("nvidia-smi") is not None
+        and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+    )

@@ -29,7 +29,9 @@ class LS:
         return r.json() if r.content else None
 
     def tasks(self, project):
-        return sorted(self("GET", "/api/tasks", params={"project": project, "page_size": 1000})["tasks"], key=lambda t: t["id"])
+        return sorted(
+            self("GET", "/api/tasks", params={"project": project, "page_size": 1000})["tasks"], key=lambda t: t["id"]
+        )
 
     def annotate(self, task_id, labels):
         result = [{"from_name": "emotion", "to_name": "text", "type": "choices", "value": {"choices": labels}}]

@@ -51,8 +51,13 @@ class LabelStudio:
     """One Label Studio server: ``start()`` → (url, token); ``stop()``. ``bind`` is the listen address
     (``0.0.0.0`` when containers must reach it); the URL the tests use is always on 127.0.0.1."""
 
-    def __init__(self, instance: str = "beal-e2e", bind: str = "127.0.0.1", cache: Path | None = None,
-                 extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        instance: str = "beal-e2e",
+        bind: str = "127.0.0.1",
+        cache: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", instance):
             raise ValueError(f"instance name {instance!r}: use letters, digits, _ . -")
         self.cache = cache or cache_dir()
@@ -81,7 +86,9 @@ class LabelStudio:
         print(f"installing {want} into {self.venv} (first run only, about 1 min)", file=sys.stderr)
         log = self.cache / "label-studio-pip.log"
         with open(log, "w") as out:
-            steps = [[sys.executable, "-m", "venv", str(self.venv)]] if not (self.venv / "bin" / "python").exists() else []
+            steps = (
+                [[sys.executable, "-m", "venv", str(self.venv)]] if not (self.venv / "bin" / "python").exists() else []
+            )
             steps += [[str(self.venv / "bin" / "python"), "-m", "pip", "install", "--no-input", "-q", want]]
             for step in steps:
                 if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode:
@@ -103,7 +110,11 @@ class LabelStudio:
         tmp.mkdir(parents=True)
         out = subprocess.run(
             [str(self.venv / "bin" / "label-studio"), "init", "-q", "--no-browser", "--enable-legacy-api-token"],
-            env=self._env(tmp, 8080), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+            env=self._env(tmp, 8080),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if "successfully initialized" not in out.stdout + out.stderr:
             raise RuntimeError(f"label-studio init failed:\n{(out.stdout + out.stderr)[-3000:]}")
@@ -117,15 +128,26 @@ class LabelStudio:
     def _env(self, data: Path, port: int) -> dict[str, str]:
         """Label Studio's whole environment (nothing inherited): what an ML backend on localhost needs."""
         return {
-            "PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home()),
-            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
-            "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+            "PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(Path.home()),
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
             "LABEL_STUDIO_BASE_DATA_DIR": str(data),
-            "LABEL_STUDIO_USERNAME": USER, "LABEL_STUDIO_PASSWORD": PASSWORD, "LABEL_STUDIO_USER_TOKEN": TOKEN,
-            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            "LABEL_STUDIO_USERNAME": USER,
+            "LABEL_STUDIO_PASSWORD": PASSWORD,
+            "LABEL_STUDIO_USER_TOKEN": TOKEN,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
             # a backend on 127.0.0.1 is refused unless BOTH are off
-            "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false",
-            "COLLECT_ANALYTICS": "false", "LATEST_VERSION_CHECK": "false", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
+            "ML_BLOCK_LOCAL_IP": "false",
+            "SSRF_PROTECTION_ENABLED": "false",
+            "COLLECT_ANALYTICS": "false",
+            "LATEST_VERSION_CHECK": "false",
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
             "LABEL_STUDIO_HOST": f"http://127.0.0.1:{port}",
             **self.extra_env,
         }
@@ -145,9 +167,19 @@ class LabelStudio:
         self.log = self.home / "label-studio.log"
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
-                [str(self.venv / "bin" / "label-studio"), "start", "--no-browser",
-                 "--internal-host", self.bind, "--port", str(self.port)],
-                env=self._env(data, self.port), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    str(self.venv / "bin" / "label-studio"),
+                    "start",
+                    "--no-browser",
+                    "--internal-host",
+                    self.bind,
+                    "--port",
+                    str(self.port),
+                ],
+                env=self._env(data, self.port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         try:
@@ -166,15 +198,18 @@ class LabelStudio:
         port was taken meanwhile, so the real port is read from its log."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if self.proc.poll() is not None:
+            if self.proc is None or self.proc.poll() is not None:
                 raise RuntimeError(f"label-studio exited during start-up:\n{self.log.read_text()[-3000:]}")
             m = re.search(r"Starting development server at http://[^:]+:(\d+)/", self.log.read_text(errors="replace"))
             if m:
                 self.port = int(m.group(1))
                 with contextlib.suppress(requests.RequestException):
                     if "UP" in requests.get(f"{self.url}/health", timeout=5).text:
-                        who = requests.get(f"{self.url}/api/current-user/whoami", timeout=5,
-                                           headers={"Authorization": f"Token {TOKEN}"})
+                        who = requests.get(
+                            f"{self.url}/api/current-user/whoami",
+                            timeout=5,
+                            headers={"Authorization": f"Token {TOKEN}"},
+                        )
                         if who.status_code == 200:
                             return
                         raise RuntimeError(f"Label Studio refused the test token: {who.status_code} {who.text[:200]}")

@@ -57,9 +57,15 @@ def stack(engine, host_label_studio, tmp_path_factory):
         if not has_nvidia_gpu():
             files.append(ROOT / "docker" / "cpu.yaml")
     env = {
-        **os.environ, "BEAL_PORT": str(port),
-        "LABEL_STUDIO_URL": ls_url.replace("127.0.0.1", engine.host_alias), "LABEL_STUDIO_API_KEY": token,
-        "TRAIN_EVERY": "10", "EPOCHS": "2", "MC_PASSES": "8", "MC_SCOPE": "full", "DEVICE": "auto",
+        **os.environ,
+        "BEAL_PORT": str(port),
+        "LABEL_STUDIO_URL": ls_url.replace("127.0.0.1", engine.host_alias),
+        "LABEL_STUDIO_API_KEY": token,
+        "TRAIN_EVERY": "10",
+        "EPOCHS": "2",
+        "MC_PASSES": "8",
+        "MC_SCOPE": "full",
+        "DEVICE": "auto",
     }
     try:
         engine.compose(files, project, "up", "-d", "--build", env=env, timeout=1800)

@@ -3,6 +3,7 @@ model serving, lose no annotation and publish nothing half-done."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -72,7 +73,7 @@ def test_push_retries_after_lost_replies_without_duplicates(label_studio, tmp_pa
 
 def test_label_studio_down_while_pushing_keeps_the_previous_state(label_studio, tmp_path):
     ls = LS(*label_studio)
-    project, tasks = _annotated_project(ls, 14, 6)
+    project, _tasks = _annotated_project(ls, 14, 6)
     before = ls("GET", f"/api/projects/{project}")["model_version"]
     with FaultProxy(label_studio[0]) as proxy:
         proxy.fail("import/predictions", "refuse", 100)
@@ -101,30 +102,49 @@ def test_worker_killed_mid_training(label_studio, backend_factory):
 
     slow = b.worker("slow", EPOCHS=400)
     ls("POST", f"/api/ml/{ml['id']}/train")
-    wait_until(lambda: (job_status(b.url, project).get("current_job") or {}).get("stage") == "training", 120,
-               "the slow job to start training", b.logs)
+    wait_until(
+        lambda: (job_status(b.url, project).get("current_job") or {}).get("stage") == "training",
+        120,
+        "the slow job to start training",
+        b.logs,
+    )
     time.sleep(1.0)
     horses = children(slow.pid)  # rq forks a work horse per job, in a session of its own
     assert horses, "the worker should be running its job in a forked work horse"
-    for pid in horses + [slow.pid]:
+    for pid in [*horses, slow.pid]:
         os.kill(pid, signal.SIGKILL)
     slow.wait(10)
 
-    failed = wait_until(lambda: (job_status(b.url, project).get("current_job") or {}).get("state") == "failed", 30,
-                        "the killed job to be reported failed", b.logs)
+    failed = wait_until(
+        lambda: (job_status(b.url, project).get("current_job") or {}).get("state") == "failed",
+        30,
+        "the killed job to be reported failed",
+        b.logs,
+    )
     cur = job_status(b.url, project)["current_job"]
     assert failed and "worker stopped during the job" in cur["error"]
     store = ModelStore(b.env["MODEL_DIR"])
     assert store.versions(str(project)) == [v1] and store.current(str(project)) == v1
     assert ls("GET", f"/api/projects/{project}")["model_version"] == v1
-    pred = requests.post(b.url + "/predict", json={"tasks": [{"id": tasks[-1]["id"], "data": {"text": "thanks!"}}],
-                                                    "project": str(project), "label_config": ls("GET", f"/api/projects/{project}")["label_config"]}, timeout=30)
+    pred = requests.post(
+        b.url + "/predict",
+        json={
+            "tasks": [{"id": tasks[-1]["id"], "data": {"text": "thanks!"}}],
+            "project": str(project),
+            "label_config": ls("GET", f"/api/projects/{project}")["label_config"],
+        },
+        timeout=30,
+    )
     assert pred.status_code == 200 and pred.json()["results"][0]["model_version"] == v1
 
     b.worker("again", EPOCHS=1)
     ls("POST", f"/api/ml/{ml['id']}/train")
-    wait_until(lambda: (job_status(b.url, project).get("current_job") or {}).get("id") != cur["id"], 120,
-               "the retraining job to start", b.logs)
+    wait_until(
+        lambda: (job_status(b.url, project).get("current_job") or {}).get("id") != cur["id"],
+        120,
+        "the retraining job to start",
+        b.logs,
+    )
     v2 = wait_for_version(b, project, not_version=v1)
     assert v2 > v1
 
@@ -157,7 +177,9 @@ def test_burst_of_200_annotations_trains_on_all_of_them(label_studio, backend_fa
     n_jobs = len(finished.get_job_ids())
     # 20 triggers in the burst coalesced: never more than one running + one pending, so far fewer jobs
     assert 1 <= n_jobs < 20 and len(failed.get_job_ids()) == 0, (n_jobs, burst_seconds)
-    assert _predictions_by_task(ls, project) == {t["id"]: [job_status(b.url, project)["model_version"]] for t in tasks[200:]}
+    assert _predictions_by_task(ls, project) == {
+        t["id"]: [job_status(b.url, project)["model_version"]] for t in tasks[200:]
+    }
 
 
 def test_two_workers_drain_several_projects_without_double_work(label_studio, backend_factory):
@@ -172,7 +194,7 @@ def test_two_workers_drain_several_projects_without_double_work(label_studio, ba
         ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
         projects.append((project, tasks, data))
     for i in range(8):  # interleaved: every project triggers at its 4th and 8th annotation
-        for project, tasks, data in projects:
+        for _project, tasks, data in projects:
             ls.annotate(tasks[i]["id"], data[i]["labels"])
     store = ModelStore(b.env["MODEL_DIR"])
 
@@ -200,7 +222,7 @@ def test_two_workers_drain_several_projects_without_double_work(label_studio, ba
         ends = {e["id"]: e["time"] for e in log if e["state"] == "finished"}
         spans = sorted((starts[i], ends[i]) for i in starts)
         assert 1 <= len(spans) <= 2 and set(starts) == set(ends)
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
 
 
 def test_two_projects_training_do_not_block_predict(label_studio, backend_factory):
@@ -221,17 +243,28 @@ def test_two_projects_training_do_not_block_predict(label_studio, backend_factor
 
     b.worker("s1", EPOCHS=300)
     b.worker("s2", EPOCHS=300)
-    for project, _, ml, _ in projects:
+    for _project, _, ml, _ in projects:
         ls("POST", f"/api/ml/{ml['id']}/train")
-    wait_until(lambda: all((job_status(b.url, p).get("current_job") or {}).get("stage") == "training" for p, *_ in projects),
-               120, "both projects to be training at once", b.logs)
+    wait_until(
+        lambda: all((job_status(b.url, p).get("current_job") or {}).get("stage") == "training" for p, *_ in projects),
+        120,
+        "both projects to be training at once",
+        b.logs,
+    )
     config = ls("GET", f"/api/projects/{projects[0][0]}")["label_config"]
     latencies = []
     for _ in range(10):
         for project, tasks, _, v1 in projects:
             t0 = time.time()
-            r = requests.post(b.url + "/predict", timeout=30, json={
-                "tasks": [{"id": t["id"], "data": t["data"]} for t in tasks[6:]], "project": str(project), "label_config": config})
+            r = requests.post(
+                b.url + "/predict",
+                timeout=30,
+                json={
+                    "tasks": [{"id": t["id"], "data": t["data"]} for t in tasks[6:]],
+                    "project": str(project),
+                    "label_config": config,
+                },
+            )
             latencies.append(time.time() - t0)
             assert r.status_code == 200 and {x["model_version"] for x in r.json()["results"]} == {v1}
     assert all((job_status(b.url, p).get("current_job") or {}).get("stage") == "training" for p, *_ in projects)
@@ -249,10 +282,18 @@ def test_too_few_annotations_then_a_changed_label_set(label_studio, backend_fact
     ml = ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
     ls.annotate(tasks[0]["id"], data[0]["labels"])
     ls("POST", f"/api/ml/{ml['id']}/train")
-    skipped = wait_until(lambda: (job_status(b.url, project).get("current_job") or {}).get("outcome") == "skipped", 120,
-                         "the skipped round", b.logs)
+    skipped = wait_until(
+        lambda: (job_status(b.url, project).get("current_job") or {}).get("outcome") == "skipped",
+        120,
+        "the skipped round",
+        b.logs,
+    )
     cur = job_status(b.url, project)["current_job"]
-    assert skipped and cur["reason"] == "1 labeled tasks; need 2" and job_status(b.url, project)["model_version"] == "beal-untrained"
+    assert (
+        skipped
+        and cur["reason"] == "1 labeled tasks; need 2"
+        and job_status(b.url, project)["model_version"] == "beal-untrained"
+    )
 
     for task, row in zip(tasks[1:6], data[1:6]):
         ls.annotate(task["id"], row["labels"])
@@ -262,12 +303,16 @@ def test_too_few_annotations_then_a_changed_label_set(label_studio, backend_fact
     new_config = old_config.replace('<Choice value="neutral"/>', '<Choice value="neutral"/><Choice value="curiosity"/>')
     ls("PATCH", f"/api/projects/{project}", json={"label_config": new_config})
     task = {"id": tasks[-1]["id"], "data": tasks[-1]["data"]}
-    mixed = requests.post(b.url + "/predict", timeout=30, json={"tasks": [task], "project": str(project), "label_config": new_config})
+    mixed = requests.post(
+        b.url + "/predict", timeout=30, json={"tasks": [task], "project": str(project), "label_config": new_config}
+    )
     assert mixed.status_code == 200 and mixed.json()["results"] == [[]]  # v1 knows 5 labels, the config has 6
 
     ls("POST", f"/api/ml/{ml['id']}/train")
     v2 = wait_for_version(b, project, not_version=v1)
     meta = ModelStore(b.env["MODEL_DIR"]).metadata(str(project), v2)
     assert meta["labels"][-1] == "curiosity" and len(meta["labels"]) == 6
-    fresh = requests.post(b.url + "/predict", timeout=30, json={"tasks": [task], "project": str(project), "label_config": new_config})
+    fresh = requests.post(
+        b.url + "/predict", timeout=30, json={"tasks": [task], "project": str(project), "label_config": new_config}
+    )
     assert fresh.json()["results"][0]["model_version"] == v2

@@ -16,17 +16,27 @@ pytestmark = pytest.mark.e2e
 
 
 def single_config(labels):
-    return ('<View><Text name="text" value="$text"/><Choices name="emotion" toName="text" choice="single-radio">'
-            + "".join(f'<Choice value="{c}"/>' for c in labels) + "</Choices></View>")
+    return (
+        '<View><Text name="text" value="$text"/><Choices name="emotion" toName="text" choice="single-radio">'
+        + "".join(f'<Choice value="{c}"/>' for c in labels)
+        + "</Choices></View>"
+    )
 
 
-PARAGRAPHS = ('<View><Paragraphs name="dialogue" value="$dialogue" layout="dialogue"/>'
-              '<Choices name="emotion" toName="dialogue" choice="multiple">'
-              + "".join(f'<Choice value="{c}"/>' for c in LABELS) + "</Choices></View>")
+PARAGRAPHS = (
+    '<View><Paragraphs name="dialogue" value="$dialogue" layout="dialogue"/>'
+    '<Choices name="emotion" toName="dialogue" choice="multiple">'
+    + "".join(f'<Choice value="{c}"/>' for c in LABELS)
+    + "</Choices></View>"
+)
 
 
 def annotate(ls, task_id, choices, to_name):
-    result = [] if choices is None else [{"from_name": "emotion", "to_name": to_name, "type": "choices", "value": {"choices": choices}}]
+    result = (
+        []
+        if choices is None
+        else [{"from_name": "emotion", "to_name": to_name, "type": "choices", "value": {"choices": choices}}]
+    )
     return ls("POST", f"/api/tasks/{task_id}/annotations", json={"result": result})
 
 
@@ -66,14 +76,19 @@ def test_single_choice_round_predicts_exactly_one_choice(label_studio, backend_f
     last = requests.get(b.url + "/jobs", timeout=5).json()[str(project)]["current_job"]
     assert last["skipped"] == {jobs.NO_CHOICE: 1, jobs.UNKNOWN_ONLY: 1}
     page = requests.get(b.url + "/status", timeout=10).text
-    assert f"<b>1</b> {jobs.NO_CHOICE}" in page and "<b>1</b> annotation whose choices are not in the label config" in page
+    assert (
+        f"<b>1</b> {jobs.NO_CHOICE}" in page and "<b>1</b> annotation whose choices are not in the label config" in page
+    )
 
     # the same choices in another order: /predict still answers with the current version
     ls("PATCH", f"/api/projects/{project}", json={"label_config": single_config(list(reversed(LABELS)))})
     ls("POST", f"/api/projects/{project}/import", json=[{"text": "thank you so much, this made my day"}])
     new = max(t["id"] for t in ls.tasks(project))
-    ls("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={project}",
-       json={"selectedItems": {"all": False, "included": [new]}})
+    ls(
+        "POST",
+        f"/api/dm/actions?id=retrieve_tasks_predictions&project={project}",
+        json={"selectedItems": {"all": False, "included": [new]}},
+    )
     fresh = ls("GET", f"/api/tasks/{new}")["predictions"]
     assert [p["model_version"] for p in fresh] == [version] and len(fresh[0]["result"][0]["value"]["choices"]) == 1
 
@@ -82,7 +97,9 @@ def test_dialogue_project_trains_on_joined_paragraphs(label_studio, backend_fact
     ls = LS(*label_studio)
     b = backend_factory(REDIS_URL="", TRAIN_EVERY=10, EPOCHS=2, MC_PASSES=4)
     data = rows(20, offset=300)
-    items = [{"dialogue": [{"author": "Ann", "text": "what happened?"}, {"author": "Bob", "text": r["text"]}]} for r in data]
+    items = [
+        {"dialogue": [{"author": "Ann", "text": "what happened?"}, {"author": "Bob", "text": r["text"]}]} for r in data
+    ]
     project, tasks = project_with(ls, PARAGRAPHS, items, "dialogue")
     ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
     for task, row in zip(tasks[:10], data[:10]):

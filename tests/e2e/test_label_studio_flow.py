@@ -37,18 +37,28 @@ def _check_round(ls, backend, project, version, annotated_ids):
     cached = learners.build(settings.learner, train_config(settings), store.project_dir(str(project)) / jobs.EMBEDDINGS)
     features = cached.features(ex.pool_texts)
     assert getattr(cached, "encoder_calls", 0) == 0
-    expected = jobs.score_pool(trained, ex.pool_ids, ex.pool_texts, schema, scoring_config(settings), features=features)["tasks"]
+    expected = jobs.score_pool(
+        trained, ex.pool_ids, ex.pool_texts, schema, scoring_config(settings), features=features
+    )["tasks"]
     assert store.metadata(str(project), version)["learner"] == settings.learner
 
-    listing = ls("GET", "/api/tasks", params={
-        "project": project, "fields": "all", "page_size": 1000,
-        "query": json.dumps({"ordering": ["tasks:predictions_score"]}),
-    })["tasks"]
+    listing = ls(
+        "GET",
+        "/api/tasks",
+        params={
+            "project": project,
+            "fields": "all",
+            "page_size": 1000,
+            "query": json.dumps({"ordering": ["tasks:predictions_score"]}),
+        },
+    )["tasks"]
     pool = [t for t in listing if t["id"] in set(ex.pool_ids)]
     assert len(pool) == len(ex.pool_ids)
     for t in pool:
         preds = t["predictions"]
-        assert [p["model_version"] for p in preds] == [version], f"task {t['id']}: {[p['model_version'] for p in preds]}"
+        assert [p["model_version"] for p in preds] == [version], (
+            f"task {t['id']}: {[p['model_version'] for p in preds]}"
+        )
         assert preds[0]["score"] == pytest.approx(expected[str(t["id"])]["score"], abs=1e-6)
         assert 0.0 <= preds[0]["score"] <= 1.0
     listed = [t["predictions_score"] for t in pool]
@@ -95,14 +105,21 @@ def test_full_active_learning_loop(label_studio, backend_factory, learner):
     # it in the request and answers with the current version
     ls("POST", f"/api/projects/{project}/import", json=[{"text": "thank you so much, this made my day"}])
     new = max(t["id"] for t in ls("GET", "/api/tasks", params={"project": project, "page_size": 1000})["tasks"])
-    ls("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={project}",
-       json={"selectedItems": {"all": False, "included": [new]}})
+    ls(
+        "POST",
+        f"/api/dm/actions?id=retrieve_tasks_predictions&project={project}",
+        json={"selectedItems": {"all": False, "included": [new]}},
+    )
     preds = ls("GET", f"/api/tasks/{new}")["predictions"]
     assert [p["model_version"] for p in preds] == [v2]
     assert 0.0 <= preds[0]["score"] <= 1.0
-    if learner == "frozen":  # the import's TASKS_CREATED webhook made a worker embed the new task ahead of the next round
+    if (
+        learner == "frozen"
+    ):  # the import's TASKS_CREATED webhook made a worker embed the new task ahead of the next round
         settings = Settings.from_env(backend["env"])
-        cache = learners.build("frozen", train_config(settings), ModelStore(settings.model_dir).project_dir(str(project)) / jobs.EMBEDDINGS).cache
+        cache = learners.build(
+            "frozen", train_config(settings), ModelStore(settings.model_dir).project_dir(str(project)) / jobs.EMBEDDINGS
+        ).cache
         wait_until(lambda: cache.size() == len(data) + 1, 120, "the imported task's embedding", backend["logs"])
 
     # the Label Studio token never reaches a log
@@ -122,6 +139,7 @@ def test_embedded_mode_trains_in_process(label_studio, backend_factory):
         ls.annotate(task["id"], row["labels"])
     version = wait_for_version(b, project)
     listing = ls("GET", "/api/tasks", params={"project": project, "fields": "all", "page_size": 1000})["tasks"]
-    assert {t["id"]: [p["model_version"] for p in t["predictions"]] for t in listing if not t["annotations"]} == \
-        {t["id"]: [version] for t in tasks[5:]}
+    assert {t["id"]: [p["model_version"] for p in t["predictions"]] for t in listing if not t["annotations"]} == {
+        t["id"]: [version] for t in tasks[5:]
+    }
     assert ls("GET", f"/api/projects/{project}")["model_version"] == version

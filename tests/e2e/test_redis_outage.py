@@ -26,8 +26,22 @@ class PrivateRedis:
 
     def start(self):
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         import redis
 
         wait_until(lambda: _pings(redis.Redis(port=self.port)), 10, "private redis")
@@ -62,11 +76,20 @@ def test_redis_outage_and_recovery(label_studio, backend_factory, tmp_path):
 
         r.stop()  # Redis is gone
         assert requests.get(b.url + "/health", timeout=5).json()["redis"] is False
-        pred = requests.post(b.url + "/predict", timeout=30, json={
-            "tasks": [{"id": tasks[-1]["id"], "data": tasks[-1]["data"]}], "project": str(project), "label_config": config})
+        pred = requests.post(
+            b.url + "/predict",
+            timeout=30,
+            json={
+                "tasks": [{"id": tasks[-1]["id"], "data": tasks[-1]["data"]}],
+                "project": str(project),
+                "label_config": config,
+            },
+        )
         assert pred.status_code == 200 and pred.json()["results"][0]["model_version"] == v1
         t0 = time.time()
-        hook = requests.post(b.url + "/webhook", timeout=10, json={"action": "START_TRAINING", "project": {"id": project}})
+        hook = requests.post(
+            b.url + "/webhook", timeout=10, json={"action": "START_TRAINING", "project": {"id": project}}
+        )
         assert hook.status_code == 503 and "Redis" in hook.json()["error"]
         assert time.time() - t0 < 1.0  # inside Label Studio's 1-s webhook timeout
 

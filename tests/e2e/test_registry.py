@@ -26,27 +26,56 @@ def _unlabeled_versions(ls, project):
 def test_gate_rejects_then_rollback(label_studio, backend_factory):
     ls = LS(*label_studio)
     # a held-out slice from the start (half of the tasks, at least 2), and every other version kept
-    b = backend_factory(VAL_FRACTION=0.5, MIN_VAL=2, TRAIN_EVERY=1000, EPOCHS=1, MC_PASSES=4, KEEP_VERSIONS=5,
-                        BASIC_AUTH_USER=AUTH[0], BASIC_AUTH_PASS=AUTH[1])
+    b = backend_factory(
+        VAL_FRACTION=0.5,
+        MIN_VAL=2,
+        TRAIN_EVERY=1000,
+        EPOCHS=1,
+        MC_PASSES=4,
+        KEEP_VERSIONS=5,
+        BASIC_AUTH_USER=AUTH[0],
+        BASIC_AUTH_PASS=AUTH[1],
+    )
     data = rows(24)
     project, tasks = make_project(ls, data, title="registry")
     for task, row in zip(tasks[:10], data[:10]):
         ls.annotate(task["id"], row["labels"])
     # Label Studio sends the credentials when the model is connected with basic auth
-    ml = ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal", "auth_method": "BASIC_AUTH",
-                                     "basic_auth_user": AUTH[0], "basic_auth_pass": AUTH[1]})
+    ml = ls(
+        "POST",
+        "/api/ml",
+        json={
+            "project": project,
+            "url": b.url,
+            "title": "beal",
+            "auth_method": "BASIC_AUTH",
+            "basic_auth_user": AUTH[0],
+            "basic_auth_pass": AUTH[1],
+        },
+    )
     assert ml["state"] == "CO"
     # Label Studio's webhooks carry no credentials: the backend adds its basic-auth header to the project's webhook
     hooks = lambda: ls("GET", "/api/webhooks", params={"project": project})  # noqa: E731
-    wait_until(lambda: any(h["url"] == b.url + "/webhook" and h["headers"].get("Authorization", "").startswith("Basic ")
-                           for h in hooks()), 30, "the webhook to carry basic auth", b.logs)
-    job = lambda: (requests.get(b.url + "/jobs", auth=AUTH, timeout=5).json().get(str(project)) or {})  # noqa: E731
+    wait_until(
+        lambda: any(
+            h["url"] == b.url + "/webhook" and h["headers"].get("Authorization", "").startswith("Basic ")
+            for h in hooks()
+        ),
+        30,
+        "the webhook to carry basic auth",
+        b.logs,
+    )
+    job = lambda: requests.get(b.url + "/jobs", auth=AUTH, timeout=5).json().get(str(project)) or {}  # noqa: E731
     versions = lambda: requests.get(f"{b.url}/projects/{project}/versions", auth=AUTH, timeout=10).json()["versions"]  # noqa: E731
 
     w = b.worker("first")
     ls("POST", f"/api/ml/{ml['id']}/train")
-    v1 = wait_until(lambda: job().get("model_version") if (job().get("current_job") or {}).get("state") == "finished" else None,
-                    240, "v1", b.logs)
+    v1 = wait_until(
+        lambda: job().get("model_version") if (job().get("current_job") or {}).get("state") == "finished" else None,
+        240,
+        "v1",
+        b.logs,
+    )
     w.terminate()
     w.wait(30)
 
@@ -57,7 +86,9 @@ def test_gate_rejects_then_rollback(label_studio, backend_factory):
     assert not re.search(r'POST /webhook[^\n]*" 401', (b.logs / "api.log").read_text())  # annotation webhooks accepted
     assert job()["pending"] is False
     ls("POST", f"/api/ml/{ml['id']}/train")
-    wait_until(lambda: (job().get("current_job") or {}).get("outcome") == "rejected", 240, "the rejected candidate", b.logs)
+    wait_until(
+        lambda: (job().get("current_job") or {}).get("outcome") == "rejected", 240, "the rejected candidate", b.logs
+    )
     listed = versions()
     assert [v["status"] for v in listed] == ["current", "rejected"]
     assert listed[0]["version"] == v1 and "worse than" in listed[1]["reason"]
@@ -69,8 +100,12 @@ def test_gate_rejects_then_rollback(label_studio, backend_factory):
     # a lenient gate promotes v3; then the operator rolls back to v1
     b.worker("lenient", PROMOTION_MARGIN=1)
     ls("POST", f"/api/ml/{ml['id']}/train")
-    wait_until(lambda: (job().get("current_job") or {}).get("outcome") == "trained" and job()["model_version"] != v1,
-               240, "v3", b.logs)
+    wait_until(
+        lambda: (job().get("current_job") or {}).get("outcome") == "trained" and job()["model_version"] != v1,
+        240,
+        "v3",
+        b.logs,
+    )
     v3 = job()["model_version"]
     assert [v["status"] for v in versions()] == ["promoted", "rejected", "current"]
     assert set(map(tuple, _unlabeled_versions(ls, project).values())) == {(v3,)}
@@ -86,11 +121,23 @@ def test_gate_rejects_then_rollback(label_studio, backend_factory):
     assert [v["status"] for v in versions()] == ["current", "rejected", "promoted"]
 
     # the CLI sees the same registry and rolls forward again
-    cli = subprocess.run([sys.executable, "-m", "beal_backend", "versions", str(project)], cwd=ROOT, env=b.env,
-                         capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [sys.executable, "-m", "beal_backend", "versions", str(project)],
+        cwd=ROOT,
+        env=b.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert [v["version"] for v in json.loads(cli.stdout)] == [v["version"] for v in versions()]
-    cli = subprocess.run([sys.executable, "-m", "beal_backend", "rollback", str(project), v3], cwd=ROOT, env=b.env,
-                         capture_output=True, text=True, timeout=300)
+    cli = subprocess.run(
+        [sys.executable, "-m", "beal_backend", "rollback", str(project), v3],
+        cwd=ROOT,
+        env=b.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert ls("GET", f"/api/projects/{project}")["model_version"] == v3

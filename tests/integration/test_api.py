@@ -90,7 +90,7 @@ def test_predict_before_any_model_gives_empty_predictions(app_factory):
 
 def test_predict_uses_cached_scores_and_scores_new_tasks(app_factory, published, tiny_trained, settings):
     version, scores = published
-    app, rt = app_factory()
+    app, _rt = app_factory()
     tasks = [task(102, POOL[102]), task(103, POOL[103]), task(101, POOL[101])]
     r = app.test_client().post("/predict", json={"tasks": tasks, "project": "7.99", "label_config": CONFIG})
     assert r.status_code == 200
@@ -101,7 +101,7 @@ def test_predict_uses_cached_scores_and_scores_new_tasks(app_factory, published,
     assert results[2]["score"] == scores["tasks"]["101"]["score"]
     # uncached task 103: EC / H_J of a fresh MC-dropout run with the bounded T, in [0, 1]
     assert 0.0 <= results[1]["score"] <= 1.0
-    for res, tid in zip(results, (102, 103, 101)):
+    for res, _tid in zip(results, (102, 103, 101)):
         for item in res["result"]:
             assert item["from_name"] == "label" and item["to_name"] == "text" and item["type"] == "choices"
             assert set(item["value"]["choices"]) <= {"fruit", "water"}
@@ -111,7 +111,14 @@ def test_predict_uses_cached_scores_and_scores_new_tasks(app_factory, published,
 
 def test_predict_skips_bad_tasks_but_answers_the_rest(app_factory, published):
     app, _ = app_factory(max_text_chars=50)
-    tasks = [task(101, POOL[101]), {"id": 5, "data": {}}, task(6, ""), task(7, "y" * 51), {"id": 8, "data": {"text": 3}}, "junk"]
+    tasks = [
+        task(101, POOL[101]),
+        {"id": 5, "data": {}},
+        task(6, ""),
+        task(7, "y" * 51),
+        {"id": 8, "data": {"text": 3}},
+        "junk",
+    ]
     r = app.test_client().post("/predict", json={"tasks": tasks, "project": "7", "label_config": CONFIG})
     assert r.status_code == 200
     results = r.get_json()["results"]
@@ -123,7 +130,9 @@ def test_predict_skips_bad_tasks_but_answers_the_rest(app_factory, published):
 def test_predict_with_a_changed_label_set_does_not_mix_models(app_factory, published):
     app, _ = app_factory()
     changed = CONFIG.replace('<Choice value="water"/>', '<Choice value="water"/><Choice value="sky"/>')
-    r = app.test_client().post("/predict", json={"tasks": [task(101, POOL[101])], "project": "7", "label_config": changed})
+    r = app.test_client().post(
+        "/predict", json={"tasks": [task(101, POOL[101])], "project": "7", "label_config": changed}
+    )
     assert r.status_code == 200 and r.get_json()["results"] == [[]]
 
 
@@ -162,17 +171,21 @@ def test_webhook_ignores_other_actions_and_rejects_unknown_projects(app_factory)
     r = c.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 1}})
     assert r.status_code == 404 and "never set up" in r.get_json()["error"]
     c.post("/setup", json=payload("setup_request"))
-    assert c.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}}).get_json()["status"] == "ignored"
+    assert (
+        c.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}}).get_json()["status"] == "ignored"
+    )
     # imported tasks: the CPU default (LEARNER=auto -> frozen) queues one embedding job, never a round
     assert c.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 1}}).get_json()["status"] == "queued"
-    assert c.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 1}}).get_json()["status"] == "coalesced"
+    assert (
+        c.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 1}}).get_json()["status"] == "coalesced"
+    )
     assert rt.queue.embedding_jobs == ["1"] and rt.queue.jobs == []
     assert c.post("/webhook", json={"action": "START_TRAINING"}).status_code == 400
     assert c.post("/webhook", json={"project": {"id": 1}}).status_code == 400
 
 
 def test_deleted_annotations_count_each_deleted_one(app_factory):
-    app, rt = app_factory(train_every=3)
+    app, _rt = app_factory(train_every=3)
     c = app.test_client()
     c.post("/setup", json=payload("setup_request"))
     body = {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 1}, {"id": 2}, {"id": 3}], "project": {"id": 1}}
@@ -182,7 +195,13 @@ def test_deleted_annotations_count_each_deleted_one(app_factory):
 def test_basic_auth_protects_everything_but_health(app_factory):
     c = app_factory(basic_auth_user="ann", basic_auth_pass="s3cret")[0].test_client()
     assert c.get("/health").status_code == 200
-    for method, path in (("post", "/setup"), ("post", "/predict"), ("post", "/webhook"), ("get", "/metrics"), ("get", "/jobs")):
+    for method, path in (
+        ("post", "/setup"),
+        ("post", "/predict"),
+        ("post", "/webhook"),
+        ("get", "/metrics"),
+        ("get", "/jobs"),
+    ):
         r = getattr(c, method)(path, json={})
         assert r.status_code == 401 and r.get_json() == {"error": "authentication required"}
     bad = {"Authorization": "Basic " + base64.b64encode(b"ann:wrong").decode()}
@@ -239,7 +258,8 @@ def test_foreign_folders_in_the_model_dir_do_not_break_status(app_factory, publi
 def test_uncached_tasks_without_ids_keep_their_own_scores(app_factory, published):
     c = app_factory()[0].test_client()
     texts = ["apple pie", "the river", "plain words here"]
-    results = c.post("/predict", json={"tasks": [{"data": {"text": t}} for t in texts], "project": "7",
-                                       "label_config": CONFIG}).get_json()["results"]
+    results = c.post(
+        "/predict", json={"tasks": [{"data": {"text": t}} for t in texts], "project": "7", "label_config": CONFIG}
+    ).get_json()["results"]
     scores = [r["score"] for r in results]
     assert len(set(scores)) == 3  # three texts, three scores: tasks without ids are not merged

@@ -116,7 +116,11 @@ def test_burst_of_webhooks_queues_one_job_in_redis(app_factory, redis_conn, tmp_
     q = Queue(settings.queue_name, connection=redis_conn, serializer=JSONSerializer)
     assert q.count == 1
     job = q.jobs[0]
-    assert job.func_name == "beal_backend.wiring.train_project" and list(job.args) == ["3"] and job.timeout == settings.job_timeout
+    assert (
+        job.func_name == "beal_backend.wiring.train_project"
+        and list(job.args) == ["3"]
+        and job.timeout == settings.job_timeout
+    )
     # while that job runs, a second burst adds exactly one pending job
     with rt.coordinator.running("3", timeout=1):
         states = [c.post("/webhook", json=event).get_json()["status"] for _ in range(200)]

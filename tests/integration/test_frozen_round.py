@@ -72,8 +72,17 @@ class Queue:
 
 @pytest.fixture
 def rt(tmp_path, tiny_encoder_dir, monkeypatch):
-    settings = Settings(model_dir=str(tmp_path / "store"), learner="frozen", encoder=str(tiny_encoder_dir), pooling="cls",
-                        min_val=100, mc_passes=4, seed=2, label_studio_url="http://ls", label_studio_api_key="k")
+    settings = Settings(
+        model_dir=str(tmp_path / "store"),
+        learner="frozen",
+        encoder=str(tiny_encoder_dir),
+        pooling="cls",
+        min_val=100,
+        mc_passes=4,
+        seed=2,
+        label_studio_url="http://ls",
+        label_studio_api_key="k",
+    )
     runtime = Runtime.build(settings)
     runtime.queue = Queue()
     texts, label_sets = synthetic_texts(30, seed=0)  # tasks 0, 4 and 8 are annotated with no choice: left out
@@ -82,7 +91,9 @@ def rt(tmp_path, tiny_encoder_dir, monkeypatch):
     runtime.fake = fake
     calls = []
     real_embed = learners.embed
-    monkeypatch.setattr(learners, "embed", lambda enc, tok, texts, *a: (calls.append(list(texts)), real_embed(enc, tok, texts, *a))[1])
+    monkeypatch.setattr(
+        learners, "embed", lambda enc, tok, texts, *a: (calls.append(list(texts)), real_embed(enc, tok, texts, *a))[1]
+    )
     runtime.embed_calls = calls
     return runtime
 
@@ -125,15 +136,17 @@ def test_round_embeds_only_what_the_import_job_missed_and_never_reuses_stale_fea
     del rt.fake.tasks_[21]
     second = jobs.run_round("7", rt)
     assert rt.embed_calls[2:] == [[edited.data["text"] + " apple"]]
-    cache = EmbeddingCache(rt.store.project_dir("7") / jobs.EMBEDDINGS, rt.train.encoder, "cls",
-                           rt.train.max_wordpieces)
+    cache = EmbeddingCache(
+        rt.store.project_dir("7") / jobs.EMBEDDINGS, rt.train.encoder, "cls", rt.train.max_wordpieces
+    )
     assert cache.size() == USABLE + 1 - 1  # one imported, one deleted, one edited (old row dropped, new row added)
 
     # Label Studio got EC / H_J of the cached features; the stored version reproduces them for /predict
     pool = [t for t in rt.fake.tasks_ if not t.annotations]
     loaded = rt.store.load("7", second["version"])
-    served = jobs.score_pool(loaded, [t.id for t in pool], [t.data["text"] for t in pool], parse_label_config(CONFIG),
-                             rt.scoring)["tasks"]
+    served = jobs.score_pool(
+        loaded, [t.id for t in pool], [t.data["text"] for t in pool], parse_label_config(CONFIG), rt.scoring
+    )["tasks"]
     for t in pool:
         assert rt.fake.pushed[t.id] == pytest.approx(served[str(t.id)]["score"], abs=1e-5)
     assert np.all([0.0 <= s <= 1.0 for s in rt.fake.pushed.values()])

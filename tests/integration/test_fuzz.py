@@ -19,7 +19,9 @@ json_values = st.recursive(
 tasks = st.lists(
     st.fixed_dictionaries(
         {"id": st.one_of(st.integers(-5, 200), st.text(max_size=5), st.none())},
-        optional={"data": st.one_of(st.dictionaries(st.sampled_from(["text", "other"]), json_values, max_size=2), json_values)},
+        optional={
+            "data": st.one_of(st.dictionaries(st.sampled_from(["text", "other"]), json_values, max_size=2), json_values)
+        },
     )
     | json_values,
     max_size=5,
@@ -45,7 +47,8 @@ bodies = {
     "/webhook": st.fixed_dictionaries(
         {},
         optional={
-            "action": st.sampled_from(["ANNOTATION_CREATED", "ANNOTATIONS_DELETED", "START_TRAINING", "X"]) | json_values,
+            "action": st.sampled_from(["ANNOTATION_CREATED", "ANNOTATIONS_DELETED", "START_TRAINING", "X"])
+            | json_values,
             "project": st.fixed_dictionaries({"id": st.sampled_from([7, "7", "..", None, 1.5])}) | json_values,
             "annotations": json_values,
         },
@@ -54,7 +57,10 @@ bodies = {
 
 
 def _check(resp):
-    assert resp.status_code == 200 or 400 <= resp.status_code < 500, (resp.status_code, resp.get_data(as_text=True)[:300])
+    assert resp.status_code == 200 or 400 <= resp.status_code < 500, (
+        resp.status_code,
+        resp.get_data(as_text=True)[:300],
+    )
     body = resp.get_json()
     assert isinstance(body, dict)
     if resp.status_code >= 400:
@@ -88,5 +94,7 @@ def test_raw_bytes_never_cause_a_server_error(client, path):
 
 
 def test_valid_predict_still_works_after_fuzzing(client):
-    r = client.post("/predict", json={"tasks": [{"id": 101, "data": {"text": POOL[101]}}], "project": "7", "label_config": CONFIG})
+    r = client.post(
+        "/predict", json={"tasks": [{"id": 101, "data": {"text": POOL[101]}}], "project": "7", "label_config": CONFIG}
+    )
     assert r.status_code == 200 and r.get_json()["results"][0]["score"] is not None

@@ -75,8 +75,11 @@ class PrivateRedis:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.conn = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.2)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -162,7 +165,7 @@ def test_a_failing_round_during_a_redis_outage_raises_its_own_error(settings, pr
 
 
 def test_reads_show_a_dead_job_failed_without_writing(coord, app_factory, settings):
-    app, rt = app_factory(rt=Runtime(settings, ModelStore(settings.model_dir), coord))
+    app, _rt = app_factory(rt=Runtime(settings, ModelStore(settings.model_dir), coord))
     coord.put_status("1", {"id": "dead", "state": "started", "stage": "training"})  # its worker died: no lock
     c = app.test_client()
     shown = c.get("/jobs").get_json()["1"]["current_job"]
@@ -171,7 +174,11 @@ def test_reads_show_a_dead_job_failed_without_writing(coord, app_factory, settin
     assert coord._raw_status("1")["current"]["state"] == "started" and coord.job_log("1") == []  # nothing written
     with coord.running("1", timeout=1):  # the next job to take the lock records it, once
         pass
-    assert coord._raw_status("1")["current"] == {**coord._raw_status("1")["current"], "state": "failed", "error": WORKER_DIED}
+    assert coord._raw_status("1")["current"] == {
+        **coord._raw_status("1")["current"],
+        "state": "failed",
+        "error": WORKER_DIED,
+    }
     assert [(e["id"], e["message"]) for e in coord.job_log("1")] == [("dead", WORKER_DIED)]
 
 

@@ -88,7 +88,9 @@ def test_both_learners_give_identical_ec_for_identical_probabilities(tiny_classi
     both must report EC = sum_j sorted-desc R(p_j) / rank, computed here from those probabilities."""
     model = build_tiny_classifier(layers=2)
     feats = torch.randn(6, 32, generator=torch.Generator().manual_seed(0)).numpy()
-    frozen = learners.pool_outputs(_as(model, "frozen"), ["x"] * 6, ScoringConfig(passes=5, scope="full"), features=feats)
+    frozen = learners.pool_outputs(
+        _as(model, "frozen"), ["x"] * 6, ScoringConfig(passes=5, scope="full"), features=feats
+    )
     with torch.inference_mode():
         p = torch.sigmoid(model.head(torch.as_tensor(feats))[0]).double().numpy()
     r = np.sort(np.exp2(p) - 1.0, axis=1)[:, ::-1]
@@ -177,8 +179,16 @@ def test_strategy_scores_ascending_is_the_strategy_order(strategy):
     scores = learners.strategy_scores(strategy, out, 3, seed=7, labeled_hidden=np.zeros((2, 4)))
     assert scores.shape == (5,) and scores.min() >= 0.0 and scores.max() <= 1.0
     st = acquisition.get_strategy(strategy)
-    view = acquisition.PoolView(5, 3, out.moments.mean_relevance, out.moments.mean_prob, out.moments.mean_entropy,
-                                out.probs, out.hidden, np.zeros((2, 4)))
+    view = acquisition.PoolView(
+        5,
+        3,
+        out.moments.mean_relevance,
+        out.moments.mean_prob,
+        out.moments.mean_entropy,
+        out.probs,
+        out.hidden,
+        np.zeros((2, 4)),
+    )
     b = 5 if strategy == "random" else 2  # greedy rules: a batch of 2 is the first 2 of the whole order
     first = st.select(view, b, np.random.default_rng(7))
     assert list(np.argsort(scores, kind="stable")[:b]) == list(first)
@@ -193,7 +203,9 @@ def test_score_pool_records_the_strategy(tiny_classifier):
     trained = TrainedModel(model, None, ["A", "B"], TrainConfig(learner="frozen"), {})
     feats = np.random.default_rng(1).normal(size=(4, 32)).astype(np.float32)
     schema = parse_label_config(CONFIG)
-    out = jobs.score_pool(trained, [1, 2, 3, 4], ["w"] * 4, schema, ScoringConfig(passes=3), features=feats, strategy="entropy")
+    out = jobs.score_pool(
+        trained, [1, 2, 3, 4], ["w"] * 4, schema, ScoringConfig(passes=3), features=feats, strategy="entropy"
+    )
     assert out["strategy"] == "entropy" and out["scope"] == "head"
     assert sorted(v["score"] for v in out["tasks"].values()) == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
 
@@ -203,8 +215,10 @@ def test_frozen_model_records_the_head_it_trained(tmp_path, tiny_bert_train_conf
     from beal_backend.engine.features import HeadConfig
 
     texts, label_sets = synthetic_texts(12, seed=0)
-    learner = learners.FrozenLearner(replace(tiny_bert_train_config, pooling="cls"),
-                                     head=HeadConfig(hidden_size=24, dropout=0.3, epochs=1, min_steps=1))
+    learner = learners.FrozenLearner(
+        replace(tiny_bert_train_config, pooling="cls"),
+        head=HeadConfig(hidden_size=24, dropout=0.3, epochs=1, min_steps=1),
+    )
     trained = learner.fit(texts, label_sets, LABELS, seed=5)
     assert trained.model.head.hidden.out_features == 24 and trained.model.head.dropout_in.p == 0.3
     assert (trained.config.hidden_size, trained.config.dropout, trained.config.seed) == (24, 0.3, 5)

@@ -6,14 +6,17 @@ import threading
 
 from .conftest import CONFIG
 
-WORDS = "apple river pie bank water fruit juice stream orchard boat".split()
+WORDS = ["apple", "river", "pie", "bank", "water", "fruit", "juice", "stream", "orchard", "boat"]
 
 
 def body(i: int) -> dict:
     # uncached tasks (ids outside the scored pool), a different text mix per request
     texts = [" ".join(WORDS[(i + k) % len(WORDS)] for k in range(j, j + 3 + i % 4)) for j in range(3)]
-    return {"tasks": [{"id": 1000 + 10 * i + j, "data": {"text": t}} for j, t in enumerate(texts)],
-            "project": "7", "label_config": CONFIG}
+    return {
+        "tasks": [{"id": 1000 + 10 * i + j, "data": {"text": t}} for j, t in enumerate(texts)],
+        "project": "7",
+        "label_config": CONFIG,
+    }
 
 
 def scores(response) -> list[float]:

@@ -16,7 +16,9 @@ def test_label_studio_forms_map_to_one_id(raw, canonical):
     assert project_id(raw) == canonical
 
 
-@pytest.mark.parametrize("raw", ["02", "002", "02.17", "1.2.3", 1.5, 1e3, "1e3", 0, -2, "0", " 2", "2.", True, [2], {"id": 2}])
+@pytest.mark.parametrize(
+    "raw", ["02", "002", "02.17", "1.2.3", 1.5, 1e3, "1e3", 0, -2, "0", " 2", "2.", True, [2], {"id": 2}]
+)
 def test_other_project_forms_are_refused(raw):
     with pytest.raises(BadRequest, match="invalid project"):
         project_id(raw)
@@ -130,7 +132,11 @@ def fake_scoring(monkeypatch):
 
 
 def predict_body(n, start=1000):
-    return {"project": "7.1", "label_config": CONFIG, "tasks": [{"id": start + i, "data": {"text": f"text {i}"}} for i in range(n)]}
+    return {
+        "project": "7.1",
+        "label_config": CONFIG,
+        "tasks": [{"id": start + i, "data": {"text": f"text {i}"}} for i in range(n)],
+    }
 
 
 def test_large_requests_get_fewer_passes(app_factory, published, fake_scoring):
@@ -148,7 +154,9 @@ def test_large_requests_get_fewer_passes(app_factory, published, fake_scoring):
 def test_predict_stops_at_its_deadline_and_caches_what_it_scored(app_factory, published, fake_scoring):
     c = app_factory(predict_seconds=1e-9)[0].test_client()
     results = c.post("/predict", json=predict_body(600)).get_json()["results"]
-    assert fake_scoring == [(256, 3)]  # PREDICT_PASSES=3 (fixture); the first chunk always; then the deadline had passed
+    assert fake_scoring == [
+        (256, 3)
+    ]  # PREDICT_PASSES=3 (fixture); the first chunk always; then the deadline had passed
     assert all(r and r["score"] == 0.25 for r in results[:256]) and results[256:] == [[]] * 344
     fake_scoring.clear()
     again = c.post("/predict", json=predict_body(256)).get_json()["results"]

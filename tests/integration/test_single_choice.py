@@ -15,7 +15,8 @@ from beal_backend.worker import rounds as jobs
 from .conftest import CONFIG, POOL
 
 SINGLE = CONFIG.replace('choice="multiple"', 'choice="single-radio"').replace(
-    '<Choice value="water"/>', '<Choice value="water"/><Choice value="other"/>')
+    '<Choice value="water"/>', '<Choice value="water"/><Choice value="other"/>'
+)
 TEXTS = ["an apple a day", "the river runs", "green apple pie", "a wide river", "plain words", "nothing here"]
 ONE = [["fruit"], ["water"], ["fruit"], ["water"], ["other"], ["other"]]
 
@@ -27,7 +28,9 @@ def single_trained():
 
 
 def test_single_label_model_outputs_one_probability_vector(single_trained):
-    probs = deterministic_outputs(single_trained.model, encode(single_trained.tokenizer, list(POOL.values())), ScoringConfig()).probs
+    probs = deterministic_outputs(
+        single_trained.model, encode(single_trained.tokenizer, list(POOL.values())), ScoringConfig()
+    ).probs
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
 
 
@@ -35,7 +38,9 @@ def test_single_choice_pool_gets_exactly_one_choice_and_ec_of_its_softmax(single
     schema = parse_label_config(SINGLE)
     cfg = ScoringConfig(passes=3, scope="full", seed=2)
     scores = jobs.score_pool(single_trained, list(POOL), list(POOL.values()), schema, cfg)["tasks"]
-    probs = deterministic_outputs(single_trained.model, encode(single_trained.tokenizer, list(POOL.values())), cfg).probs
+    probs = deterministic_outputs(
+        single_trained.model, encode(single_trained.tokenizer, list(POOL.values())), cfg
+    ).probs
     for i, tid in enumerate(POOL):
         hit = scores[str(tid)]
         assert hit["choices"] == [single_trained.labels[int(np.argmax(probs[i]))]]
@@ -57,8 +62,11 @@ def test_single_label_mode_survives_the_store(single_trained, tmp_path):
 
 def test_reordered_choices_keep_their_names(tiny_trained):
     """Old code named choices by the config's position: a reordered config swapped fruit and water."""
-    reordered = parse_label_config(CONFIG.replace('<Choice value="fruit"/><Choice value="water"/>',
-                                                  '<Choice value="water"/><Choice value="fruit"/>'))
+    reordered = parse_label_config(
+        CONFIG.replace(
+            '<Choice value="fruit"/><Choice value="water"/>', '<Choice value="water"/><Choice value="fruit"/>'
+        )
+    )
     cfg = ScoringConfig(passes=2, scope="full")
     a = jobs.score_pool(tiny_trained, [1, 2], [POOL[101], POOL[102]], parse_label_config(CONFIG), cfg)["tasks"]
     b = jobs.score_pool(tiny_trained, [1, 2], [POOL[101], POOL[102]], reordered, cfg)["tasks"]
@@ -67,9 +75,15 @@ def test_reordered_choices_keep_their_names(tiny_trained):
 
 def test_predict_with_reordered_choices_still_answers(app_factory, published):
     app, _ = app_factory()
-    reordered = CONFIG.replace('<Choice value="fruit"/><Choice value="water"/>', '<Choice value="water"/><Choice value="fruit"/>')
+    reordered = CONFIG.replace(
+        '<Choice value="fruit"/><Choice value="water"/>', '<Choice value="water"/><Choice value="fruit"/>'
+    )
     tasks = [{"id": 101, "data": {"text": POOL[101]}}, {"id": 103, "data": {"text": POOL[103]}}]
-    body = app.test_client().post("/predict", json={"project": "7.1", "tasks": tasks, "label_config": reordered}).get_json()
+    body = (
+        app.test_client()
+        .post("/predict", json={"project": "7.1", "tasks": tasks, "label_config": reordered})
+        .get_json()
+    )
     assert all(r and "score" in r for r in body["results"])
     assert body["results"][0]["score"] == published[1]["tasks"]["101"]["score"]
 

@@ -79,7 +79,7 @@ def test_tampered_weights_raise(tiny_bert_trained, tmp_path):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01  # one bit of the last tensor: still a loadable file, but not the recorded one
     weights.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="sha256 of model.safetensors .* differs .* refused"):
+    with pytest.raises(IntegrityError, match=r"sha256 of model\.safetensors .* differs .* refused"):
         load_model(tmp_path / "m")
     assert not issubclass(IntegrityError, StoreError)  # a server-side fault, not a 400-style bad name
 
@@ -155,7 +155,9 @@ def test_publish_is_atomic_and_not_current(tiny_bert_trained, tmp_path):
     second = models.publish("p1", tiny_bert_trained, scores={})
     assert second != version and models.versions("p1") == sorted([version, second])
     assert models.current("p1") == version
-    np.testing.assert_array_equal(outputs(models.load("p1", second), ["apple river"]).probs, outputs(tiny_bert_trained, ["apple river"]).probs)
+    np.testing.assert_array_equal(
+        outputs(models.load("p1", second), ["apple river"]).probs, outputs(tiny_bert_trained, ["apple river"]).probs
+    )
     with pytest.raises(StoreError):
         models.remove("p1", version)  # the serving version stays
     models.remove("p1", second)

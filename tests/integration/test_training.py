@@ -162,7 +162,7 @@ def test_split_validation_seeded_disjoint_and_small_pool():
     tr, va = split_validation(50, cfg)
     assert len(va) == 10 and len(tr) == 40
     assert sorted(np.concatenate([tr, va]).tolist()) == list(range(50))
-    tr2, va2 = split_validation(50, cfg)
+    _tr2, va2 = split_validation(50, cfg)
     np.testing.assert_array_equal(va, va2)
     _, va3 = split_validation(50, replace(cfg, seed=6))
     assert not np.array_equal(va, va3)

@@ -39,7 +39,10 @@ def literal_bald(probs: np.ndarray) -> np.ndarray:
     T, N, J = probs.shape
     return np.array(
         [
-            sum(h(sum(probs[t, n, j] for t in range(T)) / T) - sum(h(probs[t, n, j]) for t in range(T)) / T for j in range(J))
+            sum(
+                h(sum(probs[t, n, j] for t in range(T)) / T) - sum(h(probs[t, n, j]) for t in range(T)) / T
+                for j in range(J)
+            )
             for n in range(N)
         ]
     )
@@ -434,12 +437,17 @@ def test_score_strategies_pick_the_right_end():
     ent = acq.binary_entropy(probs.mean(0)).mean(1)
     np.testing.assert_array_equal(acq.get_strategy("entropy").select(view, 5, rng), np.argsort(-ent)[:5])
     assert acq.get_strategy("beal-deterministic").deterministic_passes
-    np.testing.assert_array_equal(acq.get_strategy("coreset").select(view, 5, rng), acq.kcenter_greedy(view.hidden, view.labeled_hidden, 5))
+    np.testing.assert_array_equal(
+        acq.get_strategy("coreset").select(view, 5, rng), acq.kcenter_greedy(view.hidden, view.labeled_hidden, 5)
+    )
 
 
 def test_strategy_needs_are_declared_consistently():
     view, _ = full_view()
-    inputs = {"mc": ("mean_relevance", "mean_prob", "mean_entropy"), "deterministic": ("det_probs", "hidden", "labeled_hidden")}
+    inputs = {
+        "mc": ("mean_relevance", "mean_prob", "mean_entropy"),
+        "deterministic": ("det_probs", "hidden", "labeled_hidden"),
+    }
     for name, strategy in acq.STRATEGIES.items():
         allowed = {f for need in strategy.needs for f in inputs[need]}
         narrowed = PoolView(size=N, num_labels=J, **{f: getattr(view, f) for f in allowed})
@@ -454,5 +462,5 @@ def test_missing_inputs_raise(name):
 
 
 def test_unknown_strategy():
-    with pytest.raises(AcquisitionError, match="unknown strategy 'nope'.*beal"):
+    with pytest.raises(AcquisitionError, match=r"unknown strategy 'nope'.*beal"):
         acq.get_strategy("nope")

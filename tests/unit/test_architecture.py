@@ -47,7 +47,7 @@ def _part(path: Path) -> str:
 
 def _imports(path: Path) -> set[str]:
     """Fully qualified names of every module that ``path`` imports (absolute or relative)."""
-    out = set()
+    out: set[str] = set()
     package = ".".join(("beal_backend", *path.relative_to(PKG).parts[:-1]))
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -82,7 +82,9 @@ def test_engine_is_pure_compute():
 
 
 def test_only_config_reads_the_environment():
-    readers = [str(p.relative_to(PKG)) for p in _modules() if "os.environ" in p.read_text() or "os.getenv" in p.read_text()]
+    readers = [
+        str(p.relative_to(PKG)) for p in _modules() if "os.environ" in p.read_text() or "os.getenv" in p.read_text()
+    ]
     assert readers == ["config.py"]
 
 

@@ -31,14 +31,21 @@ ROOT = Path(__file__).resolve().parents[2]
         ({"PORT": "70000"}, "PORT=70000 is invalid: use an integer from 1 to 65535"),
         ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL='VERBOSE' is invalid: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ({"DEVICE": "gpu"}, "DEVICE='gpu' is invalid: use auto, cpu, cuda, cuda:<n> or mps"),
-        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL='localhost:6379' is invalid: use a redis://, rediss:// or unix:// URL"),
+        (
+            {"REDIS_URL": "localhost:6379"},
+            "REDIS_URL='localhost:6379' is invalid: use a redis://, rediss:// or unix:// URL",
+        ),
         ({"TRAIN_EVERY": "-1"}, "TRAIN_EVERY=-1 is invalid: use an integer >= 1"),
         ({"KEEP_VERSIONS": "1.5"}, "KEEP_VERSIONS='1.5' is invalid: use an integer >= 0"),
         ({"LOCK_TTL": "0"}, "LOCK_TTL=0 is invalid: use an integer >= 1"),
-        ({"BASIC_AUTH_PASS": "s3cret"},
-         "BASIC_AUTH_PASS is set but BASIC_AUTH_USER is empty: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither"),
-        ({"BASIC_AUTH_USER": "ann", "BASIC_AUTH_PASS": ""},
-         "BASIC_AUTH_USER is set but BASIC_AUTH_PASS is empty: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither"),
+        (
+            {"BASIC_AUTH_PASS": "s3cret"},
+            "BASIC_AUTH_PASS is set but BASIC_AUTH_USER is empty: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither",
+        ),
+        (
+            {"BASIC_AUTH_USER": "ann", "BASIC_AUTH_PASS": ""},
+            "BASIC_AUTH_USER is set but BASIC_AUTH_PASS is empty: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither",
+        ),
         ({"BASIC_AUTH_USER": "ann"}, "BASIC_AUTH_USER is set but BASIC_AUTH_PASS is empty"),
     ],
 )
@@ -49,19 +56,38 @@ def test_a_bad_setting_is_refused_naming_it(env, message):
 
 
 def test_good_settings_are_typed_and_unset_ones_keep_their_defaults():
-    s = Settings.from_env({"EPOCHS": "3", "MC_SCOPE": "head", "LEARNING_RATE": "1e-4", "LOG_LEVEL": "debug",
-                           "BASIC_AUTH_USER": "ann", "BASIC_AUTH_PASS": "pw", "DEVICE": "cpu", "PORT": " 8080 ", "SEED": ""})
+    s = Settings.from_env(
+        {
+            "EPOCHS": "3",
+            "MC_SCOPE": "head",
+            "LEARNING_RATE": "1e-4",
+            "LOG_LEVEL": "debug",
+            "BASIC_AUTH_USER": "ann",
+            "BASIC_AUTH_PASS": "pw",
+            "DEVICE": "cpu",
+            "PORT": " 8080 ",
+            "SEED": "",
+        }
+    )
     assert (s.epochs, s.mc_scope, s.learning_rate, s.log_level, s.port, s.seed) == (3, "head", 1e-4, "DEBUG", 8080, 0)
     assert s.basic_auth_header() == "Basic YW5uOnB3"  # base64("ann:pw")
-    assert (train_config(s).epochs, train_config(s).lr_encoder, train_config(s).device, scoring_config(s).scope, scoring_config(s).passes) == (3, 1e-4, "cpu", "head", 100)
+    assert (
+        train_config(s).epochs,
+        train_config(s).lr_encoder,
+        train_config(s).device,
+        scoring_config(s).scope,
+        scoring_config(s).passes,
+    ) == (3, 1e-4, "cpu", "head", 100)
     assert Settings.from_env({}) == Settings()
     # edge values the e2e tests rely on: a strict gate and a short lock
     assert Settings.from_env({"PROMOTION_MARGIN": "-1", "LOCK_TTL": "2"}).promotion_margin == -1.0
 
 
 def test_reading_settings_imports_no_torch():
-    code = ("import sys; from beal_backend.config import Settings; s = Settings.from_env({'EPOCHS': '3'}); "
-            "assert s.epochs == 3; assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from beal_backend.config import Settings; s = Settings.from_env({'EPOCHS': '3'}); "
+        "assert s.epochs == 3; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 
@@ -75,8 +101,14 @@ def test_the_cli_refuses_a_bad_setting_in_one_line(monkeypatch, tmp_path, capsys
 def test_gunicorn_stops_on_a_bad_setting_with_one_line(tmp_path):
     env = {**os.environ, "EPOCHS": "0", "MODEL_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.run([str(gunicorn), "--bind", "127.0.0.1:0", "_wsgi:make_app()"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(gunicorn), "--bind", "127.0.0.1:0", "_wsgi:make_app()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "beal-backend: EPOCHS=0 is invalid: use an integer >= 1" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -12,9 +12,16 @@ import pytest
 def test_beal_console_script_runs(tmp_path):
     beal = Path(sys.executable).parent / "beal"
     if not beal.exists():
-        pytest.fail(f"{beal} is missing: run scripts/venv.sh (it installs the project with `pip install -e .`)", pytrace=False)
+        pytest.fail(
+            f"{beal} is missing: run scripts/venv.sh (it installs the project with `pip install -e .`)", pytrace=False
+        )
     help_ = subprocess.run([str(beal), "--help"], capture_output=True, text=True, timeout=120)
     assert help_.returncode == 0 and all(c in help_.stdout for c in ("simulate", "versions", "rollback", "worker"))
-    out = subprocess.run([str(beal), "versions", "5"], capture_output=True, text=True, timeout=120,
-                         env={"PATH": "/usr/bin:/bin", "MODEL_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [str(beal), "versions", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "MODEL_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1"},
+    )
     assert out.returncode == 1 and "beal versions: project 5 has no model store" in out.stderr

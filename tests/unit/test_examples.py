@@ -6,12 +6,16 @@ from beal_backend.labelstudio.client import Task
 from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.worker.rounds import collect_examples
 
-CONFIG = ('<View><Text name="text" value="$body"/><Choices name="tags" toName="text" choice="multiple">'
-          '<Choice value="a"/><Choice value="b"/></Choices></View>')
+CONFIG = (
+    '<View><Text name="text" value="$body"/><Choices name="tags" toName="text" choice="multiple">'
+    '<Choice value="a"/><Choice value="b"/></Choices></View>'
+)
 
 
 def ann(*choices, from_name="tags"):
-    return {"result": [{"from_name": from_name, "to_name": "text", "type": "choices", "value": {"choices": list(choices)}}]}
+    return {
+        "result": [{"from_name": from_name, "to_name": "text", "type": "choices", "value": {"choices": list(choices)}}]
+    }
 
 
 def test_labeled_pool_and_skips():

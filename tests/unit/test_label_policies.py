@@ -13,7 +13,9 @@ from beal_backend.labelstudio.label_config import (
 from beal_backend.worker import rounds as jobs
 
 
-def config(choices: str, obj: str = '<Text name="text" value="$text"/>', mode: str = "multiple", to: str = "text") -> str:
+def config(
+    choices: str, obj: str = '<Text name="text" value="$text"/>', mode: str = "multiple", to: str = "text"
+) -> str:
     return f'<View>{obj}<Choices name="label" toName="{to}" choice="{mode}">{choices}</Choices></View>'
 
 
@@ -46,7 +48,9 @@ def test_choices_without_a_mode_are_single_label_like_label_studio_default():
 
 
 def test_paragraphs_are_joined_with_their_speakers():
-    schema = parse_label_config(config(AB, '<Paragraphs name="d" value="$dialogue" layout="dialogue" nameKey="who"/>', to="d"))
+    schema = parse_label_config(
+        config(AB, '<Paragraphs name="d" value="$dialogue" layout="dialogue" nameKey="who"/>', to="d")
+    )
     data = {"dialogue": [{"who": "Ann", "text": "Hi there"}, {"who": "Bob", "text": "Hello"}, {"text": "(silence)"}, 7]}
     assert schema.text_of(data) == ("Ann: Hi there\nBob: Hello\n(silence)", None)
     assert schema.text_of({"dialogue": "not a list"})[1] == "task has no text in data.dialogue"
@@ -62,7 +66,11 @@ def test_hypertext_is_read_without_its_tags():
 
 
 def ann(choices, updated="2026-01-01T00:00:00Z", **extra):
-    result = [] if choices is None else [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": choices}}]
+    result = (
+        []
+        if choices is None
+        else [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": choices}}]
+    )
     return {"result": result, "updated_at": updated, **extra}
 
 
@@ -72,14 +80,16 @@ def collect(tasks, mode="multiple"):
 
 
 def test_tasks_without_a_usable_label_are_left_out_and_counted():
-    ex = collect([
-        [ann(["a"])],  # 0: trained on
-        [ann(None)],  # 1: empty result: not a negative example
-        [ann(["zzz"])],  # 2: choice not in the config
-        [ann(["a", "zzz"])],  # 3: known choice kept, the unknown one noted
-        [],  # 4: pool
-        [ann(["b"], was_cancelled=True)],  # 5: a skipped annotation is no label: still in the pool
-    ])
+    ex = collect(
+        [
+            [ann(["a"])],  # 0: trained on
+            [ann(None)],  # 1: empty result: not a negative example
+            [ann(["zzz"])],  # 2: choice not in the config
+            [ann(["a", "zzz"])],  # 3: known choice kept, the unknown one noted
+            [],  # 4: pool
+            [ann(["b"], was_cancelled=True)],  # 5: a skipped annotation is no label: still in the pool
+        ]
+    )
     assert ex.task_ids == [0, 3] and ex.label_sets == [["a"], ["a"]]
     assert ex.pool_ids == [4, 5]
     assert ex.skipped == {jobs.NO_CHOICE: 1, jobs.UNKNOWN_ONLY: 1}
@@ -87,12 +97,14 @@ def test_tasks_without_a_usable_label_are_left_out_and_counted():
 
 
 def test_ground_truth_wins_over_a_newer_annotation_and_conflicts_are_counted():
-    ex = collect([
-        [ann(["b"], "2026-03-01T00:00:00Z"), ann(["a"], "2026-01-01T00:00:00Z", ground_truth=True)],
-        [ann(["a"], "2026-01-01T00:00:00Z"), ann(["b"], "2026-02-01T00:00:00Z")],  # newest wins, in any list order
-        [ann(["a"], "2026-01-01T00:00:00Z"), ann(["a"], "2026-02-01T00:00:00Z")],  # agree: no conflict
-        [ann(["b"], "2026-05-01T00:00:00Z", was_cancelled=True), ann(["a"])],  # cancelled ones never count
-    ])
+    ex = collect(
+        [
+            [ann(["b"], "2026-03-01T00:00:00Z"), ann(["a"], "2026-01-01T00:00:00Z", ground_truth=True)],
+            [ann(["a"], "2026-01-01T00:00:00Z"), ann(["b"], "2026-02-01T00:00:00Z")],  # newest wins, in any list order
+            [ann(["a"], "2026-01-01T00:00:00Z"), ann(["a"], "2026-02-01T00:00:00Z")],  # agree: no conflict
+            [ann(["b"], "2026-05-01T00:00:00Z", was_cancelled=True), ann(["a"])],  # cancelled ones never count
+        ]
+    )
     assert ex.label_sets == [["a"], ["b"], ["a"], ["a"]]
     assert ex.notes == {jobs.CONFLICT_GT: 1, jobs.CONFLICT_NEWEST: 1}
 
@@ -104,6 +116,9 @@ def test_single_choice_annotation_with_two_choices_is_left_out():
 
 def test_paragraph_tasks_become_examples():
     schema = parse_label_config(config(AB, '<Paragraphs name="d" value="$d"/>', to="d"))
-    tasks = [Task(1, {"d": [{"author": "A", "text": "hey"}]}, [ann(["a"])]), Task(2, {"d": [{"author": "B", "text": "yo"}]}, [])]
+    tasks = [
+        Task(1, {"d": [{"author": "A", "text": "hey"}]}, [ann(["a"])]),
+        Task(2, {"d": [{"author": "B", "text": "yo"}]}, []),
+    ]
     ex = jobs.collect_examples(tasks, schema, 1000)
     assert ex.texts == ["A: hey"] and ex.pool_texts == ["B: yo"] and not ex.skipped

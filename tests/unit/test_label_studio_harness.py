@@ -31,7 +31,7 @@ def test_a_data_folder_it_did_not_make_is_never_deleted(tmp_path):
     ls = LabelStudio(instance="mine", cache=tmp_path)
     (ls.home / "data").mkdir(parents=True)
     (ls.home / "data" / "precious.txt").write_text("keep")
-    ls._ensure_venv = lambda: None  # noqa: SLF001  (no install in a unit test)
+    ls._ensure_venv = lambda: None
     ls._ensure_template = lambda: tmp_path / "tpl"
     with pytest.raises(RuntimeError, match="refusing to delete"):
         ls.start()

@@ -47,7 +47,9 @@ def two_passes(model, ids, mask, fn=None):
 @pytest.fixture
 def attention_only_model(request):
     """Only attention-probability dropout (0.5); hidden and head dropout 0."""
-    return build_tiny_classifier(hidden_dropout=0.0, attention_dropout=0.5, head_dropout=0.0, attn_implementation=request.param)
+    return build_tiny_classifier(
+        hidden_dropout=0.0, attention_dropout=0.5, head_dropout=0.0, attn_implementation=request.param
+    )
 
 
 # ---------------------------------------------------------------- the attention-dropout pitfall
@@ -131,7 +133,10 @@ def test_head_scope_samples_only_the_head(tiny_classifier, batch):
 
 def layer_outputs(model, ids, mask) -> list[torch.Tensor]:
     outputs = []
-    hooks = [layer.register_forward_hook(lambda _m, _i, out: outputs.append(out[0] if isinstance(out, tuple) else out)) for layer in model.layers()]
+    hooks = [
+        layer.register_forward_hook(lambda _m, _i, out: outputs.append(out[0] if isinstance(out, tuple) else out))
+        for layer in model.layers()
+    ]
     try:
         with torch.no_grad():
             model(ids, mask)
@@ -216,7 +221,10 @@ def test_head_scope_switches_nothing_in_the_encoder(tiny_classifier):
     assert last2 & layer_ids[2] and last2 & layer_ids[3]
 
 
-@pytest.mark.parametrize("text", ["", "Full", "HEAD", "last", "last-", "last-0", "last--1", "last-x", "last-2 ", " full", "last-1.5", "first-2"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "Full", "HEAD", "last", "last-", "last-0", "last--1", "last-x", "last-2 ", " full", "last-1.5", "first-2"],
+)
 def test_scope_parse_rejects(text):
     with pytest.raises(ValueError, match="scope"):
         Scope.parse(text)
@@ -282,7 +290,10 @@ def test_mc_moments_without_dropout_equal_explicit_tensor(tiny_classifier, scope
 
 def test_head_scope_without_head_dropout_ignores_token_budget(tiny_classifier):
     model = tiny_classifier(hidden_dropout=0.3, attention_dropout=0.3, head_dropout=0.0)
-    results = [mc_moments(model, ENC, ScoringConfig(passes=7, scope="head", token_budget=b, max_batch=m)) for b, m in ((16, 1), (50, 3), (4096, 64))]
+    results = [
+        mc_moments(model, ENC, ScoringConfig(passes=7, scope="head", token_budget=b, max_batch=m))
+        for b, m in ((16, 1), (50, 3), (4096, 64))
+    ]
     for other in results[1:]:
         np.testing.assert_allclose(other.mean_relevance, results[0].mean_relevance, atol=1e-6)
         np.testing.assert_allclose(other.ec, results[0].ec, atol=1e-6)
@@ -306,7 +317,12 @@ def test_mc_moments_seeded_and_stochastic(tiny_classifier, scope):
 def test_mc_moments_progress_and_validation(tiny_classifier):
     model = tiny_classifier()
     seen = []
-    mc_moments(model, ENC, ScoringConfig(passes=2, token_budget=40, max_batch=2), on_progress=lambda done, total: seen.append((done, total)))
+    mc_moments(
+        model,
+        ENC,
+        ScoringConfig(passes=2, token_budget=40, max_batch=2),
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
     assert len(seen) > 1
     assert [d for d, _ in seen] == sorted({d for d, _ in seen}) and seen[-1] == (len(ENC), len(ENC))
     assert all(total == len(ENC) for _, total in seen)
@@ -358,7 +374,10 @@ def test_concurrent_scoring_equals_sequential(tiny_classifier):
     made one by one (flags on the shared model or a process-wide reseed would mix the calls' passes)."""
     model = tiny_classifier(hidden_dropout=0.2, attention_dropout=0.2, head_dropout=0.2)
     encs = [random_encoded(n=12, min_len=2, max_len=14, seed=s) for s in range(8)]
-    cfgs = [ScoringConfig(passes=6, scope=scope, token_budget=48, max_batch=2, seed=s) for s, scope in enumerate(["full", "last-2", "head", "full"] * 2)]
+    cfgs = [
+        ScoringConfig(passes=6, scope=scope, token_budget=48, max_batch=2, seed=s)
+        for s, scope in enumerate(["full", "last-2", "head", "full"] * 2)
+    ]
     sequential = [mc_moments(model, e, c).mean_relevance for e, c in zip(encs, cfgs)]
     start, results = threading.Barrier(8), [None] * 8
 
@@ -392,7 +411,7 @@ def test_scoring_leaves_the_process_rng_alone(tiny_classifier):
 def test_sdpa_and_eager_attention_sample_the_same_dropout(tiny_classifier):
     """The SDPA path's attention dropout is rerouted to the same generator draws as eager's F.dropout on the
     probabilities, so both implementations give the same MC moments: the rerouting samples the real thing."""
-    kw = dict(hidden_dropout=0.2, attention_dropout=0.3, head_dropout=0.2)
+    kw = {"hidden_dropout": 0.2, "attention_dropout": 0.3, "head_dropout": 0.2}
     eager, sdpa = tiny_classifier(attn_implementation="eager", **kw), tiny_classifier(attn_implementation="sdpa", **kw)
     cfg = ScoringConfig(passes=4, scope="full", token_budget=64, max_batch=3, seed=2)
     a, b = mc_moments(eager, ENC, cfg), mc_moments(sdpa, ENC, cfg)

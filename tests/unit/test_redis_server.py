@@ -18,12 +18,17 @@ def test_redis_url_wins_and_loses_its_database():
 
 
 def test_older_beal_test_redis_still_works():
-    assert redis_server.resolve({"BEAL_TEST_REDIS": "redis://127.0.0.1:6394"}, answers=never) == "redis://127.0.0.1:6394"
+    assert (
+        redis_server.resolve({"BEAL_TEST_REDIS": "redis://127.0.0.1:6394"}, answers=never) == "redis://127.0.0.1:6394"
+    )
 
 
 def test_default_server_when_it_answers_else_a_private_one():
     assert redis_server.resolve({}, answers=lambda url: url == "redis://127.0.0.1:6379") == "redis://127.0.0.1:6379"
-    assert redis_server.resolve({}, answers=lambda url: False, start=lambda: "redis://127.0.0.1:5555") == "redis://127.0.0.1:5555"
+    assert (
+        redis_server.resolve({}, answers=lambda url: False, start=lambda: "redis://127.0.0.1:5555")
+        == "redis://127.0.0.1:5555"
+    )
 
 
 def test_not_a_redis_url_is_refused():

@@ -112,3 +112,10 @@ def test_gunicorn_stops_on_a_bad_setting_with_one_line(tmp_path):
     assert proc.returncode != 0
     assert "beal-backend: EPOCHS=0 is invalid: use an integer >= 1" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_strategy_names_match_the_registry():
+    """config spells the names out so that reading settings imports no torch; they must not drift."""
+    from beal_backend import acquisition, config
+
+    assert config.STRATEGIES == tuple(acquisition.STRATEGIES)

@@ -35,23 +35,19 @@ class RQQueue:
         self.timeout = timeout  # RQ's default of 180 s would kill every real training run
 
     def enqueue_embedding(self, project: str) -> str:
-        job = self.low.enqueue(
-            "beal_backend.wiring.embed_project",
-            project,
-            job_id=f"embed-{project}-{uuid.uuid4().hex[:8]}",
-            job_timeout=self.timeout,
-            result_ttl=24 * 3600,
-            failure_ttl=7 * 24 * 3600,
-        )
-        return job.id
+        return self._put(self.low, "embed_project", f"embed-{project}", project, result_ttl=24 * 3600)
 
     def enqueue(self, project: str) -> str:
-        job = self.q.enqueue(
-            "beal_backend.wiring.train_project",
+        return self._put(self.q, "train_project", f"train-{project}", project, result_ttl=7 * 24 * 3600)
+
+    def _put(self, queue: rq.Queue, entry: str, prefix: str, project: str, result_ttl: int) -> str:
+        """Enqueue ``wiring.<entry>(project)``: only the project id crosses the queue (JSON)."""
+        job = queue.enqueue(
+            f"beal_backend.wiring.{entry}",
             project,
-            job_id=f"train-{project}-{uuid.uuid4().hex[:8]}",
+            job_id=f"{prefix}-{uuid.uuid4().hex[:8]}",
             job_timeout=self.timeout,
-            result_ttl=7 * 24 * 3600,
+            result_ttl=result_ttl,
             failure_ttl=7 * 24 * 3600,
         )
         return job.id

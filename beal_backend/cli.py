@@ -169,11 +169,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from beal_backend.engine.features import HeadConfig
     from beal_backend.engine.training import TrainConfig
-    from beal_backend.simulation.runner import (
-        SimulationConfig,
-        simulate,
-        summary_markdown,
-    )
+    from beal_backend.simulation.config import SimulationConfig
+    from beal_backend.simulation.report import summary_markdown
+    from beal_backend.simulation.runner import simulate
 
     if args.threads:
         torch.set_num_threads(args.threads)

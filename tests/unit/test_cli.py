@@ -94,11 +94,11 @@ def test_simulate_given_options_win_and_reach_both_learners(monkeypatch):
 
 
 def test_simulate_help_reads_the_defaults_from_the_dataclasses(monkeypatch, capsys):
+    from dataclasses import dataclass
+
     import pytest
 
     from beal_backend.simulation import config
-
-    from dataclasses import dataclass
 
     @dataclass(frozen=True)
     class Changed(config.SimulationConfig):

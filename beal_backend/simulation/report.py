@@ -123,7 +123,7 @@ def _paired_section(summary: dict) -> list[str]:
     for key, what, _ in PAIRED:
         for m in METRICS:
             lines.append(verdict(what.format(LABELS[m]), {n: vs[m][key] for n, vs in others.items()}))
-    return lines + [""]
+    return lines
 
 
 def _interval(ci: dict, fmt: str) -> str:

@@ -6,8 +6,8 @@ pool, their gold labels are revealed and the model is retrained from scratch; mi
 set are recorded after every training. An "all data" run trains on the whole pool: its F1 is the target
 of the paper's Table 2 metric (% of the pool that must be labeled to reach it).
 
-Learners (``--learner``, the old ``--mode``): the service's own classes from ``learners.py``, so a
-simulation result is a statement about the service. ``frozen`` trains only the head on cached sentence
+Learners (``--learner``, the old ``--mode``): the service's own classes from ``engine.learners`` (through
+``fitting.py``), so a simulation result is a statement about the service. ``frozen`` trains only the head on cached sentence
 features of a frozen encoder (CPU); ``finetune`` fine-tunes the encoder every round and samples it with
 ``scoring.mc_moments`` (GPU).
 
@@ -17,6 +17,9 @@ labeled set (the last round, which labels the whole pool, equals the all-data ru
 row per finished round and ``selections.jsonl`` the texts each round picked; a rerun skips finished rounds,
 retrains the last finished round's model (identical, being seeded) and goes on, so an interrupted run ends
 with the results of an uninterrupted one.
+
+This module runs the jobs (serially or in a process pool) and keeps the run log; ``datasets``, ``config``,
+``fitting``, ``analysis`` and ``report`` hold the rest.
 """
 
 from __future__ import annotations

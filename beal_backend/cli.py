@@ -114,6 +114,51 @@ def _model():
 # ---------------------------------------------------------------- simulate
 
 
+# options whose defaults live in the configuration dataclasses: argparse defaults them to None (omitted), so
+# the dataclasses stay the one source of the numbers, and the help reads them from there when it is shown.
+# run-level: option dest -> SimulationConfig field
+_SIM_OPTIONS = {
+    "initial": "initial", "batch": "batch", "rounds": "rounds", "repeats": "repeats", "mc_passes": "mc_passes",
+    "pool_size": "pool_size", "test_size": "test_size", "learner": "mode", "pooling": "pooling", "seed": "seed",
+    "device": "device", "encoder": "encoder", "max_wordpieces": "max_wordpieces", "cache_dir": "cache_dir",
+    "scope": "scope", "workers": "workers",
+}  # fmt: skip
+# training: option dest -> (HeadConfig field for frozen, TrainConfig field for finetune); None = not that learner's
+_TRAIN_OPTIONS = {
+    "hidden_size": ("hidden_size", "hidden_size"), "dropout": ("dropout", "dropout"), "epochs": ("epochs", "epochs"),
+    "min_steps": ("min_steps", None), "val_fraction": ("val_fraction", "val_fraction"),
+    "patience": ("patience", "patience"), "train_batch_size": ("batch_size", "batch_size"), "lr": ("lr", "lr_head"),
+    "lr_encoder": (None, "lr_encoder"),
+}  # fmt: skip
+
+
+class _ConfigDefaultsHelp(argparse.HelpFormatter):
+    """Appends each option's default, read from the configuration dataclasses (imported only to print help)."""
+
+    def _get_help_string(self, action):
+        text = _config_default(action.dest)
+        if text is None and action.default not in (None, argparse.SUPPRESS, False):
+            text = str(action.default)
+        return f"{action.help or ''} (default: {text})" if text is not None else action.help
+
+
+def _config_default(dest: str) -> str | None:
+    from beal_backend.engine.features import HeadConfig
+    from beal_backend.engine.training import TrainConfig
+    from beal_backend.simulation.config import SimulationConfig, default
+
+    if dest == "strategies":
+        return ",".join(default(SimulationConfig, "strategies"))
+    if dest in _SIM_OPTIONS:
+        value = default(SimulationConfig, _SIM_OPTIONS[dest])
+        return "all" if value is None else str(value)  # pool_size / test_size: no subsample
+    if dest in _TRAIN_OPTIONS:
+        head, train = _TRAIN_OPTIONS[dest]
+        parts = [f"{mode} {default(cls, f)}" for mode, cls, f in (("frozen", HeadConfig, head), ("finetune", TrainConfig, train)) if f]
+        return ", ".join(parts)
+    return None
+
+
 def _add_simulate(sub) -> None:
     from beal_backend.acquisition import STRATEGIES
 
@@ -123,40 +168,39 @@ def _add_simulate(sub) -> None:
         description="Run the paper's protocol (initial random labels, rounds of acquisition, retraining from scratch) "
         "for several strategies; write results.csv, summary.json, summary.md and curves.png into --out. "
         "Rerunning with the same --out resumes where it stopped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_ConfigDefaultsHelp,
     )
     p.add_argument("--data", required=True, help="folder with train.jsonl (the pool), test.jsonl and labels.txt")
     p.add_argument("--out", required=True, help="output folder (resumed when it holds a run with the same settings)")
-    p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated: " + ", ".join(STRATEGIES))
-    p.add_argument("--initial", type=int, default=500, help="random texts labeled before the first round")
-    p.add_argument("--batch", type=int, default=500, help="texts acquired per round")
-    p.add_argument("--rounds", type=int, default=19)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--mc-passes", type=int, default=100, help="T, MC-dropout passes per text")
+    p.add_argument("--strategies", help="comma-separated: " + ", ".join(STRATEGIES))
+    p.add_argument("--initial", type=int, help="random texts labeled before the first round")
+    p.add_argument("--batch", type=int, help="texts acquired per round")
+    p.add_argument("--rounds", type=int, help="acquisition rounds after the initial labels")
+    p.add_argument("--repeats", type=int, help="repeats, each with its own initial labels and seeds")
+    p.add_argument("--mc-passes", type=int, help="T, MC-dropout passes per text")
     p.add_argument("--pool-size", type=int, help="random subset of train.jsonl used as the pool")
     p.add_argument("--test-size", type=int, help="random subset of test.jsonl")
-    p.add_argument("--learner", "--mode", dest="learner", choices=("frozen", "finetune"), default="frozen",
+    p.add_argument("--learner", "--mode", dest="learner", choices=("frozen", "finetune"),
                    help="the service's learners (LEARNER): frozen = cached encoder features, head-only training (CPU); "
                         "finetune = the paper's full fine-tuning. --mode is the old name")
-    p.add_argument("--pooling", choices=("cls", "mean", "auto"), default="cls",
+    p.add_argument("--pooling", choices=("cls", "mean", "auto"),
                    help="sentence feature (POOLING): cls = the paper's C (the published runs), mean, auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
-    p.add_argument("--encoder", default="minilm", help="Hugging Face BERT-style checkpoint; minilm = the packaged MiniLM")
-    p.add_argument("--max-wordpieces", type=int, default=510)
-    p.add_argument("--cache-dir", default="~/.cache/beal-backend/features", help="frozen mode: feature cache")
-    p.add_argument("--scope", default="full", help="finetune mode: MC-dropout scope (full, last-<k>, head)")
-    p.add_argument("--hidden-size", type=int, help="classifier hidden layer (default 256)")
-    p.add_argument("--dropout", type=float, help="dropout rate (default 0.1)")
-    p.add_argument("--epochs", type=int, help="epochs per training (default: frozen 15, finetune at most 8)")
-    p.add_argument("--min-steps", type=int, help="frozen mode: train at least this many minibatch steps (default 1000)")
-    p.add_argument("--val-fraction", type=float,
-                   help="labeled share held out for early stopping (default: frozen 0 = off, finetune 0.1)")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: frozen 3, finetune 2)")
-    p.add_argument("--train-batch-size", type=int, help="training minibatch (default: frozen 64, finetune 16)")
-    p.add_argument("--lr", type=float, help="head learning rate (default: frozen 2e-3, finetune 1e-3)")
-    p.add_argument("--lr-encoder", type=float, help="finetune mode: encoder learning rate (default 5e-5)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--seed", type=int, help="seed of every random choice of the run")
+    p.add_argument("--device", help="torch device, e.g. cuda")
+    p.add_argument("--encoder", help="Hugging Face BERT-style checkpoint; minilm = the packaged MiniLM")
+    p.add_argument("--max-wordpieces", type=int, help="texts are truncated to this many word-pieces")
+    p.add_argument("--cache-dir", help="frozen mode: feature cache")
+    p.add_argument("--scope", help="finetune mode: MC-dropout scope (full, last-<k>, head)")
+    p.add_argument("--hidden-size", type=int, help="classifier hidden layer")
+    p.add_argument("--dropout", type=float, help="dropout rate")
+    p.add_argument("--epochs", type=int, help="epochs per training (finetune: an upper bound)")
+    p.add_argument("--min-steps", type=int, help="frozen mode: train at least this many minibatch steps")
+    p.add_argument("--val-fraction", type=float, help="labeled share held out for early stopping (0 = off)")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument("--train-batch-size", type=int, help="training minibatch")
+    p.add_argument("--lr", type=float, help="head learning rate")
+    p.add_argument("--lr-encoder", type=float, help="finetune mode: encoder learning rate")
+    p.add_argument("--workers", type=int,
                    help="processes running curves in parallel, one torch thread each (frozen mode on CPU: the core count)")
     p.add_argument("--threads", type=int, help="torch CPU threads of the main process (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -166,54 +210,37 @@ def _add_simulate(sub) -> None:
 def _simulate(args: argparse.Namespace) -> int:
     import torch
 
-    from beal_backend.engine.features import HeadConfig
-    from beal_backend.engine.training import TrainConfig
-    from beal_backend.simulation.runner import (
-        SimulationConfig,
-        simulate,
-        summary_markdown,
-    )
+    from beal_backend.simulation import runner
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    shared = {
-        "hidden_size": args.hidden_size,
-        "dropout": args.dropout,
-        "epochs": args.epochs,
-        "val_fraction": args.val_fraction,
-        "patience": args.patience,
-        "batch_size": args.train_batch_size,
-    }
-    head = {**shared, "lr": args.lr, "min_steps": args.min_steps}
-    train = {**shared, "lr_head": args.lr, "lr_encoder": args.lr_encoder}
-    cfg = SimulationConfig(
-        data=args.data,
-        out=args.out,
-        strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
-        initial=args.initial,
-        batch=args.batch,
-        rounds=args.rounds,
-        repeats=args.repeats,
-        mc_passes=args.mc_passes,
-        pool_size=args.pool_size,
-        test_size=args.test_size,
-        mode=args.learner,
-        pooling=args.pooling,
-        seed=args.seed,
-        encoder=args.encoder,
-        device=args.device,
-        max_wordpieces=args.max_wordpieces,
-        cache_dir=args.cache_dir,
-        scope=args.scope,
-        head=replace(HeadConfig(), **{k: v for k, v in head.items() if v is not None}),
-        train=replace(TrainConfig(), **{k: v for k, v in train.items() if v is not None}),
-        workers=args.workers,
-        progress=not args.no_progress,
-    )
     try:
-        summary = simulate(cfg)
+        summary = runner.simulate(_simulation_config(args))
     except ValueError as e:  # bad settings or a clash with an earlier run in --out: say so, no traceback
         print(f"beal simulate: {e}", file=sys.stderr)
         return 2
+    from beal_backend.simulation.report import summary_markdown
+
     print(summary_markdown(summary))
     return 0
+
+
+def _simulation_config(args: argparse.Namespace):
+    """The given options over the dataclass defaults (an omitted option keeps the dataclass's value)."""
+    from beal_backend.engine.features import HeadConfig
+    from beal_backend.engine.training import TrainConfig
+    from beal_backend.simulation.config import SimulationConfig
+
+    given = {f: getattr(args, dest) for dest, f in _SIM_OPTIONS.items() if getattr(args, dest) is not None}
+    if args.strategies is not None:
+        given["strategies"] = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    head = {h: getattr(args, d) for d, (h, _) in _TRAIN_OPTIONS.items() if h and getattr(args, d) is not None}
+    train = {t: getattr(args, d) for d, (_, t) in _TRAIN_OPTIONS.items() if t and getattr(args, d) is not None}
+    return SimulationConfig(
+        data=args.data,
+        out=args.out,
+        head=replace(HeadConfig(), **head),
+        train=replace(TrainConfig(), **train),
+        progress=not args.no_progress,
+        **given,
+    )

@@ -1,18 +1,21 @@
-"""Shared helpers of the benchmarks: datasets, timers, machine description. Not part of the engine."""
+"""Shared helpers of the benchmarks: where the datasets are, timers, machine description. Not part of the
+engine. Datasets are read by ``beal_backend.simulation.datasets``, the simulation's own loader."""
 
 from __future__ import annotations
 
-import json
 import os
+import sys
 import platform
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from beal_backend.simulation import datasets  # noqa: E402
 
 
 def default_datasets() -> Path:
@@ -37,15 +40,12 @@ def set_threads(n: int) -> None:
 
 
 def load_dataset(name: str, n: int | None, seed: int = 0, data: Path | None = None) -> tuple[list[str], list[list[str]], list[str]]:
-    """(texts, label_sets, labels) of ``n`` texts of ``<data>/<name>/train.jsonl``: a seeded sample (kept in
-    file order) when ``n`` is smaller than the file, else all of it. Read in place, never copied."""
+    """(texts, label_sets, labels) of ``n`` texts of ``<data>/<name>/train.jsonl``: the seeded sample (kept in
+    file order) that ``beal simulate --pool-size n --seed seed`` takes as its pool, else all of it. Read in
+    place, never copied."""
     folder = (data or DATASETS) / name
-    rows = [json.loads(line) for line in (folder / "train.jsonl").open(encoding="utf-8") if line.strip()]
-    if n is not None and n < len(rows):
-        keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=n, replace=False))
-        rows = [rows[i] for i in keep]
-    labels = [x.strip() for x in (folder / "labels.txt").read_text(encoding="utf-8").splitlines() if x.strip()]
-    return [r["text"] for r in rows], [list(r["labels"]) for r in rows], labels
+    rows = datasets.read_pool(folder, n, seed)
+    return [r["text"] for r in rows], [list(r["labels"]) for r in rows], datasets.read_labels(folder)
 
 
 @contextmanager

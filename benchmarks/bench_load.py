@@ -30,23 +30,22 @@ sys.path.insert(0, str(ROOT))
 
 from beal_backend.worker import rounds as jobs
 
-from beal_backend import training  # noqa: E402
+from beal_backend.engine import training  # noqa: E402
 from beal_backend.labelstudio.label_config import parse_label_config  # noqa: E402
 from beal_backend.engine.scoring import ScoringConfig  # noqa: E402
 from beal_backend.store.versions import ModelStore  # noqa: E402
 
-from _common import DATASETS  # noqa: E402  (BEAL_DATASETS, else ../shared/datasets, else tests/fixtures)
+from _common import DATASETS, datasets  # noqa: E402  (BEAL_DATASETS, else ../shared/datasets, else tests/fixtures)
 
 DATA = DATASETS / "goemotions"
 
 
 def load_rows(n):
-    with open(DATA / "train.jsonl") as f:
-        return [json.loads(line) for _, line in zip(range(n), f)]
+    return datasets.read_pool(DATA)[:n]
 
 
 def prepare_store(model_dir: Path, pool: int) -> tuple[str, list[dict]]:
-    labels = [line.strip() for line in open(DATA / "labels.txt") if line.strip()]
+    labels = datasets.read_labels(DATA)
     config = ('<View><Text name="text" value="$text"/><Choices name="emotion" toName="text" choice="multiple">'
               + "".join(f'<Choice value="{c}"/>' for c in labels) + "</Choices></View>")
     rows = load_rows(100 + 2 * pool)

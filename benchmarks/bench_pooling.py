@@ -26,9 +26,9 @@ from _common import DATASETS, machine  # noqa: E402
 
 from beal_backend.engine import evaluation
 
-from beal_backend import learners  # noqa: E402
+from beal_backend.engine import learners  # noqa: E402
 from beal_backend.engine.scoring import ScoringConfig  # noqa: E402
-from beal_backend.simulation.runner import load_dataset  # noqa: E402
+from beal_backend.simulation.datasets import load_dataset  # noqa: E402
 from beal_backend.engine.training import TrainConfig  # noqa: E402
 
 

@@ -47,7 +47,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, timed, verdict  # noqa: E402
 
-from beal_backend import acquisition, encoders  # noqa: E402
+from beal_backend import acquisition  # noqa: E402
+from beal_backend.engine import encoders  # noqa: E402
 from beal_backend.engine.batching import Encoded, encode  # noqa: E402
 from beal_backend.engine.model import MultiLabelClassifier  # noqa: E402
 from beal_backend.engine.scoring import ScoringConfig, mc_moments  # noqa: E402

@@ -40,7 +40,7 @@ from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, t
 
 from beal_backend.engine import encoders, evaluation
 
-from beal_backend import training  # noqa: E402
+from beal_backend.engine import training  # noqa: E402
 from beal_backend.engine.batching import encode  # noqa: E402
 from beal_backend.engine.model import MultiLabelClassifier  # noqa: E402
 from beal_backend.engine.scoring import autocast  # noqa: E402

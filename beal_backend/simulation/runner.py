@@ -6,8 +6,8 @@ pool, their gold labels are revealed and the model is retrained from scratch; mi
 set are recorded after every training. An "all data" run trains on the whole pool: its F1 is the target
 of the paper's Table 2 metric (% of the pool that must be labeled to reach it).
 
-Learners (``--learner``, the old ``--mode``): the service's own classes from ``learners.py``, so a
-simulation result is a statement about the service. ``frozen`` trains only the head on cached sentence
+Learners (``--learner``, the old ``--mode``): the service's own classes from ``engine.learners`` (through
+``fitting.py``), so a simulation result is a statement about the service. ``frozen`` trains only the head on cached sentence
 features of a frozen encoder (CPU); ``finetune`` fine-tunes the encoder every round and samples it with
 ``scoring.mc_moments`` (GPU).
 
@@ -17,6 +17,9 @@ labeled set (the last round, which labels the whole pool, equals the all-data ru
 row per finished round and ``selections.jsonl`` the texts each round picked; a rerun skips finished rounds,
 retrains the last finished round's model (identical, being seeded) and goes on, so an interrupted run ends
 with the results of an uninterrupted one.
+
+This module runs the jobs (serially or in a process pool) and keeps the run log; ``datasets``, ``config``,
+``fitting``, ``analysis`` and ``report`` hold the rest.
 """
 
 from __future__ import annotations
@@ -28,23 +31,28 @@ import os
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from beal_backend import acquisition
-from beal_backend.acquisition import PoolView, Strategy
-from beal_backend.engine import encoders, evaluation, learners
-from beal_backend.engine.batching import MAX_WORDPIECES, encode
-from beal_backend.engine.features import DEFAULT_CACHE_DIR, HeadConfig
-from beal_backend.engine.scoring import ScoringConfig
-from beal_backend.engine.training import TrainConfig
+from beal_backend.acquisition import Strategy
+from beal_backend.engine import evaluation
+from beal_backend.simulation.analysis import summarize
+from beal_backend.simulation.config import (
+    ALL_DATA,
+    SEED_INITIAL,
+    SEED_MC,
+    SEED_SELECT,
+    SEED_TRAIN,
+    SimulationConfig,
+)
+from beal_backend.simulation.datasets import load_dataset
+from beal_backend.simulation.fitting import make_learner, pool_view
+from beal_backend.simulation.report import write_report
 
-MODES = ("frozen", "finetune")
-ALL_DATA = "all-data"  # the strategy name of the rows that train on the whole pool
 RESULT_FIELDS = (
     "strategy",
     "repeat",
@@ -56,206 +64,7 @@ RESULT_FIELDS = (
     "select_seconds",
     "train_seconds",
 )
-METRICS = ("micro_f1", "macro_f1")
-NOT_REACHED = "not reached"
-# the Table 2 metric against the all-data F1 (the paper's), and against 98 % of it: plateaus just below the
-# all-data level make the strict one jump to 100 % on small differences
-TARGETS = {"pct_to_all_data": 1.0, "pct_to_98pct_of_all_data": 0.98}
 THRESHOLD = 0.5  # label j is predicted relevant when its output exceeds 0.5
-
-# tags that keep the seed streams of different purposes apart
-_POOL, _TEST, _INITIAL, _TRAIN, _SELECT, _MC = range(1, 7)
-
-
-# ---------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A pool (train.jsonl, possibly subsampled) and a test set, with gold label names and multi-hot targets."""
-
-    name: str
-    labels: list[str]
-    pool_texts: list[str]
-    pool_labels: list[list[str]]
-    test_texts: list[str]
-    test_y: np.ndarray
-
-    @property
-    def pool_y(self) -> np.ndarray:
-        return evaluation.multi_hot(self.pool_labels, self.labels)
-
-
-def load_dataset(
-    path: str | Path, pool_size: int | None = None, test_size: int | None = None, seed: int = 0
-) -> Dataset:
-    """``labels.txt`` + ``train.jsonl`` (the pool) + ``test.jsonl``; lines ``{"id", "text", "labels": [names]}``.
-
-    ``pool_size``/``test_size`` draw a seeded random subset (kept in file order). ``val.jsonl`` is not read:
-    early stopping uses a slice of the labeled texts, as a real annotation loop would have to.
-    """
-    root = Path(path)
-    labels = [line.strip() for line in (root / "labels.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
-    pool = _subsample(_read_jsonl(root / "train.jsonl"), pool_size, seed, _POOL)
-    test = _subsample(_read_jsonl(root / "test.jsonl"), test_size, seed, _TEST)
-    return Dataset(
-        name=root.resolve().name,
-        labels=labels,
-        pool_texts=[r["text"] for r in pool],
-        pool_labels=[list(r["labels"]) for r in pool],
-        test_texts=[r["text"] for r in test],
-        test_y=evaluation.multi_hot([r["labels"] for r in test], labels),
-    )
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def _subsample(records: list[dict], size: int | None, seed: int, tag: int) -> list[dict]:
-    if size is None or size >= len(records):
-        return records
-    keep = np.sort(np.random.default_rng([seed, tag]).choice(len(records), size=size, replace=False))
-    return [records[i] for i in keep]
-
-
-# ---------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    data: str
-    out: str
-    strategies: tuple[str, ...] = tuple(acquisition.STRATEGIES)
-    initial: int = 500  # the paper: 500 random texts, then 19 rounds of 500
-    batch: int = 500
-    rounds: int = 19
-    repeats: int = 5
-    mc_passes: int = 100  # T
-    pool_size: int | None = None  # subsample train.jsonl to this many texts
-    test_size: int | None = None
-    mode: str = "frozen"  # the learner: frozen | finetune (learners.py, the service's classes)
-    pooling: str = "cls"  # cls (the published runs), mean, or auto (encoders.pooling_for)
-    seed: int = 0
-    encoder: str = encoders.DEFAULT_ENCODER
-    device: str = "cpu"
-    max_wordpieces: int = MAX_WORDPIECES
-    cache_dir: str = str(DEFAULT_CACHE_DIR)
-    scope: str = "full"  # finetune: MC-dropout scope of scoring.mc_moments
-    head: HeadConfig = field(default_factory=HeadConfig)  # frozen mode
-    train: TrainConfig = field(default_factory=TrainConfig)  # finetune mode
-    workers: int = 1  # > 1: curves run in that many processes, one torch thread each
-    progress: bool = True
-
-    def identity(self) -> dict:
-        """The settings that determine the numbers: a resumed run must match them. Strategies, repeats and
-        rounds may grow (each curve has its own seeds); device, cache, workers and progress do not change
-        the numbers (beyond float rounding of a different thread count)."""
-        trainer = self.head if self.mode == "frozen" else self.train
-        hparams = {k: v for k, v in asdict(trainer).items() if k not in ("seed", "device", "encoder", "max_wordpieces")}
-        keys = ("initial", "batch", "mc_passes", "pool_size", "test_size", "mode", "seed", "encoder", "max_wordpieces")
-        return {
-            "data": str(Path(self.data).resolve()),
-            **{k: getattr(self, k) for k in keys},
-            **({"scope": self.scope} if self.mode == "finetune" else {}),
-            **({"pooling": self.pooling} if self.pooling != "cls" else {}),  # runs made before POOLING stay resumable
-            "hparams": hparams,
-        }
-
-    def validate(self, pool_size: int) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        for name in self.strategies:
-            acquisition.get_strategy(name)
-        if min(self.initial, self.batch, self.repeats, self.mc_passes, self.workers) < 1 or self.rounds < 0:
-            raise ValueError("initial, batch, repeats, mc-passes and workers must be >= 1 and rounds >= 0")
-        needed = self.initial + self.rounds * self.batch
-        if needed > pool_size:
-            raise ValueError(
-                f"initial + rounds x batch = {self.initial} + {self.rounds} x {self.batch} = {needed} "
-                f"exceeds the pool ({pool_size} texts)"
-            )
-
-
-# ---------------------------------------------------------------- learners: fit a model on a labeled set
-
-
-class _FrozenLearner:
-    """``learners.FrozenLearner``, the service's: features once (cached on disk), a fresh head per fit."""
-
-    def __init__(self, cfg: SimulationConfig, data: Dataset):
-        self.impl = learners.FrozenLearner(_train_config(cfg), cfg.cache_dir, head=replace(cfg.head, device=cfg.device))
-        x = self.impl.features(data.pool_texts + data.test_texts)  # pool and test: one encoder load, one file
-        self.pool_x, self.test_x = x[: len(data.pool_texts)], x[len(data.pool_texts) :]
-        self.cfg, self.data = cfg, data
-
-    def fit(self, labeled: np.ndarray, seed: int) -> "_Fit":
-        trained = self.impl.fit([self.data.pool_texts[i] for i in labeled], [self.data.pool_labels[i] for i in labeled],
-                                self.data.labels, seed=seed, features=self.pool_x[labeled])
-        return _Fit(trained, self.cfg, pool=lambda rows: self.pool_x[rows], test=lambda: self.test_x)
-
-
-class _FinetuneLearner:
-    """``learners.FinetuneLearner``, the service's: the encoder is fine-tuned from scratch every round."""
-
-    def __init__(self, cfg: SimulationConfig, data: Dataset):
-        self.impl = learners.FinetuneLearner(_train_config(cfg))
-        self.cfg, self.data = cfg, data
-        self.encoded = None  # (pool, test) token ids, made with the first model's tokenizer
-
-    def fit(self, labeled: np.ndarray, seed: int) -> "_Fit":
-        trained = self.impl.fit([self.data.pool_texts[i] for i in labeled], [self.data.pool_labels[i] for i in labeled],
-                                self.data.labels, seed=seed)
-        if self.encoded is None:
-            tok, n = trained.tokenizer, self.cfg.max_wordpieces
-            self.encoded = (encode(tok, self.data.pool_texts, n), encode(tok, self.data.test_texts, n))
-        return _Fit(trained, self.cfg, pool=lambda rows: self.encoded[0].subset(rows), test=lambda: self.encoded[1])
-
-
-def _train_config(cfg: SimulationConfig) -> TrainConfig:
-    return replace(cfg.train, device=cfg.device, encoder=cfg.encoder, max_wordpieces=cfg.max_wordpieces, pooling=cfg.pooling)
-
-
-@dataclass
-class _Fit:
-    """A fitted model scored through ``learners.pool_moments`` / ``pool_deterministic``, as in the service.
-    ``pool(rows)`` / ``test()`` give the model's inputs: cached features (frozen) or token ids (finetune)."""
-
-    trained: object
-    cfg: SimulationConfig
-    pool: Callable
-    test: Callable
-
-    def _inputs(self, x) -> dict:
-        return {"features": x} if learners.is_frozen(self.trained) else {"encoded": x}
-
-    def _scoring(self, **kw) -> ScoringConfig:
-        return ScoringConfig(scope=self.cfg.scope, device=self.cfg.device, **kw)
-
-    def outputs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return learners.pool_deterministic(self.trained, self._scoring(), **self._inputs(self.pool(rows)))
-
-    def moments(self, rows: np.ndarray, passes: int, seed: int, deterministic: bool):
-        cfg = self._scoring(passes=passes, seed=seed)
-        return learners.pool_moments(self.trained, cfg, deterministic=deterministic, **self._inputs(self.pool(rows)))
-
-    def test_probs(self) -> np.ndarray:
-        return learners.pool_deterministic(self.trained, self._scoring(), **self._inputs(self.test()))[0]
-
-
-def pool_view(
-    fit, strategy: Strategy, pool: np.ndarray, labeled: np.ndarray, num_labels: int, passes: int, seed: int
-) -> PoolView:
-    """The model outputs ``strategy`` needs, for the unlabeled ``pool`` rows."""
-    view = PoolView(size=len(pool), num_labels=num_labels)
-    if "mc" in strategy.needs:
-        m = fit.moments(pool, passes, seed, strategy.deterministic_passes)
-        view.mean_relevance, view.mean_prob, view.mean_entropy = m.mean_relevance, m.mean_prob, m.mean_entropy
-    if "deterministic" in strategy.needs:
-        view.det_probs, view.hidden = fit.outputs(pool)
-        view.labeled_hidden = fit.outputs(labeled)[1]
-    return view
 
 
 # ---------------------------------------------------------------- the run log (results.csv + selections.jsonl)
@@ -349,8 +158,7 @@ class Simulation:
     def learner(self):
         """Built on first use: a rerun with nothing left to do computes no features and loads no encoder."""
         if self._learner is None:
-            cls = _FrozenLearner if self.cfg.mode == "frozen" else _FinetuneLearner
-            self._learner = cls(self.cfg, self.data)
+            self._learner = make_learner(self.cfg, self.data)
         return self._learner
 
     def run(self) -> dict:
@@ -406,10 +214,10 @@ class Simulation:
     # -- seeds
 
     def train_seed(self, repeat: int) -> int:
-        return int(_seed_seq(self.cfg.seed, _TRAIN, repeat).generate_state(1)[0])
+        return int(_seed_seq(self.cfg.seed, SEED_TRAIN, repeat).generate_state(1)[0])
 
     def initial_set(self, repeat: int) -> np.ndarray:
-        rng = np.random.default_rng(_seed_seq(self.cfg.seed, _INITIAL, repeat))
+        rng = np.random.default_rng(_seed_seq(self.cfg.seed, SEED_INITIAL, repeat))
         return rng.choice(self.n, size=self.cfg.initial, replace=False)
 
     # -- runs
@@ -437,8 +245,8 @@ class Simulation:
 
     def _select(self, fit, strategy: Strategy, repeat: int, rnd: int, labeled: np.ndarray) -> np.ndarray:
         parts = (repeat, rnd, _name_key(strategy.name))
-        rng = np.random.default_rng(_seed_seq(self.cfg.seed, _SELECT, *parts))
-        mc_seed = int(_seed_seq(self.cfg.seed, _MC, *parts).generate_state(1)[0])
+        rng = np.random.default_rng(_seed_seq(self.cfg.seed, SEED_SELECT, *parts))
+        mc_seed = int(_seed_seq(self.cfg.seed, SEED_MC, *parts).generate_state(1)[0])
         pool = np.setdiff1d(np.arange(self.n), labeled)
         view = pool_view(fit, strategy, pool, labeled, len(self.data.labels), self.cfg.mc_passes, mc_seed)
         picks = np.asarray(strategy.select(view, min(self.cfg.batch, len(pool)), rng), dtype=np.int64)
@@ -508,248 +316,3 @@ def simulate(cfg: SimulationConfig) -> dict:
     """Run (or resume) the simulation, write results.csv, summary.json, summary.md, curves.png; return the summary."""
     return Simulation(cfg).run()
 
-
-# ---------------------------------------------------------------- analysis
-
-
-def reach_fraction(fractions, scores, target: float, tol: float = 1e-9) -> float | None:
-    """Table 2 metric: the labeled fraction at which a learning curve first reaches ``target``.
-
-    Linear interpolation between the two rounds that straddle the target; the first point when it is
-    already there; ``None`` when the curve never reaches it.
-    """
-    x, y = np.asarray(fractions, dtype=np.float64), np.asarray(scores, dtype=np.float64)
-    hit = np.flatnonzero(y >= target - tol)
-    if len(hit) == 0:
-        return None
-    k = int(hit[0])
-    if k == 0:
-        return float(x[0])
-    x0, y0, x1, y1 = x[k - 1], y[k - 1], x[k], y[k]
-    return float(min(x1, x0 + (target - y0) / (y1 - y0) * (x1 - x0)))
-
-
-def curve_area(fractions, scores) -> float:
-    """Area under a learning curve divided by its width: the mean F1 over the labeled range."""
-    x, y = np.asarray(fractions, dtype=np.float64), np.asarray(scores, dtype=np.float64)
-    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else float(y[0])
-
-
-def summarize(rows, cfg: SimulationConfig, data: Dataset | None = None) -> dict:
-    """Per strategy over its complete repeats: learning curves (mean, std), area under them, the Table 2
-    metric against the all-data F1 (on the mean curve and per repeat) and paired wins against random."""
-    rounds = range(cfg.rounds + 1)
-    table = {(r["strategy"], int(r["repeat"]), int(r["round"])): r for r in rows}
-    target = {
-        rep: {m: float(table[(ALL_DATA, rep, 0)][m]) for m in METRICS}
-        for rep in range(cfg.repeats)
-        if (ALL_DATA, rep, 0) in table
-    }
-    curves, out = {}, {}
-    for name in cfg.strategies:
-        reps = [rep for rep in target if all((name, rep, r) in table for r in rounds)]
-        if not reps:
-            continue
-        frac = [float(table[(name, reps[0], r)]["fraction_labeled"]) for r in rounds]
-        scores = {m: np.array([[float(table[(name, rep, r)][m]) for r in rounds] for rep in reps]) for m in METRICS}
-        curves[name] = (reps, frac, scores)
-        entry = {"repeats": len(reps), "fraction_labeled": frac, "curve": {}, "auc": {}, **{k: {} for k in TARGETS}}
-        for m in METRICS:
-            s = scores[m]
-            entry["curve"][m] = {"mean": _r(s.mean(0)), "std": _r(s.std(0))}
-            auc = [curve_area(frac, row) for row in s]
-            entry["auc"][m] = {"mean": _r(np.mean(auc)), "std": _r(np.std(auc)), "per_repeat": _r(auc)}
-            for key, ratio in TARGETS.items():
-                goal = ratio * np.mean([target[rep][m] for rep in reps])
-                per = [reach_fraction(frac, row, ratio * target[rep][m]) for row, rep in zip(s, reps)]
-                entry[key][m] = {
-                    "mean_curve": _pct(reach_fraction(frac, s.mean(0), goal)),
-                    "per_repeat": [_pct(p) for p in per],
-                    "reached": f"{sum(p is not None for p in per)}/{len(per)}",
-                }
-        sel = [float(table[(name, rep, r)]["select_seconds"]) for rep in reps for r in rounds]
-        trn = [float(table[(name, rep, r)]["train_seconds"]) for rep in reps for r in rounds]
-        entry["seconds"] = {
-            "select_mean": _r(np.mean(sel)),
-            "train_mean": _r(np.mean(trn)),
-            "total": _r(sum(sel) + sum(trn)),
-        }
-        out[name] = entry
-    if "random" in curves:
-        for name, (reps, frac, scores) in curves.items():
-            base_reps, _, base = curves["random"]
-            common = [rep for rep in reps if rep in base_reps]
-            out[name]["vs_random"] = {m: _paired(frac, scores[m], reps, base[m], base_reps, common) for m in METRICS}
-    all_data = {}
-    for m in METRICS:
-        values = [target[rep][m] for rep in sorted(target)]
-        if values:
-            all_data[m] = {"mean": _r(np.mean(values)), "std": _r(np.std(values)), "per_repeat": _r(values)}
-    return {
-        "dataset": data.name if data else Path(cfg.data).name,
-        "settings": {
-            **cfg.identity(),
-            "strategies": list(cfg.strategies),
-            "rounds": cfg.rounds,
-            "repeats": cfg.repeats,
-            "pool": len(data.pool_texts) if data else None,
-            "test": len(data.test_y) if data else None,
-            "labels": len(data.labels) if data else None,
-        },
-        "all_data": all_data,
-        "strategies": out,
-    }
-
-
-def _paired(frac, scores, reps, base, base_reps, common) -> dict:
-    """Wins/losses/ties of a strategy against random on the area under the curve, repeat by repeat."""
-    a = np.array([curve_area(frac, scores[reps.index(rep)]) for rep in common])
-    b = np.array([curve_area(frac, base[base_reps.index(rep)]) for rep in common])
-    d = a - b
-    return {
-        "wins": int((d > 0).sum()),
-        "losses": int((d < 0).sum()),
-        "ties": int((d == 0).sum()),
-        "mean_auc_diff": _r(d.mean()) if len(d) else None,
-        "std_auc_diff": _r(d.std()) if len(d) else None,
-    }
-
-
-def _r(x, digits: int = 6):
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [round(float(v), digits) for v in x]
-    return round(float(x), digits)
-
-
-def _pct(fraction: float | None):
-    return NOT_REACHED if fraction is None else round(100.0 * fraction, 1)
-
-
-# ---------------------------------------------------------------- report
-
-
-def write_report(out: Path, summary: dict) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
-    if summary["strategies"]:
-        plot_curves(summary, out / "curves.png")
-
-
-def _fmt_pct(v) -> str:
-    return v if isinstance(v, str) else f"{v:.1f}%"
-
-
-def summary_markdown(summary: dict) -> str:
-    s, strat, alld = summary["settings"], summary["strategies"], summary["all_data"]
-    names = list(strat)
-    repeats = ", ".join(f"{n} {e['repeats']}" for n, e in strat.items())
-    lines = [
-        f"# Active-learning simulation: {summary['dataset']}",
-        "",
-        f"Mode `{s['mode']}`, encoder `{s['encoder']}`; pool {s['pool']} texts, test {s['test']}, {s['labels']} labels; "
-        f"{s['initial']} initial + {s['rounds']} rounds x {s['batch']}; T = {s['mc_passes']}; seed {s['seed']}; "
-        f"repeats per strategy: {repeats}.",
-        "",
-    ]
-    for key, title in (
-        ("pct_to_all_data", "% of the pool labeled to reach the all-data F1 (the paper's Table 2; lower is better)"),
-        ("pct_to_98pct_of_all_data", "% of the pool labeled to reach 98 % of the all-data F1 (lower is better)"),
-    ):
-        lines += [
-            f"## {title}",
-            "",
-            "Linear interpolation between rounds on the mean learning curve; in brackets, the repeats whose own "
-            "curve reached the target set by their own all-data run.",
-            "",
-            "| dataset | metric | all-data F1 | " + " | ".join(names) + " |",
-            "|---|---|---|" + "---|" * len(names),
-        ]
-        for m, label in (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1")):
-            target = f"{alld[m]['mean']:.3f} ± {alld[m]['std']:.3f}" if alld else "–"
-            cells = [f"{_fmt_pct(strat[n][key][m]['mean_curve'])} ({strat[n][key][m]['reached']})" for n in names]
-            lines.append(f"| {summary['dataset']} | {label} | {target} | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += [
-        "## Area under the learning curve (mean F1 over the labeled range; mean ± std over repeats)",
-        "",
-        "Paired against random on the same initial labels: wins/losses over repeats, mean difference of the area.",
-        "",
-        "| strategy | micro-F1 area | macro-F1 area | vs random micro (W/L, Δ) | vs random macro (W/L, Δ) | final micro-F1 | s/round select | s/round train |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for n in names:
-        e = strat[n]
-        vs = e.get("vs_random", {})
-        cell = [f"{e['auc'][m]['mean']:.4f} ± {e['auc'][m]['std']:.4f}" for m in METRICS]
-        pair = [
-            (
-                f"{vs[m]['wins']}/{vs[m]['losses']}, {vs[m]['mean_auc_diff']:+.4f}"
-                if vs and vs[m]["mean_auc_diff"] is not None
-                else "–"
-            )
-            for m in METRICS
-        ]
-        final = f"{e['curve']['micro_f1']['mean'][-1]:.4f}"
-        secs = [f"{e['seconds']['select_mean']:.2f}", f"{e['seconds']['train_mean']:.2f}"]
-        lines.append(f"| {n} | " + " | ".join(cell + pair + [final] + secs) + " |")
-    return "\n".join(lines) + "\n"
-
-
-# one colour per strategy on every plot; BEAL red and drawn thick, random grey
-COLORS = {
-    "random": "tab:gray",
-    "coreset": "tab:olive",
-    "bald": "tab:green",
-    "badge": "tab:purple",
-    "entropy": "tab:brown",
-    "beal-deterministic": "tab:orange",
-    "beal-diverse": "tab:pink",
-    "beal": "tab:red",
-}
-
-
-def plot_curves(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    strat, alld = summary["strategies"], summary["all_data"]
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), constrained_layout=True)
-    spare = iter(["tab:blue", "tab:cyan", "black"] * len(strat))
-    colors = {name: COLORS.get(name) or next(spare) for name in strat}
-    for ax, (m, label) in zip(axes, (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"))):
-        for name, e in strat.items():
-            x = 100.0 * np.asarray(e["fraction_labeled"])
-            mean, std = np.asarray(e["curve"][m]["mean"]), np.asarray(e["curve"][m]["std"])
-            bold = name == "beal"
-            ax.plot(
-                x,
-                mean,
-                color=colors[name],
-                lw=2.6 if bold else 1.4,
-                marker="o",
-                ms=3,
-                label=name,
-                zorder=3 if bold else 2,
-            )
-            ax.fill_between(x, mean - std, mean + std, color=colors[name], alpha=0.12, lw=0)
-        if m in alld:
-            ax.axhline(alld[m]["mean"], color="black", ls="--", lw=1.2, label="all data")
-            ax.annotate(
-                f"all data {alld[m]['mean']:.3f}", (2, alld[m]["mean"]), xytext=(0, 4), textcoords="offset points"
-            )
-        ax.set_xlim(0, 101)
-        ax.set_xlabel("% of the pool labeled")
-        ax.set_ylabel(f"test {label}")
-        ax.set_title(f"{summary['dataset']}: {label}")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=9)
-    s = summary["settings"]
-    fig.suptitle(
-        f"{s['mode']} {s['encoder']}: {s['initial']} initial + {s['rounds']} x {s['batch']}, T = {s['mc_passes']}; "
-        "mean ± std over repeats",
-        fontsize=10,
-    )
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

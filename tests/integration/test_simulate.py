@@ -13,7 +13,9 @@ import torch
 
 from beal_backend.cli import main
 from beal_backend.engine import learners
-from beal_backend.simulation import runner as sim
+from beal_backend.engine.features import HeadConfig
+from beal_backend.simulation import analysis, runner
+from beal_backend.simulation.config import SEED_MC, SimulationConfig
 from tests.conftest import LABELS, synthetic_texts
 
 TIMING = ("select_seconds", "train_seconds")
@@ -73,7 +75,7 @@ def test_outputs_have_the_promised_files_and_columns(env):
     for name in ("results.csv", "summary.json", "summary.md", "curves.png", "selections.jsonl", "config.json"):
         assert (out / name).stat().st_size > 0, name
     rows = _rows(out)
-    assert list(rows[0]) == list(sim.RESULT_FIELDS)
+    assert list(rows[0]) == list(runner.RESULT_FIELDS)
     keyed = _keyed(rows)
     assert len(keyed) == 2 * 2 * 3 + 2  # (random, beal) x 2 repeats x rounds 0..2 + one all-data run per repeat
     for strategy in ("random", "beal"):
@@ -87,7 +89,7 @@ def test_outputs_have_the_promised_files_and_columns(env):
     assert set(summary["strategies"]) == {"random", "beal"}
     beal = summary["strategies"]["beal"]
     assert beal["repeats"] == 2
-    for key in ("auc", *sim.TARGETS):
+    for key in ("auc", *analysis.TARGETS):
         assert set(beal[key]) == {"micro_f1", "macro_f1"}, key
     assert (
         beal["vs_random"]["micro_f1"]["wins"]
@@ -97,6 +99,26 @@ def test_outputs_have_the_promised_files_and_columns(env):
     )
     md = (out / "summary.md").read_text()
     assert "| data | micro-F1 |" in md and "| data | macro-F1 |" in md
+
+
+def test_summary_lists_each_strategy_once_per_table_with_paired_intervals(env):
+    """Two strategies (random, beal), two repeats: every table of summary.md has one row per strategy, and the
+    paired differences against random carry a t-interval over the 2 repeats and a verdict sentence."""
+    from tests.unit.test_simulation_stats import assert_rows_and_columns_unique
+
+    md = (env.out / "summary.md").read_text()
+    sections = md.split("\n## ")[1:]
+    assert len(sections) == 4
+    for section in sections:
+        assert_rows_and_columns_unique(section)
+    area, paired = sections[2], sections[3]
+    assert [line.split(" | ")[0] for line in area.splitlines() if line.startswith("| ") and "-" not in line[:4]][1:] == [
+        "| random", "| beal"]  # fmt: skip
+    assert sum(line.startswith("| beal |") for line in paired.splitlines()) == 1
+    assert len([line for line in paired.splitlines() if line.startswith("- ")]) == 4
+    vs = json.loads((env.out / "summary.json").read_text())["strategies"]["beal"]["vs_random"]["micro_f1"]
+    assert vs["auc_diff"]["n"] == 2 and vs["auc_diff"]["mean"] == vs["mean_auc_diff"]
+    assert vs["auc_diff"]["low"] <= vs["auc_diff"]["mean"] <= vs["auc_diff"]["high"]
 
 
 def test_every_strategy_starts_from_the_same_labels_and_random_and_beal_pick_differently(env):
@@ -115,16 +137,16 @@ def test_every_strategy_starts_from_the_same_labels_and_random_and_beal_pick_dif
 def test_beal_picks_the_lowest_expected_confidence(env):
     """Round 1 of BEAL re-derived by hand from the round-0 model: the picks are the 10 lowest EC."""
     out = env.out
-    cfg = sim.SimulationConfig(data=str(env.data), out=str(out), strategies=("beal",), initial=10, batch=10, rounds=2,
+    cfg = SimulationConfig(data=str(env.data), out=str(out), strategies=("beal",), initial=10, batch=10, rounds=2,
                                repeats=2, mc_passes=4, cache_dir=str(env.cache), encoder=str(env.encoder),
-                               progress=False, head=sim.HeadConfig(epochs=15, min_steps=0))  # fmt: skip
-    s = sim.Simulation(cfg)
+                               progress=False, head=HeadConfig(epochs=15, min_steps=0))  # fmt: skip
+    s = runner.Simulation(cfg)
     labeled = np.sort(s.initial_set(0))
     fit = s.learner.fit(labeled, s.train_seed(0))
     pool = np.setdiff1d(np.arange(s.n), labeled)
     got = [json.loads(line) for line in (out / "selections.jsonl").read_text().splitlines()]
     picked = next(r["rows"] for r in got if (r["strategy"], r["repeat"], r["round"]) == ("beal", 0, 1))
-    mc_seed = int(sim._seed_seq(cfg.seed, sim._MC, 0, 1, sim._name_key("beal")).generate_state(1)[0])
+    mc_seed = int(runner._seed_seq(cfg.seed, SEED_MC, 0, 1, runner._name_key("beal")).generate_state(1)[0])
     ec = fit.moments(pool, 4, mc_seed, False).ec
     assert sorted(picked) == sorted(pool[np.argsort(ec, kind="stable")[:10]].tolist())
 
@@ -177,18 +199,18 @@ def test_reach_fraction_interpolates_between_rounds():
     x = [0.05, 0.10, 0.15, 0.20]
     y = [0.40, 0.50, 0.60, 0.70]
     # 0.55 lies halfway between rounds 1 and 2: 0.10 + (0.55 - 0.50) / (0.60 - 0.50) * 0.05 = 0.125
-    assert sim.reach_fraction(x, y, 0.55) == pytest.approx(0.125)
-    assert sim.reach_fraction(x, y, 0.60) == pytest.approx(0.15)  # exactly on a round
-    assert sim.reach_fraction(x, y, 0.30) == pytest.approx(0.05)  # already there at the start
+    assert analysis.reach_fraction(x, y, 0.55) == pytest.approx(0.125)
+    assert analysis.reach_fraction(x, y, 0.60) == pytest.approx(0.15)  # exactly on a round
+    assert analysis.reach_fraction(x, y, 0.30) == pytest.approx(0.05)  # already there at the start
     # the first crossing counts, even when the curve dips afterwards: 0.05 + (0.45-0.40)/(0.60-0.40)*0.05
-    assert sim.reach_fraction(x, [0.40, 0.60, 0.30, 0.70], 0.45) == pytest.approx(0.0625)
-    assert sim.reach_fraction(x, y, 0.71) is None
-    assert sim._pct(None) == "not reached" and sim._pct(0.125) == 12.5
+    assert analysis.reach_fraction(x, [0.40, 0.60, 0.30, 0.70], 0.45) == pytest.approx(0.0625)
+    assert analysis.reach_fraction(x, y, 0.71) is None
+    assert analysis._pct(None) == "not reached" and analysis._pct(0.125) == 12.5
 
 
 def test_curve_area_is_the_mean_f1_over_the_labeled_range():
     # trapezoids: (0.4+0.5)/2*0.05 + (0.5+0.6)/2*0.05 + (0.6+0.7)/2*0.05 = 0.0825, over a width of 0.15
-    assert sim.curve_area([0.05, 0.10, 0.15, 0.20], [0.40, 0.50, 0.60, 0.70]) == pytest.approx(0.55)
+    assert analysis.curve_area([0.05, 0.10, 0.15, 0.20], [0.40, 0.50, 0.60, 0.70]) == pytest.approx(0.55)
 
 
 def test_head_moments_match_independent_dropout_passes():

@@ -30,3 +30,19 @@ def test_the_fixture_sample_loads_as_a_dataset():
     texts, label_sets, labels = _common.load_dataset("goemotions", 50, data=ROOT / "tests" / "fixtures")
     assert len(texts) == len(label_sets) == 50 and len(labels) == 28
     assert all(set(ls) <= set(labels) and ls for ls in label_sets)
+
+
+def test_benchmarks_read_data_with_the_simulation_loader(tmp_path):
+    """One loader: a benchmark's sample of n texts is the pool ``beal simulate --pool-size n`` draws."""
+    from beal_backend.simulation.datasets import load_dataset
+
+    folder = ROOT / "tests" / "fixtures" / "goemotions"
+    texts, label_sets, labels = _common.load_dataset("goemotions", 50, seed=3, data=folder.parent)
+    dataset = tmp_path / "goemotions"  # the sample has no test split: the simulation needs one
+    dataset.mkdir()
+    for name in ("train.jsonl", "labels.txt"):
+        (dataset / name).symlink_to(folder / name)
+    (dataset / "test.jsonl").write_text('{"id": "t", "text": "fine", "labels": ["joy"]}\n')
+    pool = load_dataset(dataset, pool_size=50, seed=3)
+    assert (texts, label_sets, labels) == (pool.pool_texts, pool.pool_labels, pool.labels)
+    assert texts != _common.load_dataset("goemotions", 50, seed=4, data=folder.parent)[0]

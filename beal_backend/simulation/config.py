@@ -1,0 +1,86 @@
+"""The settings of a simulation run (one dataclass, the single source of the defaults ``beal simulate`` shows)
+and the names shared by the run, its analysis and its report."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+from beal_backend import acquisition
+from beal_backend.engine import encoders
+from beal_backend.engine.batching import MAX_WORDPIECES
+from beal_backend.engine.features import DEFAULT_CACHE_DIR, HeadConfig
+from beal_backend.engine.training import TrainConfig
+
+MODES = ("frozen", "finetune")
+ALL_DATA = "all-data"  # the strategy name of the rows that train on the whole pool
+
+# tags that keep the seed streams of different purposes apart (fixed: they determine every run's numbers)
+SEED_POOL, SEED_TEST, SEED_INITIAL, SEED_TRAIN, SEED_SELECT, SEED_MC = range(1, 7)
+
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    data: str
+    out: str
+    strategies: tuple[str, ...] = tuple(acquisition.STRATEGIES)
+    initial: int = 500  # the paper: 500 random texts, then 19 rounds of 500
+    batch: int = 500
+    rounds: int = 19
+    repeats: int = 5
+    mc_passes: int = 100  # T
+    pool_size: int | None = None  # subsample train.jsonl to this many texts
+    test_size: int | None = None
+    mode: str = "frozen"  # the learner: frozen | finetune (learners.py, the service's classes)
+    pooling: str = "cls"  # cls (the published runs), mean, or auto (encoders.pooling_for)
+    seed: int = 0
+    encoder: str = encoders.DEFAULT_ENCODER
+    device: str = "cpu"
+    max_wordpieces: int = MAX_WORDPIECES
+    cache_dir: str = str(DEFAULT_CACHE_DIR)
+    scope: str = "full"  # finetune: MC-dropout scope of scoring.mc_moments
+    head: HeadConfig = field(default_factory=HeadConfig)  # frozen mode
+    train: TrainConfig = field(default_factory=TrainConfig)  # finetune mode
+    workers: int = 1  # > 1: curves run in that many processes, one torch thread each
+    progress: bool = True
+
+    def __post_init__(self):
+        # a strategy named twice would be run twice (two workers writing the same rows) and reported twice
+        object.__setattr__(self, "strategies", tuple(dict.fromkeys(self.strategies)))
+
+    def identity(self) -> dict:
+        """The settings that determine the numbers: a resumed run must match them. Strategies, repeats and
+        rounds may grow (each curve has its own seeds); device, cache, workers and progress do not change
+        the numbers (beyond float rounding of a different thread count)."""
+        trainer = self.head if self.mode == "frozen" else self.train
+        hparams = {k: v for k, v in asdict(trainer).items() if k not in ("seed", "device", "encoder", "max_wordpieces")}
+        keys = ("initial", "batch", "mc_passes", "pool_size", "test_size", "mode", "seed", "encoder", "max_wordpieces")
+        return {
+            "data": str(Path(self.data).resolve()),
+            **{k: getattr(self, k) for k in keys},
+            **({"scope": self.scope} if self.mode == "finetune" else {}),
+            **({"pooling": self.pooling} if self.pooling != "cls" else {}),  # runs made before POOLING stay resumable
+            "hparams": hparams,
+        }
+
+    def validate(self, pool_size: int) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in self.strategies:
+            acquisition.get_strategy(name)
+        if min(self.initial, self.batch, self.repeats, self.mc_passes, self.workers) < 1 or self.rounds < 0:
+            raise ValueError("initial, batch, repeats, mc-passes and workers must be >= 1 and rounds >= 0")
+        needed = self.initial + self.rounds * self.batch
+        if needed > pool_size:
+            raise ValueError(
+                f"initial + rounds x batch = {self.initial} + {self.rounds} x {self.batch} = {needed} "
+                f"exceeds the pool ({pool_size} texts)"
+            )
+
+
+
+def default(config: type, name: str):
+    """The default of dataclass field ``name`` (factory defaults called): what an omitted option means."""
+    f = next(f for f in fields(config) if f.name == name)
+    return f.default_factory() if f.default is MISSING else f.default

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from beal_backend import __version__
 
@@ -37,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _add_serve(sub) -> None:
-    p = sub.add_parser("serve", help="run the HTTP service on Flask's development server (production: gunicorn \"_wsgi:make_app()\")")
+    p = sub.add_parser(
+        "serve", help='run the HTTP service on Flask\'s development server (production: gunicorn "_wsgi:make_app()")'
+    )
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=None, help="default: PORT or 9090")
     p.set_defaults(run=_serve)
@@ -53,7 +55,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _add_worker(sub) -> None:
-    p = sub.add_parser("worker", help="run an RQ training worker (needs REDIS_URL); several, on several hosts, may share one queue")
+    p = sub.add_parser(
+        "worker", help="run an RQ training worker (needs REDIS_URL); several, on several hosts, may share one queue"
+    )
     p.add_argument("--name", default=None, help="worker name, unique across hosts (default: rq's)")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     p.set_defaults(run=_worker)
@@ -73,8 +77,10 @@ def _worker(args: argparse.Namespace) -> int:
     conn = Redis.from_url(settings.redis_url)
     from beal_backend.worker.queues import embedding_queue_name
 
-    queues = [Queue(name, connection=conn, serializer=JSONSerializer)  # listed first = served first
-              for name in (settings.queue_name, embedding_queue_name(settings.queue_name))]
+    queues = [
+        Queue(name, connection=conn, serializer=JSONSerializer)  # listed first = served first
+        for name in (settings.queue_name, embedding_queue_name(settings.queue_name))
+    ]
     # the default Worker forks a work horse per job: CUDA starts in the child, and a crash kills only the job
     Worker(queues, connection=conn, serializer=JSONSerializer, name=args.name).work(burst=args.burst)
     return 0
@@ -154,7 +160,11 @@ def _config_default(dest: str) -> str | None:
         return "all" if value is None else str(value)  # pool_size / test_size: no subsample
     if dest in _TRAIN_OPTIONS:
         head, train = _TRAIN_OPTIONS[dest]
-        parts = [f"{mode} {default(cls, f)}" for mode, cls, f in (("frozen", HeadConfig, head), ("finetune", TrainConfig, train)) if f]
+        parts = [
+            f"{mode} {default(cls, f)}"
+            for mode, cls, f in (("frozen", HeadConfig, head), ("finetune", TrainConfig, train))
+            if f
+        ]
         return ", ".join(parts)
     return None
 
@@ -180,11 +190,19 @@ def _add_simulate(sub) -> None:
     p.add_argument("--mc-passes", type=int, help="T, MC-dropout passes per text")
     p.add_argument("--pool-size", type=int, help="random subset of train.jsonl used as the pool")
     p.add_argument("--test-size", type=int, help="random subset of test.jsonl")
-    p.add_argument("--learner", "--mode", dest="learner", choices=("frozen", "finetune"),
-                   help="the service's learners (LEARNER): frozen = cached encoder features, head-only training (CPU); "
-                        "finetune = the paper's full fine-tuning. --mode is the old name")
-    p.add_argument("--pooling", choices=("cls", "mean", "auto"),
-                   help="sentence feature (POOLING): cls = the paper's C (the published runs), mean, auto")
+    p.add_argument(
+        "--learner",
+        "--mode",
+        dest="learner",
+        choices=("frozen", "finetune"),
+        help="the service's learners (LEARNER): frozen = cached encoder features, head-only training (CPU); "
+        "finetune = the paper's full fine-tuning. --mode is the old name",
+    )
+    p.add_argument(
+        "--pooling",
+        choices=("cls", "mean", "auto"),
+        help="sentence feature (POOLING): cls = the paper's C (the published runs), mean, auto",
+    )
     p.add_argument("--seed", type=int, help="seed of every random choice of the run")
     p.add_argument("--device", help="torch device, e.g. cuda")
     p.add_argument("--encoder", help="Hugging Face BERT-style checkpoint; minilm = the packaged MiniLM")
@@ -200,8 +218,11 @@ def _add_simulate(sub) -> None:
     p.add_argument("--train-batch-size", type=int, help="training minibatch")
     p.add_argument("--lr", type=float, help="head learning rate")
     p.add_argument("--lr-encoder", type=float, help="finetune mode: encoder learning rate")
-    p.add_argument("--workers", type=int,
-                   help="processes running curves in parallel, one torch thread each (frozen mode on CPU: the core count)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes running curves in parallel, one torch thread each (frozen mode on CPU: the core count)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads of the main process (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=_simulate)

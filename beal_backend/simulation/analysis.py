@@ -100,7 +100,9 @@ def summarize(rows, cfg: SimulationConfig, data: Dataset | None = None) -> dict:
 def _curves(table, name: str, reps: list[int], rounds: int, target: dict) -> dict:
     """One strategy's repeats: fractions, F1 per (repeat, round), and per repeat the fraction reaching each target."""
     frac = [float(table[(name, reps[0], r)]["fraction_labeled"]) for r in range(rounds + 1)]
-    scores = {m: np.array([[float(table[(name, rep, r)][m]) for r in range(rounds + 1)] for rep in reps]) for m in METRICS}
+    scores = {
+        m: np.array([[float(table[(name, rep, r)][m]) for r in range(rounds + 1)] for rep in reps]) for m in METRICS
+    }
     reach = {
         (key, m): [reach_fraction(frac, row, ratio * target[rep][m]) for row, rep in zip(scores[m], reps)]
         for key, ratio in TARGETS.items()
@@ -127,7 +129,11 @@ def _entry(table, name: str, rounds: int, c: dict) -> dict:
             }
     sel = [float(table[(name, rep, r)]["select_seconds"]) for rep in reps for r in range(rounds + 1)]
     trn = [float(table[(name, rep, r)]["train_seconds"]) for rep in reps for r in range(rounds + 1)]
-    entry["seconds"] = {"select_mean": _r(np.mean(sel)), "train_mean": _r(np.mean(trn)), "total": _r(sum(sel) + sum(trn))}
+    entry["seconds"] = {
+        "select_mean": _r(np.mean(sel)),
+        "train_mean": _r(np.mean(trn)),
+        "total": _r(sum(sel) + sum(trn)),
+    }
     return entry
 
 

@@ -19,7 +19,6 @@ ALL_DATA = "all-data"  # the strategy name of the rows that train on the whole p
 SEED_POOL, SEED_TEST, SEED_INITIAL, SEED_TRAIN, SEED_SELECT, SEED_MC = range(1, 7)
 
 
-
 @dataclass(frozen=True)
 class SimulationConfig:
     data: str
@@ -79,8 +78,9 @@ class SimulationConfig:
             )
 
 
-
 def default(config: type, name: str):
     """The default of dataclass field ``name`` (factory defaults called): what an omitted option means."""
     f = next(f for f in fields(config) if f.name == name)
-    return f.default_factory() if f.default is MISSING else f.default
+    if f.default is MISSING and f.default_factory is not MISSING:
+        return f.default_factory()
+    return f.default

@@ -3,16 +3,16 @@ rows, then give the outputs a strategy needs, scored exactly as the service scor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 
 from beal_backend.acquisition import PoolView, Strategy
 from beal_backend.engine import learners
-from beal_backend.engine.batching import encode
+from beal_backend.engine.batching import Encoded, encode
 from beal_backend.engine.scoring import ScoringConfig
-from beal_backend.engine.training import TrainConfig
+from beal_backend.engine.training import TrainConfig, TrainedModel
 from beal_backend.simulation.config import SimulationConfig
 from beal_backend.simulation.datasets import Dataset
 
@@ -32,8 +32,13 @@ class _FrozenLearner:
         self.cfg, self.data = cfg, data
 
     def fit(self, labeled: np.ndarray, seed: int) -> _Fit:
-        trained = self.impl.fit([self.data.pool_texts[i] for i in labeled], [self.data.pool_labels[i] for i in labeled],
-                                self.data.labels, seed=seed, features=self.pool_x[labeled])
+        trained = self.impl.fit(
+            [self.data.pool_texts[i] for i in labeled],
+            [self.data.pool_labels[i] for i in labeled],
+            self.data.labels,
+            seed=seed,
+            features=self.pool_x[labeled],
+        )
         return _Fit(trained, self.cfg, pool=lambda rows: self.pool_x[rows], test=lambda: self.test_x)
 
 
@@ -43,19 +48,26 @@ class _FinetuneLearner:
     def __init__(self, cfg: SimulationConfig, data: Dataset):
         self.impl = learners.FinetuneLearner(_train_config(cfg))
         self.cfg, self.data = cfg, data
-        self.encoded = None  # (pool, test) token ids, made with the first model's tokenizer
+        self.encoded: tuple[Encoded, Encoded] | None = None  # (pool, test) token ids, from the first tokenizer
 
     def fit(self, labeled: np.ndarray, seed: int) -> _Fit:
-        trained = self.impl.fit([self.data.pool_texts[i] for i in labeled], [self.data.pool_labels[i] for i in labeled],
-                                self.data.labels, seed=seed)
+        trained = self.impl.fit(
+            [self.data.pool_texts[i] for i in labeled],
+            [self.data.pool_labels[i] for i in labeled],
+            self.data.labels,
+            seed=seed,
+        )
         if self.encoded is None:
             tok, n = trained.tokenizer, self.cfg.max_wordpieces
             self.encoded = (encode(tok, self.data.pool_texts, n), encode(tok, self.data.test_texts, n))
-        return _Fit(trained, self.cfg, pool=lambda rows: self.encoded[0].subset(rows), test=lambda: self.encoded[1])
+        pool, test = self.encoded
+        return _Fit(trained, self.cfg, pool=lambda rows: pool.subset(rows), test=lambda: test)
 
 
 def _train_config(cfg: SimulationConfig) -> TrainConfig:
-    return replace(cfg.train, device=cfg.device, encoder=cfg.encoder, max_wordpieces=cfg.max_wordpieces, pooling=cfg.pooling)
+    return replace(
+        cfg.train, device=cfg.device, encoder=cfg.encoder, max_wordpieces=cfg.max_wordpieces, pooling=cfg.pooling
+    )
 
 
 @dataclass
@@ -63,7 +75,7 @@ class _Fit:
     """A fitted model scored through ``learners.pool_moments`` / ``pool_deterministic``, as in the service.
     ``pool(rows)`` / ``test()`` give the model's inputs: cached features (frozen) or token ids (finetune)."""
 
-    trained: object
+    trained: TrainedModel
     cfg: SimulationConfig
     pool: Callable
     test: Callable
@@ -97,4 +109,3 @@ def pool_view(
         view.det_probs, view.hidden = fit.outputs(pool)
         view.labeled_hidden = fit.outputs(labeled)[1]
     return view
-

@@ -87,13 +87,17 @@ def _area_table(summary: dict) -> list[str]:
         final = f"{e['curve']['micro_f1']['mean'][-1]:.4f}"
         secs = [f"{e['seconds']['select_mean']:.2f}", f"{e['seconds']['train_mean']:.2f}"]
         lines.append(f"| {n} | " + " | ".join(cell + pair + [final] + secs) + " |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 # (key in vs_random, what it measures, number format)
 PAIRED = (
     ("auc_diff", "area under the {} curve, strategy minus random", "{:+.4f}"),
-    ("labels_saved_98pct", "labels saved to reach 98 % of the all-data {} (random's labels minus the strategy's)", "{:+.1f}"),
+    (
+        "labels_saved_98pct",
+        "labels saved to reach 98 % of the all-data {} (random's labels minus the strategy's)",
+        "{:+.1f}",
+    ),
 )
 
 
@@ -112,8 +116,11 @@ def _paired_section(summary: dict) -> list[str]:
             "Labels saved count only the repeats where both curves reached the target."
         ),
         "",
-        "| strategy | " + " | ".join(f"Δ area {LABELS[m]}" for m in METRICS)
-        + " | " + " | ".join(f"labels saved {LABELS[m]}" for m in METRICS) + " |",
+        "| strategy | "
+        + " | ".join(f"Δ area {LABELS[m]}" for m in METRICS)
+        + " | "
+        + " | ".join(f"labels saved {LABELS[m]}" for m in METRICS)
+        + " |",
         "|---|" + "---|" * 2 * len(METRICS),
     ]
     for n, vs in others.items():

@@ -97,9 +97,10 @@ class RunLog:
 
     def add_picks(self, strategy: str, repeat: int, rnd: int, rows: np.ndarray) -> None:
         """``rows``: positions in the pool (train.jsonl order, after subsampling)."""
-        rec = {"strategy": strategy, "repeat": repeat, "round": rnd, "rows": [int(r) for r in rows]}
+        picked = [int(r) for r in rows]
+        rec = {"strategy": strategy, "repeat": repeat, "round": rnd, "rows": picked}
         _append(self.selections_path, json.dumps(rec) + "\n")
-        self.picks[(strategy, repeat, rnd)] = rec["rows"]
+        self.picks[(strategy, repeat, rnd)] = picked
 
     def add_row(self, row: dict) -> None:
         text = ",".join(str(row[k]) for k in RESULT_FIELDS) + "\n"
@@ -190,7 +191,7 @@ class Simulation:
             self._curve(acquisition.get_strategy(name), repeat)
 
     def _run_parallel(self, jobs: list[tuple[int, str]]) -> None:
-        self.learner  # features are computed and cached here once, before the workers read them
+        _ = self.learner  # features are computed and cached here once, before the workers read them
         ctx = multiprocessing.get_context("spawn")  # no fork: the parent's OpenMP/torch state stays out
         worker_cfg = replace(self.cfg, progress=False)
         with ProcessPoolExecutor(
@@ -229,8 +230,8 @@ class Simulation:
             done += 1
         if done > cfg.rounds:
             return
-        labeled = [self.initial_set(repeat)] + [np.asarray(self.log.picks[(name, repeat, r)]) for r in range(1, done)]
-        labeled = np.sort(np.concatenate(labeled))
+        parts = [self.initial_set(repeat)] + [np.asarray(self.log.picks[(name, repeat, r)]) for r in range(1, done)]
+        labeled = np.sort(np.concatenate(parts))
         fit = self.learner.fit(labeled, self.train_seed(repeat)) if done else None  # resume: same model again
         rounds = tqdm(range(done, cfg.rounds + 1), desc=name, unit="round", leave=False, disable=not cfg.progress)
         for rnd in rounds:
@@ -289,16 +290,16 @@ def _init_worker(cfg: SimulationConfig) -> None:
 def _die_with_parent() -> None:
     """Linux: SIGTERM this worker when the main process dies (killed, timed out), instead of finishing its
     curve as an orphan. Elsewhere a no-op: workers then stop after their current job."""
+    import contextlib
     import ctypes
     import signal
 
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _run_in_worker(repeat: int, name: str) -> None:
+    assert _WORKER is not None, "_init_worker runs first in every worker process"
     _WORKER.run_job(repeat, name)
 
 
@@ -315,4 +316,3 @@ def _check_identity(path: Path, identity: dict) -> None:
 def simulate(cfg: SimulationConfig) -> dict:
     """Run (or resume) the simulation, write results.csv, summary.json, summary.md, curves.png; return the summary."""
     return Simulation(cfg).run()
-

@@ -184,7 +184,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_results(env, tmp_path, mon
 
 def test_parallel_workers_give_the_serial_results(env, tmp_path):
     full, out = env.out, tmp_path / "parallel"
-    assert main(env.argv(out) + ["--workers", "2"]) == 0
+    assert main([*env.argv(out), "--workers", "2"]) == 0
     assert _keyed(_rows(out)) == _keyed(_rows(full))
 
 

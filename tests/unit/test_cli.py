@@ -36,12 +36,12 @@ def test_simulate_takes_learner_and_the_old_mode_name(monkeypatch, capsys):
 
     monkeypatch.setattr(simulate, "simulate", fake)
     base = ["simulate", "--data", "d", "--out", "o"]
-    assert main(base + ["--learner", "finetune", "--pooling", "mean"]) == 2
-    assert main(base + ["--mode", "finetune"]) == 2
+    assert main([*base, "--learner", "finetune", "--pooling", "mean"]) == 2
+    assert main([*base, "--mode", "finetune"]) == 2
     assert main(base) == 2
     assert seen == [("finetune", "mean"), ("finetune", "cls"), ("frozen", "cls")]
     with pytest.raises(SystemExit):
-        main(base + ["--learner", "gpu"])
+        main([*base, "--learner", "gpu"])
 
 
 def _capture_config(monkeypatch) -> list:

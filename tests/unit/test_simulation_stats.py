@@ -76,7 +76,7 @@ def test_a_curve_that_never_reaches_the_target_leaves_its_repeat_out_of_labels_s
 
 def test_markdown_gives_the_intervals_and_one_verdict_per_metric():
     md = summary_markdown(summarize(_rows(CURVES), CFG))
-    section = md[md.index("## Paired differences against random (95% t-interval"):]
+    section = md[md.index("## Paired differences against random (95% t-interval") :]
     assert "| beal | +0.1233 [-0.1810, +0.4277] (n=3) |" in section
     # entropy: area differences 0.05, 0.055, 0.06 -> mean 0.055, sd 0.005, half width 0.012421: above zero
     assert "| entropy | +0.0550 [+0.0426, +0.0674] (n=3) |" in section

@@ -49,6 +49,9 @@ def rows(n, offset=0):
                 out.append({"text": row["text"], "labels": labels})
             if len(out) == n + offset:
                 break
+    assert len(out) == n + offset, (
+        f"{DATA / 'train.jsonl'} has only {len(out)} usable rows; asked for {n} after {offset}"
+    )
     return out[offset:]
 
 

@@ -99,14 +99,6 @@ def test_worker_killed_mid_training(label_studio, backend_factory):
     v1 = wait_for_version(b, project)
     os.killpg(quick.pid, signal.SIGTERM)
     quick.wait(30)
-    config = ls("GET", f"/api/projects/{projects[0][0]}")["label_config"]
-
-    def predict(project, tasks):
-        body = {"tasks": [{"id": t["id"], "data": t["data"]} for t in tasks[6:]], "project": str(project)}
-        return requests.post(b.url + "/predict", timeout=30, json={**body, "label_config": config})
-
-    for project, tasks, _, _ in projects:  # a serving API has its models loaded: load them before timing
-        assert predict(project, tasks).status_code == 200
 
     slow = b.worker("slow", EPOCHS=400)
     ls("POST", f"/api/ml/{ml['id']}/train")
@@ -249,6 +241,14 @@ def test_two_projects_training_do_not_block_predict(label_studio, backend_factor
         projects.append((project, tasks, ml, wait_for_version(b, project)))
     os.killpg(quick.pid, signal.SIGTERM)
     quick.wait(30)
+    config = ls("GET", f"/api/projects/{projects[0][0]}")["label_config"]
+
+    def predict(project, tasks):
+        body = {"tasks": [{"id": t["id"], "data": t["data"]} for t in tasks[6:]], "project": str(project)}
+        return requests.post(b.url + "/predict", timeout=30, json={**body, "label_config": config})
+
+    for project, tasks, _, _ in projects:  # a serving API has its models loaded: load them before timing
+        assert predict(project, tasks).status_code == 200
     config = ls("GET", f"/api/projects/{projects[0][0]}")["label_config"]
 
     def predict(project, tasks):

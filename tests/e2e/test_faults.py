@@ -249,14 +249,6 @@ def test_two_projects_training_do_not_block_predict(label_studio, backend_factor
 
     for project, tasks, _, _ in projects:  # a serving API has its models loaded: load them before timing
         assert predict(project, tasks).status_code == 200
-    config = ls("GET", f"/api/projects/{projects[0][0]}")["label_config"]
-
-    def predict(project, tasks):
-        body = {"tasks": [{"id": t["id"], "data": t["data"]} for t in tasks[6:]], "project": str(project)}
-        return requests.post(b.url + "/predict", timeout=30, json={**body, "label_config": config})
-
-    for project, tasks, _, _ in projects:  # a serving API has its models loaded: load them before timing
-        assert predict(project, tasks).status_code == 200
 
     b.worker("s1", EPOCHS=300)
     b.worker("s2", EPOCHS=300)

@@ -21,6 +21,9 @@ def decide(trained, current: dict | None, margin: float, n_held: int) -> dict:
         return {**out, "promoted": True, "reason": reason}
     if current.get("labels_changed"):
         return {**out, "promoted": True, "reason": "the label set changed: the old model cannot serve it"}
+    if current.get("saw_the_slice"):
+        reason = f"{current['version']} was trained on the held-out tasks (before the slice existed): not comparable"
+        return {**out, "promoted": True, "reason": reason}
     drops = {
         k: current[k] - cand[k] for k in ("micro_f1", "macro_f1") if cand[k] is not None and current.get(k) is not None
     }

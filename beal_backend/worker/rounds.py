@@ -346,13 +346,17 @@ def _bucket(task_id: int) -> float:
 
 
 def _current_on_slice(rt, project: str, schema: LabelSchema, ex: Examples, held: list[int]) -> dict | None:
-    """The current version's F1 on this round's held-out slice (None: no current, no slice, other labels)."""
+    """The current version's F1 on this round's held-out slice (None: no current, no slice, other labels).
+    A version trained before the project had a slice trained on those very tasks: its F1 there is not a fair
+    yardstick (it made every later candidate look worse), so it is marked not comparable instead."""
     current = rt.store.current(project)
     if current is None or not held:
         return None
     meta = rt.store.metadata(project, current)
     if not schema.serves(meta["labels"], meta.get("hparams", {}).get("single_label", False)):
         return {"version": current, "labels_changed": True}
+    if not meta.get("promotion", {}).get("candidate", {}).get("n_held_out"):
+        return {"version": current, "saw_the_slice": True}
     model = rt.store.load(project, current, rt.train.device)
     f1 = training.evaluate(model, [ex.texts[i] for i in held], [ex.label_sets[i] for i in held])
     return {"version": current, **f1}

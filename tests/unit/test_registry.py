@@ -38,6 +38,28 @@ def test_changed_label_set_promotes():
     assert d["promoted"] and "label set changed" in d["reason"]
 
 
+def test_a_current_version_that_trained_on_the_slice_is_no_yardstick():
+    """Found live: the first model trains on everything (no slice yet), then scores ~1.0 on the slice it saw,
+    and every later candidate was rejected. Such a version is not comparable: the candidate is promoted."""
+    d = promotion.decide(cand(0.33, 0.20), {"version": "v1", "saw_the_slice": True}, 0.02, 12)
+    assert (
+        d["promoted"]
+        and d["reason"] == "v1 was trained on the held-out tasks (before the slice existed): not comparable"
+    )
+
+
+def test_only_versions_that_held_the_slice_out_are_compared(tmp_path):
+    """``_current_on_slice`` reads whether the current version held a slice out from its own promotion record."""
+    schema = SimpleNamespace(serves=lambda labels, single: True)
+
+    def current_with(meta: dict):
+        rt = SimpleNamespace(store=SimpleNamespace(current=lambda p: "v1", metadata=lambda p, v: meta))
+        return jobs._current_on_slice(rt, "1", schema, None, [0, 1])
+
+    for meta in ({"labels": ["a"]}, {"labels": ["a"], "promotion": {"candidate": {"n_held_out": 0}}}):
+        assert current_with(meta) == {"version": "v1", "saw_the_slice": True}
+
+
 def test_held_out_slice_is_stable_across_rounds():
     ids = list(range(1, 401))
     first = {ids[r] for r in jobs.held_out_rows(ids, 0.1, 10)}

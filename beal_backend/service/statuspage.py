@@ -29,6 +29,8 @@ __all__ = ["CONTENT_SECURITY_POLICY", "render", "stop_hint"]
 log = logging.getLogger(__name__)
 
 CSS = resources.files("beal_backend.service").joinpath("static", "status.css").read_text("utf-8")
+if "</" in CSS:  # it is inlined unescaped into <style>: it must not be able to close the element
+    raise RuntimeError("static/status.css must not contain '</'")
 _CSS_HASH = "sha256-" + base64.b64encode(hashlib.sha256(CSS.encode("utf-8")).digest()).decode("ascii")
 # no scripts, no requests, no framing; the one <style> element is ours (its hash); style attributes stay
 # allowed for the progress bar's width and the presentation styles matplotlib writes into its SVG

@@ -92,9 +92,9 @@ def _clean_svg(fig, label: str) -> str:
     svg = buf.getvalue().decode("utf-8")
     _check_inert(svg)
     svg = svg[svg.index("<svg"):]
-    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
-    svg = re.sub(r'<style type="text/css">.*?</style>', "", svg, flags=re.S)  # its rule is in status.css
+    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.DOTALL)
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.DOTALL)
+    svg = re.sub(r'<style type="text/css">.*?</style>', "", svg, flags=re.DOTALL)  # its rule is in status.css
 
     def head(m: re.Match) -> str:
         attrs = re.sub(r'\s(?:xmlns(?::\w+)?|width|height|version)="[^"]*"', "", m.group(1))

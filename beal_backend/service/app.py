@@ -122,7 +122,7 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
     @app.get("/status")
     def status_page():
         resp = Response(statuspage.render(model.status_projects()), mimetype="text/html")
-        resp.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+        resp.headers["Content-Security-Policy"] = statuspage.CONTENT_SECURITY_POLICY
         return resp
 
     @app.get("/jobs")

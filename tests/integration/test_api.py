@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from beal_backend import acquisition
+from beal_backend.service import statuspage
 
 from .conftest import CONFIG, POOL
 
@@ -242,6 +243,7 @@ def test_status_page_shows_the_current_version_and_its_pool(app_factory, publish
     html = r.get_data(as_text=True)
     assert "Project 7" in html and version in html
     assert f"EC over the unlabeled pool ({len(scores['tasks'])} tasks)" in html
+    assert r.headers["Content-Security-Policy"] == statuspage.CONTENT_SECURITY_POLICY
     assert "default-src 'none'" in r.headers["Content-Security-Policy"]
 
 

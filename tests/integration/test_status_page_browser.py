@@ -157,6 +157,8 @@ def page_url():
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
+            # the policy GET /status sends: Chromium enforces it, so a blocked style shows in the screenshot
+            self.send_header("Content-Security-Policy", statuspage.CONTENT_SECURITY_POLICY)
             self.send_header("Content-Length", str(len(page)))
             self.end_headers()
             self.wfile.write(page)
@@ -275,5 +277,8 @@ def test_status_page_in_headless_chromium(chromium, page_url, tmp_path):
     # painted, not blank: the running progress fill (#2563eb, striped) and the amber stop-hint border (#d97706)
     assert (0x25, 0x63, 0xEB) in colors
     assert (0xD9, 0x77, 0x06) in colors
+    # the page background comes only from status.css (the <style> the CSP allows by its hash), the label
+    # bars' green only from the SVG's style attributes (style-src-attr)
+    assert (0xF3, 0xF4, 0xF6) in colors and (0x0F, 0x9D, 0x76) in colors
     # the browser asked this server for the page and nothing else it could not serve
     assert requests and all(r.split("?")[0] in ("/status", "/favicon.ico") for r in requests), requests

@@ -3,7 +3,7 @@ builds them), and the RQ entry points, which rebuild all of it from a worker's e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 import rq
@@ -18,7 +18,7 @@ from beal_backend.worker.coordination import (
     LocalCoordinator,
     RedisCoordinator,
 )
-from beal_backend.worker.queues import RQQueue, ThreadQueue
+from beal_backend.worker.queues import JobQueue, RQQueue, ThreadQueue
 from beal_backend.worker.rounds import embed_tasks, run_round
 
 
@@ -31,7 +31,7 @@ class Runtime:
     settings: Settings
     store: ModelStore
     coordinator: Coordinator
-    queue: object = field(default=None)  # has enqueue(project) -> job id
+    queue: JobQueue | None = None  # attached by build_runtime
     redis: redis.Redis | None = None
     train: TrainConfig = None  # type: ignore[assignment]  # what a round trains with; default: from the settings
     scoring: ScoringConfig = None  # type: ignore[assignment]  # how a round scores the pool; likewise

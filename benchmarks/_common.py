@@ -4,8 +4,8 @@ engine. Datasets are read by ``beal_backend.simulation.datasets``, the simulatio
 from __future__ import annotations
 
 import os
-import sys
 import platform
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,15 +31,21 @@ DATASETS = default_datasets()
 
 
 def add_data_arg(ap) -> None:
-    ap.add_argument("--data", type=Path, default=DATASETS,
-                    help=f"folder with one sub-folder per dataset (default: BEAL_DATASETS or {DATASETS})")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=DATASETS,
+        help=f"folder with one sub-folder per dataset (default: BEAL_DATASETS or {DATASETS})",
+    )
 
 
 def set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def load_dataset(name: str, n: int | None, seed: int = 0, data: Path | None = None) -> tuple[list[str], list[list[str]], list[str]]:
+def load_dataset(
+    name: str, n: int | None, seed: int = 0, data: Path | None = None
+) -> tuple[list[str], list[list[str]], list[str]]:
     """(texts, label_sets, labels) of ``n`` texts of ``<data>/<name>/train.jsonl``: the seeded sample (kept in
     file order) that ``beal simulate --pool-size n --seed seed`` takes as its pool, else all of it. Read in
     place, never copied."""

@@ -28,14 +28,13 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from beal_backend.worker import rounds as jobs
+from _common import DATASETS, datasets  # noqa: E402  (BEAL_DATASETS, else ../shared/datasets, else tests/fixtures)
 
 from beal_backend.engine import training  # noqa: E402
-from beal_backend.labelstudio.label_config import parse_label_config  # noqa: E402
 from beal_backend.engine.scoring import ScoringConfig  # noqa: E402
+from beal_backend.labelstudio.label_config import parse_label_config  # noqa: E402
 from beal_backend.store.versions import ModelStore  # noqa: E402
-
-from _common import DATASETS, datasets  # noqa: E402  (BEAL_DATASETS, else ../shared/datasets, else tests/fixtures)
+from beal_backend.worker import rounds as jobs  # noqa: E402
 
 DATA = DATASETS / "goemotions"
 
@@ -46,15 +45,24 @@ def load_rows(n):
 
 def prepare_store(model_dir: Path, pool: int) -> tuple[str, list[dict]]:
     labels = datasets.read_labels(DATA)
-    config = ('<View><Text name="text" value="$text"/><Choices name="emotion" toName="text" choice="multiple">'
-              + "".join(f'<Choice value="{c}"/>' for c in labels) + "</Choices></View>")
+    config = (
+        '<View><Text name="text" value="$text"/><Choices name="emotion" toName="text" choice="multiple">'
+        + "".join(f'<Choice value="{c}"/>' for c in labels)
+        + "</Choices></View>"
+    )
     rows = load_rows(100 + 2 * pool)
-    trained = training.train([r["text"] for r in rows[:100]], [r["labels"] for r in rows[:100]], labels,
-                             training.TrainConfig(epochs=1, min_val=1000))
+    trained = training.train(
+        [r["text"] for r in rows[:100]],
+        [r["labels"] for r in rows[:100]],
+        labels,
+        training.TrainConfig(epochs=1, min_val=1000),
+    )
     schema = parse_label_config(config)
     cached = rows[100 : 100 + pool]
     ids = list(range(1, pool + 1))
-    scores = jobs.score_pool(trained, ids, [r["text"] for r in cached], schema, ScoringConfig(passes=10, scope="last-2"))
+    scores = jobs.score_pool(
+        trained, ids, [r["text"] for r in cached], schema, ScoringConfig(passes=10, scope="last-2")
+    )
     store = ModelStore(model_dir)
     store.write_project("1", {"label_config": config})
     store.set_current("1", store.publish("1", trained, scores, {"n_annotations": 100, "n_pool": pool}))
@@ -97,8 +105,14 @@ def hammer(url, bodies, clients, max_requests, max_seconds):
         t.join()
     wall = time.perf_counter() - t0
     lat = np.array(lat)
-    return {"requests": len(lat), "errors": errors[0], "seconds": round(wall, 2), "rps": round(len(lat) / wall, 1),
-            "p50_ms": round(1000 * np.percentile(lat, 50), 1), "p99_ms": round(1000 * np.percentile(lat, 99), 1)}
+    return {
+        "requests": len(lat),
+        "errors": errors[0],
+        "seconds": round(wall, 2),
+        "rps": round(len(lat) / wall, 1),
+        "p50_ms": round(1000 * np.percentile(lat, 50), 1),
+        "p99_ms": round(1000 * np.percentile(lat, 99), 1),
+    }
 
 
 def main():
@@ -113,12 +127,36 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         config, tasks = prepare_store(Path(tmp), args.pool)
         port = free_port()
-        env = {**os.environ, "MODEL_DIR": tmp, "HF_HUB_OFFLINE": "1", "PREDICT_PASSES": "10", "MC_SCOPE": "last-2",
-               "REDIS_URL": "redis://127.0.0.1:6379/9", "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "MODEL_DIR": tmp,
+            "HF_HUB_OFFLINE": "1",
+            "PREDICT_PASSES": "10",
+            "MC_SCOPE": "last-2",
+            "REDIS_URL": "redis://127.0.0.1:6379/9",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-             "--threads", "16", "--timeout", "300", "_wsgi:make_app()"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(args.workers),
+                "--threads",
+                "16",
+                "--timeout",
+                "300",
+                "_wsgi:make_app()",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             url = f"http://127.0.0.1:{port}"
             for _ in range(300):
@@ -138,7 +176,9 @@ def main():
             server.terminate()
             server.wait(20)
 
-    print(f"/predict, {args.clients} concurrent clients, gunicorn {args.workers} workers x 16 threads, 1 task per request, CPU")
+    print(
+        f"/predict, {args.clients} concurrent clients, gunicorn {args.workers} workers x 16 threads, 1 task per request, CPU"
+    )
     print(f"{'workload':<12}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
     for name, r in (("cached", res_cached), ("in-request", res_fresh)):
         print(f"{name:<12}{r['requests']:>9}{r['errors']:>8}{r['rps']:>9}{r['p50_ms']:>9}{r['p99_ms']:>9}")

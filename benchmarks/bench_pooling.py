@@ -22,14 +22,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import DATASETS, machine  # noqa: E402
+from _common import DATASETS, machine
 
-from beal_backend.engine import evaluation
-
-from beal_backend.engine import learners  # noqa: E402
-from beal_backend.engine.scoring import ScoringConfig  # noqa: E402
-from beal_backend.simulation.datasets import load_dataset  # noqa: E402
-from beal_backend.engine.training import TrainConfig  # noqa: E402
+from beal_backend.engine import (
+    evaluation,
+    learners,
+)
+from beal_backend.engine.scoring import ScoringConfig
+from beal_backend.engine.training import TrainConfig
+from beal_backend.simulation.datasets import load_dataset
 
 
 def run(name: str, pooling: str, args) -> dict:
@@ -39,7 +40,7 @@ def run(name: str, pooling: str, args) -> dict:
     t0 = time.perf_counter()
     x = learner.features(data.pool_texts + data.test_texts)
     embed_s = time.perf_counter() - t0
-    pool_x, test_x = x[: len(data.pool_texts)], x[len(data.pool_texts):]
+    pool_x, test_x = x[: len(data.pool_texts)], x[len(data.pool_texts) :]
     micro, macro, fit_s = [], [], []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
@@ -50,9 +51,15 @@ def run(name: str, pooling: str, args) -> dict:
         micro.append(evaluation.micro_f1(data.test_y, pred))
         macro.append(evaluation.macro_f1(data.test_y, pred))
     return {
-        "dataset": name, "pooling": learner.cfg.pooling, "pool": len(data.pool_texts), "test": len(data.test_texts),
-        "micro": (np.mean(micro), np.std(micro)), "macro": (np.mean(macro), np.std(macro)),
-        "embed_s": embed_s, "encoder_texts": learner.encoder_calls, "fit_s": float(np.mean(fit_s)),
+        "dataset": name,
+        "pooling": learner.cfg.pooling,
+        "pool": len(data.pool_texts),
+        "test": len(data.test_texts),
+        "micro": (np.mean(micro), np.std(micro)),
+        "macro": (np.mean(macro), np.std(macro)),
+        "embed_s": embed_s,
+        "encoder_texts": learner.encoder_calls,
+        "fit_s": float(np.mean(fit_s)),
     }
 
 
@@ -74,9 +81,11 @@ def main() -> int:
     for name in args.datasets.split(","):
         for pooling in args.poolings.split(","):
             r = run(name.strip(), pooling.strip(), args)
-            print(f"| {r['dataset']} | {r['pooling']} | {r['pool']} | {r['test']} | {r['micro'][0]:.4f} ± {r['micro'][1]:.4f} "
-                  f"| {r['macro'][0]:.4f} ± {r['macro'][1]:.4f} | {r['embed_s']:.1f} ({r['encoder_texts']}) | {r['fit_s']:.1f} |",
-                  flush=True)
+            print(
+                f"| {r['dataset']} | {r['pooling']} | {r['pool']} | {r['test']} | {r['micro'][0]:.4f} ± {r['micro'][1]:.4f} "
+                f"| {r['macro'][0]:.4f} ± {r['macro'][1]:.4f} | {r['embed_s']:.1f} ({r['encoder_texts']}) | {r['fit_s']:.1f} |",
+                flush=True,
+            )
     return 0
 
 

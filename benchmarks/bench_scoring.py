@@ -45,13 +45,13 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, timed, verdict  # noqa: E402
+from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, timed, verdict
 
-from beal_backend import acquisition  # noqa: E402
-from beal_backend.engine import encoders  # noqa: E402
-from beal_backend.engine.batching import Encoded, encode  # noqa: E402
-from beal_backend.engine.model import MultiLabelClassifier  # noqa: E402
-from beal_backend.engine.scoring import ScoringConfig, mc_moments  # noqa: E402
+from beal_backend import acquisition
+from beal_backend.engine import encoders
+from beal_backend.engine.batching import Encoded, encode
+from beal_backend.engine.model import MultiLabelClassifier
+from beal_backend.engine.scoring import ScoringConfig, mc_moments
 
 TARGETS = {"head": ("<=", 1.3), "last-2": (">=", 3.0), "full": (">=", 1.5)}
 
@@ -127,7 +127,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=1000, help="pool size (seeded sample of train.jsonl)")
     ap.add_argument("--passes", type=int, default=100, help="T, the number of MC-dropout passes")
     ap.add_argument("--naive-passes", type=int, default=3, help="passes of the naive loop actually run")
-    ap.add_argument("--last-passes", type=int, default=None, help="T at which last-k scopes are measured (default --passes)")
+    ap.add_argument(
+        "--last-passes", type=int, default=None, help="T at which last-k scopes are measured (default --passes)"
+    )
     ap.add_argument("--full-passes", type=int, default=None, help="T at which full is measured (default --passes)")
     ap.add_argument("--scopes", default="full,last-2,head")
     ap.add_argument("--token-budget", type=int, default=None, help="default: the engine's (by device)")
@@ -169,7 +171,9 @@ def main(argv=None) -> int:
     chk = enc.subset(range(min(args.check_n, len(enc))))
     diffs = like_for_like(model, chk, width, cfg, scopes, naive_batch)
     check_ok = all(d <= 1e-5 for d in diffs.values())
-    print(f"\n[check] EC with dropout disabled, ours vs naive loop, first {len(chk)} texts (max |diff|, must be <= 1e-5):")
+    print(
+        f"\n[check] EC with dropout disabled, ours vs naive loop, first {len(chk)} texts (max |diff|, must be <= 1e-5):"
+    )
     for k, d in diffs.items():
         print(f"  {k:<22} {d:.2e}  {verdict(d <= 1e-5)}")
 
@@ -228,13 +232,21 @@ def main(argv=None) -> int:
         else:
             with timed() as tm:
                 mc_moments(model, enc, scope_cfg)
-            print(f"[measured] ours, scope {scope}, T={t_meas} on all {len(enc)} texts: cpu {tm['cpu']:.2f}s wall {tm['wall']:.2f}s")
+            print(
+                f"[measured] ours, scope {scope}, T={t_meas} on all {len(enc)} texts: cpu {tm['cpu']:.2f}s wall {tm['wall']:.2f}s"
+            )
             row = {"scope": scope, "measured_passes": t_meas, "ours_cpu": tm["cpu"], "ours_wall": tm["wall"]}
-            row.update(baseline=f"naive, T={t_meas} (scaled)", base_cpu=naive_cpu * t_meas, base_wall=naive_wall * t_meas)
+            row.update(
+                baseline=f"naive, T={t_meas} (scaled)", base_cpu=naive_cpu * t_meas, base_wall=naive_wall * t_meas
+            )
             row.update(ratio_cpu=row["base_cpu"] / tm["cpu"], ratio_wall=row["base_wall"] / tm["wall"])
             if t_meas != args.passes:
                 scale = args.passes / t_meas
-                note = "full: no cached prefix, cost linear in T" if kind == "full" else "upper bound: prefix counted per chunk"
+                note = (
+                    "full: no cached prefix, cost linear in T"
+                    if kind == "full"
+                    else "upper bound: prefix counted per chunk"
+                )
                 print(
                     f"[extrapolated] ours, scope {scope}, T={args.passes}: <= cpu {tm['cpu'] * scale:.1f}s "
                     f"wall {tm['wall'] * scale:.1f}s ({note}); naive at T={args.passes}: cpu {naive_cpu * args.passes:.1f}s"

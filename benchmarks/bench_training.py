@@ -36,14 +36,16 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, timed, verdict  # noqa: E402
+from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, timed, verdict
 
-from beal_backend.engine import encoders, evaluation
-
-from beal_backend.engine import training  # noqa: E402
-from beal_backend.engine.batching import encode  # noqa: E402
-from beal_backend.engine.model import MultiLabelClassifier  # noqa: E402
-from beal_backend.engine.scoring import autocast  # noqa: E402
+from beal_backend.engine import (
+    encoders,
+    evaluation,
+    training,
+)
+from beal_backend.engine.batching import encode
+from beal_backend.engine.model import MultiLabelClassifier
+from beal_backend.engine.scoring import autocast
 
 TARGET = 1.5
 
@@ -148,12 +150,20 @@ def main(argv=None) -> int:
     ratio = {m: sps["ours"][m] / sps["baseline"][m] for m in ("cpu", "wall", "loop_wall")}
     ok = ratio["cpu"] >= TARGET
 
-    print(f"\n## training, {args.dataset}, N={len(texts)}, {cfg.epochs} epoch(s), batch {cfg.batch_size} (load average now {loadavg():.1f})")
+    print(
+        f"\n## training, {args.dataset}, N={len(texts)}, {cfg.epochs} epoch(s), batch {cfg.batch_size} (load average now {loadavg():.1f})"
+    )
     print("| measure                  | ours samples/s | pad-to-max samples/s | ratio | target | result |")
     print("|--------------------------|----------------|----------------------|-------|--------|--------|")
-    for m, name in (("cpu", "per CPU-second (call)"), ("wall", "per wall-second (call)"), ("loop_wall", "per wall-second (loop)")):
+    for m, name in (
+        ("cpu", "per CPU-second (call)"),
+        ("wall", "per wall-second (call)"),
+        ("loop_wall", "per wall-second (loop)"),
+    ):
         res = verdict(ratio[m] >= TARGET) + (" (decides)" if m == "cpu" else "")
-        print(f"| {name:<24} | {sps['ours'][m]:<14.2f} | {sps['baseline'][m]:<20.2f} | {ratio[m]:<5.2f} | >= {TARGET} | {res} |")
+        print(
+            f"| {name:<24} | {sps['ours'][m]:<14.2f} | {sps['baseline'][m]:<20.2f} | {ratio[m]:<5.2f} | >= {TARGET} | {res} |"
+        )
     summary = {
         "benchmark": "training",
         "dataset": args.dataset,

@@ -93,19 +93,30 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
     @app.get("/health")
     def health():
         redis_ok = rt.coordinator.ping()
-        body = {"status": "UP", "model_class": BealModel.model_class, "queue": "redis" if rt.settings.redis_url else "embedded", "redis": redis_ok}
+        body = {
+            "status": "UP",
+            "model_class": BealModel.model_class,
+            "queue": "redis" if rt.settings.redis_url else "embedded",
+            "redis": redis_ok,
+        }
         return jsonify(body)
 
     @app.post("/setup")
     def setup():
         body = _json_body()
-        return jsonify(model.setup(_field(body, "project"), _field(body, "schema", str), body.get("hostname"), body.get("access_token")))
+        return jsonify(
+            model.setup(
+                _field(body, "project"), _field(body, "schema", str), body.get("hostname"), body.get("access_token")
+            )
+        )
 
     @app.post("/predict")
     def predict():
         body = _json_body()
         t0 = time.perf_counter()
-        answer = model.predict(_field(body, "tasks"), project=_field(body, "project"), label_config=body.get("label_config"))
+        answer = model.predict(
+            _field(body, "tasks"), project=_field(body, "project"), label_config=body.get("label_config")
+        )
         metrics.predict_seconds.observe(time.perf_counter() - t0)
         results = answer["results"]
         metrics.predictions.inc(sum(1 for r in results if r))
@@ -200,7 +211,9 @@ def _register_errors(app: Flask) -> None:
     app.register_error_handler(ProjectLocked, lambda e: error(409, f"a training job holds the project: {e}"))
     app.register_error_handler(IntegrityError, _integrity)
     app.register_error_handler(LabelStudioError, lambda e: error(502, str(e)))
-    app.register_error_handler(redis.exceptions.RedisError, lambda e: error(503, "the job queue (Redis) is unavailable; retry later"))
+    app.register_error_handler(
+        redis.exceptions.RedisError, lambda e: error(503, "the job queue (Redis) is unavailable; retry later")
+    )
     app.register_error_handler(HTTPException, lambda e: error(e.code or 500, e.description or e.name))
 
     @app.errorhandler(Exception)

@@ -16,10 +16,16 @@ log = logging.getLogger(__name__)
 class Metrics:
     def __init__(self, rt):
         self.registry = CollectorRegistry()
-        self.requests = Counter("beal_http_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=self.registry)
+        self.requests = Counter(
+            "beal_http_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=self.registry
+        )
         self.predict_seconds = Histogram("beal_predict_seconds", "Time to answer /predict", registry=self.registry)
-        self.predictions = Counter("beal_predictions_returned", "Predictions returned by /predict", registry=self.registry)
-        self.skipped_tasks = Counter("beal_predict_skipped_tasks", "Tasks /predict could not score (no or bad text)", registry=self.registry)
+        self.predictions = Counter(
+            "beal_predictions_returned", "Predictions returned by /predict", registry=self.registry
+        )
+        self.skipped_tasks = Counter(
+            "beal_predict_skipped_tasks", "Tasks /predict could not score (no or bad text)", registry=self.registry
+        )
         self.registry.register(_StoreCollector(rt))
 
 
@@ -42,11 +48,19 @@ class _StoreCollector:
             jobs.add_metric([state], n)
         yield jobs
 
-        info = GaugeMetricFamily("beal_model_info", "Current model version per project (value 1)", labels=["project", "version"])
+        info = GaugeMetricFamily(
+            "beal_model_info", "Current model version per project (value 1)", labels=["project", "version"]
+        )
         train = GaugeMetricFamily("beal_training_seconds", "Training time of the current version", labels=["project"])
-        score = GaugeMetricFamily("beal_scoring_seconds", "Pool scoring time of the current version", labels=["project"])
-        pushed = GaugeMetricFamily("beal_predictions_pushed", "Tasks scored and pushed for the current version", labels=["project"])
-        annotations = GaugeMetricFamily("beal_training_annotations", "Annotations the current version was trained on", labels=["project"])
+        score = GaugeMetricFamily(
+            "beal_scoring_seconds", "Pool scoring time of the current version", labels=["project"]
+        )
+        pushed = GaugeMetricFamily(
+            "beal_predictions_pushed", "Tasks scored and pushed for the current version", labels=["project"]
+        )
+        annotations = GaugeMetricFamily(
+            "beal_training_annotations", "Annotations the current version was trained on", labels=["project"]
+        )
         for p in self.rt.store.projects():
             v = self.rt.store.current(p)
             if v is None:

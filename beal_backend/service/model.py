@@ -18,6 +18,7 @@ from beal_backend.labelstudio.label_config import LabelSchema, parse_label_confi
 from beal_backend.store.versions import check_id
 from beal_backend.wiring import Runtime
 from beal_backend.worker import rounds as jobs
+from beal_backend.worker.queues import JobQueue
 
 log = logging.getLogger(__name__)
 UNTRAINED = "beal-untrained"  # what /setup reports before the first model (stable, so LS predicts once)
@@ -48,7 +49,9 @@ def project_id(raw) -> str:
     match = _PROJECT.fullmatch(raw) if isinstance(raw, str) else None
     if match is None:
         shown = raw[:64] if isinstance(raw, str) else raw if isinstance(raw, (int, float)) else type(raw).__name__
-        raise BadRequest(f"invalid project {shown!r}: expected a project number '<id>' or '<id>.<timestamp>' (no leading zeros)")
+        raise BadRequest(
+            f"invalid project {shown!r}: expected a project number '<id>' or '<id>.<timestamp>' (no leading zeros)"
+        )
     return check_id(match.group(1), "project")
 
 
@@ -84,6 +87,8 @@ class BealModel:
         """Background: Label Studio creates the project's webhook just after connecting, without our basic-auth
         credentials; add them so annotation webhooks are accepted. Best effort, logged."""
         header = self.rt.settings.basic_auth_header()
+        if header is None:  # basic auth is off: the webhooks need no credentials
+            return
         for _ in range(tries):
             time.sleep(wait)
             try:
@@ -114,16 +119,21 @@ class BealModel:
             return {"results": [[] for _ in tasks], "model_version": UNTRAINED}
         trained, cached = self._model(pid, version)
         if not schema.serves(trained.labels, trained.config.single_label):
-            log.warning("project %s: model %s was trained on other labels or choice mode; no predictions until retrained", pid, version)
+            log.warning(
+                "project %s: model %s was trained on other labels or choice mode; no predictions until retrained",
+                pid,
+                version,
+            )
             return {"results": [[] for _ in tasks], "model_version": version}
         return {"results": self._predictions(version, trained, cached, tasks, schema), "model_version": version}
 
     def _predictions(self, version, trained, cached: dict, tasks, schema: LabelSchema) -> list:
         out: list = [None] * len(tasks)
-        todo_idx, todo_texts = [], []
+        todo_idx: list[int] = []
+        todo_texts: list[str] = []
         for i, task in enumerate(tasks):
             text, why = self._text(task, schema)
-            if why:
+            if why or text is None:
                 log.warning("task %s skipped: %s", task.get("id") if isinstance(task, dict) else "?", why)
                 out[i] = []
                 continue
@@ -143,7 +153,11 @@ class BealModel:
                 if hit and isinstance(tasks[i].get("id"), int):
                     cached[str(tasks[i]["id"])] = hit  # the next request for this task is a cache hit
             if unanswered:
-                log.warning("%d of %d uncached tasks not scored within PREDICT_SECONDS; the next round scores them", unanswered, len(todo_idx))
+                log.warning(
+                    "%d of %d uncached tasks not scored within PREDICT_SECONDS; the next round scores them",
+                    unanswered,
+                    len(todo_idx),
+                )
         return out
 
     def _score_bounded(self, trained, idx: list[int], texts: list[str], schema: LabelSchema) -> dict:
@@ -165,8 +179,8 @@ class BealModel:
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             return None, "task has no data object"
         text, why = schema.text_of(task["data"])
-        if why:
-            return None, why
+        if why or text is None:
+            return None, why or "task has no text"
         if len(text) > self.rt.settings.max_text_chars:
             return None, f"text longer than {self.rt.settings.max_text_chars} characters"
         return text, None
@@ -195,7 +209,9 @@ class BealModel:
         if not isinstance(project, dict) or "id" not in project:
             raise BadRequest("webhook payload has no project.id")
         pid = project_id(project["id"])
-        if self.rt.store.read_project(pid) is None and not (self.rt.settings.label_studio_url and self.rt.settings.label_studio_api_key):
+        if self.rt.store.read_project(pid) is None and not (
+            self.rt.settings.label_studio_url and self.rt.settings.label_studio_api_key
+        ):
             raise NotFound(f"project {pid} was never set up with this backend (connect it in Label Studio first)")
         if event in ANNOTATION_EVENTS:
             deleted = data.get("annotations")
@@ -217,11 +233,15 @@ class BealModel:
         if not self.rt.coordinator.claim_pending(key):
             return {"status": "coalesced", "project": pid, "job": "embedding"}
         try:
-            job_id = self.rt.queue.enqueue_embedding(pid)
+            job_id = self._queue().enqueue_embedding(pid)
         except Exception:
             self.rt.coordinator.release_pending(key)
             raise
         return {"status": "queued", "project": pid, "job": "embedding", "job_id": job_id}
+
+    def _queue(self) -> JobQueue:
+        assert self.rt.queue is not None, "wiring.build_runtime attaches the queue"
+        return self.rt.queue
 
     def _trigger(self, pid: str) -> dict:
         if not self.rt.coordinator.claim_pending(pid):
@@ -229,7 +249,7 @@ class BealModel:
         # the counter restarts when the job starts (coordinator.running), not here: annotations that
         # arrive before then are read by that job too, so they must not count towards the next one
         try:
-            job_id = self.rt.queue.enqueue(pid)
+            job_id = self._queue().enqueue(pid)
         except Exception:
             self.rt.coordinator.release_pending(pid)
             raise
@@ -259,18 +279,24 @@ class BealModel:
             meta = self.rt.store.metadata(pid, v)
             gate = meta.get("promotion") or {}
             promoted = gate.get("promoted", True)
-            out.append({
-                "version": v,
-                "status": "current" if v == current else ("promoted" if promoted else "rejected"),
-                "reason": gate.get("reason"),
-                "created_at": meta.get("created_at"),
-                "n_annotations": meta.get("n_annotations"),
-                "val_micro_f1": (gate.get("candidate") or {}).get("micro_f1", meta.get("metrics", {}).get("val_micro_f1")),
-                "val_macro_f1": (gate.get("candidate") or {}).get("macro_f1", meta.get("metrics", {}).get("val_macro_f1")),
-                "mean_ec": meta.get("mean_score"),
-                "train_seconds": meta.get("train_seconds"),
-                "score_seconds": meta.get("score_seconds"),
-            })
+            out.append(
+                {
+                    "version": v,
+                    "status": "current" if v == current else ("promoted" if promoted else "rejected"),
+                    "reason": gate.get("reason"),
+                    "created_at": meta.get("created_at"),
+                    "n_annotations": meta.get("n_annotations"),
+                    "val_micro_f1": (gate.get("candidate") or {}).get(
+                        "micro_f1", meta.get("metrics", {}).get("val_micro_f1")
+                    ),
+                    "val_macro_f1": (gate.get("candidate") or {}).get(
+                        "macro_f1", meta.get("metrics", {}).get("val_macro_f1")
+                    ),
+                    "mean_ec": meta.get("mean_score"),
+                    "train_seconds": meta.get("train_seconds"),
+                    "score_seconds": meta.get("score_seconds"),
+                }
+            )
         return out
 
     def rollback(self, project, version) -> dict:
@@ -287,15 +313,19 @@ class BealModel:
             versions = self.versions(pid) if self.rt.store.project_dir(pid).is_dir() else []
             meta = self.rt.store.metadata(pid, current) if current else {}
             scores = self.rt.store.scores(pid, current) if current else {"tasks": {}}
-            out.append({
-                "project": pid,
-                "current_version": current,
-                "pending": st["pending"],
-                "current_job": st["current_job"],
-                "last_job": st["last_job"],
-                "versions": versions,
-                "label_counts": meta.get("label_counts", {}),
-                "ec_scores": jobs.pool_ec(scores, len(meta.get("labels", [])), meta.get("hparams", {}).get("single_label", False)),
-                "job_log": self.rt.coordinator.job_log(pid),
-            })
+            out.append(
+                {
+                    "project": pid,
+                    "current_version": current,
+                    "pending": st["pending"],
+                    "current_job": st["current_job"],
+                    "last_job": st["last_job"],
+                    "versions": versions,
+                    "label_counts": meta.get("label_counts", {}),
+                    "ec_scores": jobs.pool_ec(
+                        scores, len(meta.get("labels", [])), meta.get("hparams", {}).get("single_label", False)
+                    ),
+                    "job_log": self.rt.coordinator.job_log(pid),
+                }
+            )
         return out

@@ -62,7 +62,10 @@ def render(projects: list[dict], refresh_seconds: int = 10, now: float | None = 
         refresh = 10
     cards = [_card(p, now) for p in (projects if isinstance(projects, (list, tuple)) else []) if isinstance(p, dict)]
     return _ENV.get_template("status.html").render(
-        css=Markup(CSS), refresh=refresh, generated=view.clock(now), cards=cards,
+        css=Markup(CSS),
+        refresh=refresh,
+        generated=view.clock(now),
+        cards=cards,
     )
 
 

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import uuid
+from typing import Protocol
 
 import rq
 from rq.serializers import JSONSerializer
@@ -24,6 +25,14 @@ log = logging.getLogger(__name__)
 def embedding_queue_name(training_queue: str) -> str:
     """Workers take jobs from the training queue first: embedding imported tasks only fills idle time."""
     return f"{training_queue}-embedding"
+
+
+class JobQueue(Protocol):
+    """Where the API puts jobs: only the project id crosses (RQQueue on Redis, ThreadQueue in process)."""
+
+    def enqueue(self, project: str) -> str: ...
+
+    def enqueue_embedding(self, project: str) -> str: ...
 
 
 class RQQueue:

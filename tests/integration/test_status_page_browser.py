@@ -35,7 +35,7 @@ WINDOW = (1280, 1800)
 
 def _version(i, n, micro, macro, ec, status, reason):
     return {
-        "version": f"beal-20260424T{i:02d}0000-{'%08x' % (0x1a2b3c4d + 97 * i)}",
+        "version": f"beal-20260424T{i:02d}0000-{'%08x' % (0x1A2B3C4D + 97 * i)}",
         "created_at": f"2026-04-24T{i:02d}:00:00+00:00",
         "n_annotations": n,
         "val_micro_f1": micro,
@@ -76,25 +76,54 @@ def sample_projects() -> list[dict]:
             "current_version": learning[-1]["version"],
             "pending": True,
             "current_job": {
-                "id": "job-7-0007", "state": "started", "stage": "training (epoch 2/5)", "progress": 0.4,
-                "error": None, "version": None, "started_at": NOW - 95, "updated_at": NOW - 3,
+                "id": "job-7-0007",
+                "state": "started",
+                "stage": "training (epoch 2/5)",
+                "progress": 0.4,
+                "error": None,
+                "version": None,
+                "started_at": NOW - 95,
+                "updated_at": NOW - 3,
             },
             "last_job": {
-                "id": "job-7-0006", "state": "finished", "stage": "done", "progress": 1.0,
-                "version": learning[-1]["version"], "started_at": NOW - 3700, "updated_at": NOW - 3600,
+                "id": "job-7-0006",
+                "state": "finished",
+                "stage": "done",
+                "progress": 1.0,
+                "version": learning[-1]["version"],
+                "started_at": NOW - 3700,
+                "updated_at": NOW - 3600,
             },
             "versions": learning,
-            "label_counts": {"billing": 58, "bug": 44, "account": 31, "feature request": 22, "spam": 9,
-                             "<script>alert(1)</script>": 2},
+            "label_counts": {
+                "billing": 58,
+                "bug": 44,
+                "account": 31,
+                "feature request": 22,
+                "spam": 9,
+                "<script>alert(1)</script>": 2,
+            },
             "ec_scores": pool_a,
             "job_log": [
                 {"time": NOW - 95, "id": "job-7-0007", "state": "started", "message": "20 new annotations: retraining"},
-                {"time": NOW - 3600, "id": "job-7-0006", "state": "finished",
-                 "message": f"promoted {learning[-1]['version']}; 600 tasks rescored"},
-                {"time": NOW - 7300, "id": "job-7-0005", "state": "finished",
-                 "message": f"promoted {learning[-2]['version']}; 620 tasks rescored"},
-                {"time": NOW - 10900, "id": "job-7-0004", "state": "failed",
-                 "message": "the worker stopped during the job (killed or crashed); the previous version keeps serving"},
+                {
+                    "time": NOW - 3600,
+                    "id": "job-7-0006",
+                    "state": "finished",
+                    "message": f"promoted {learning[-1]['version']}; 600 tasks rescored",
+                },
+                {
+                    "time": NOW - 7300,
+                    "id": "job-7-0005",
+                    "state": "finished",
+                    "message": f"promoted {learning[-2]['version']}; 620 tasks rescored",
+                },
+                {
+                    "time": NOW - 10900,
+                    "id": "job-7-0004",
+                    "state": "failed",
+                    "message": "the worker stopped during the job (killed or crashed); the previous version keeps serving",
+                },
             ],
         },
         {
@@ -103,19 +132,39 @@ def sample_projects() -> list[dict]:
             "current_version": plateau[-1]["version"],
             "pending": False,
             "current_job": {
-                "id": "job-12-0006", "state": "finished", "stage": "done", "progress": 1.0,
-                "version": plateau[-1]["version"], "started_at": NOW - 1900, "updated_at": NOW - 1800,
+                "id": "job-12-0006",
+                "state": "finished",
+                "stage": "done",
+                "progress": 1.0,
+                "version": plateau[-1]["version"],
+                "started_at": NOW - 1900,
+                "updated_at": NOW - 1800,
             },
             "last_job": None,
             "versions": plateau,
-            "label_counts": {"politics": 120, "sports": 96, "economy": 71, "science": 40, "culture": 33,
-                             "health": 25, "travel": 8},
+            "label_counts": {
+                "politics": 120,
+                "sports": 96,
+                "economy": 71,
+                "science": 40,
+                "culture": 33,
+                "health": 25,
+                "travel": 8,
+            },
             "ec_scores": pool_b,
             "job_log": [
-                {"time": NOW - 1800, "id": "job-12-0006", "state": "finished",
-                 "message": f"promoted {plateau[-1]['version']}; 350 tasks rescored"},
-                {"time": NOW - 5400, "id": "job-12-0005", "state": "finished",
-                 "message": "rejected candidate: worse than the current version"},
+                {
+                    "time": NOW - 1800,
+                    "id": "job-12-0006",
+                    "state": "finished",
+                    "message": f"promoted {plateau[-1]['version']}; 350 tasks rescored",
+                },
+                {
+                    "time": NOW - 5400,
+                    "id": "job-12-0005",
+                    "state": "finished",
+                    "message": "rejected candidate: worse than the current version",
+                },
             ],
         },
     ]
@@ -150,7 +199,7 @@ def page_url():
     requests: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server API)
+        def do_GET(self):
             requests.append(self.path)
             if self.path.split("?")[0] != "/status":
                 self.send_error(404)
@@ -179,10 +228,21 @@ def page_url():
 
 def run_chromium(binary: Path, profile: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = [
-        str(binary), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--no-default-browser-check",
-        f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        str(binary),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--mute-audio",
+        "--no-default-browser-check",
+        f"--user-data-dir={profile}",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
         # anything but this machine is unreachable, so a page that needed external assets would show it
         "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
         *args,
@@ -190,7 +250,7 @@ def run_chromium(binary: Path, profile: Path, *args: str, timeout: float = 120) 
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"chromium did not finish within {timeout}s: {' '.join(cmd)}\n{(exc.stderr or '')[-2000:]}")
+        pytest.fail(f"chromium did not finish within {timeout}s: {' '.join(cmd)}\n{str(exc.stderr or '')[-2000:]}")
     assert done.returncode == 0, f"chromium exited {done.returncode}: {done.stderr[-3000:]}"
     return done
 

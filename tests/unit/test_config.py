@@ -118,4 +118,4 @@ def test_strategy_names_match_the_registry():
     """config spells the names out so that reading settings imports no torch; they must not drift."""
     from beal_backend import acquisition, config
 
-    assert config.STRATEGIES == tuple(acquisition.STRATEGIES)
+    assert tuple(acquisition.STRATEGIES) == config.STRATEGIES

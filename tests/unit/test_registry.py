@@ -54,7 +54,7 @@ def test_only_versions_that_held_the_slice_out_are_compared(tmp_path):
 
     def current_with(meta: dict):
         rt = SimpleNamespace(store=SimpleNamespace(current=lambda p: "v1", metadata=lambda p, v: meta))
-        return jobs._current_on_slice(rt, "1", schema, None, [0, 1])
+        return jobs._current_on_slice(rt, "1", schema, None, [0, 1])  # type: ignore[arg-type]  # no texts read
 
     for meta in ({"labels": ["a"]}, {"labels": ["a"], "promotion": {"candidate": {"n_held_out": 0}}}):
         assert current_with(meta) == {"version": "v1", "saw_the_slice": True}

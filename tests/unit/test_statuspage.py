@@ -17,11 +17,18 @@ def versions(*points, statuses=None):
     """(n_annotations, micro_f1, mean_ec) points -> version dicts, oldest first."""
     out = []
     for i, (n, f1, ec) in enumerate(points):
-        out.append({
-            "version": f"beal-v{i}", "created_at": f"2026-04-2{i % 10}T10:00:00+00:00", "n_annotations": n,
-            "val_micro_f1": f1, "val_macro_f1": None if f1 is None else f1 - 0.1, "mean_ec": ec,
-            "status": (statuses or {}).get(i, "current" if i == len(points) - 1 else "promoted"), "reason": "ok",
-        })
+        out.append(
+            {
+                "version": f"beal-v{i}",
+                "created_at": f"2026-04-2{i % 10}T10:00:00+00:00",
+                "n_annotations": n,
+                "val_micro_f1": f1,
+                "val_macro_f1": None if f1 is None else f1 - 0.1,
+                "mean_ec": ec,
+                "status": (statuses or {}).get(i, "current" if i == len(points) - 1 else "promoted"),
+                "reason": "ok",
+            }
+        )
     return out
 
 
@@ -39,7 +46,7 @@ class Page(HTMLParser):
         self.text.append(data)
 
     def by_class(self, name):
-        return [dict([(k, v)]) for t, k, v in self.attrs if k == "class" and name in (v or "").split()]
+        return [{k: v} for t, k, v in self.attrs if k == "class" and name in (v or "").split()]
 
 
 # ---------------------------------------------------------------------------------------------- stop_hint
@@ -113,12 +120,27 @@ EVIL = "<script>alert('x')</script>"
 
 
 def full_project(**over):
-    vs = versions((50, 0.70, 0.60), (100, 0.78, 0.66), (150, 0.79, 0.67), (200, 0.75, 0.67), (250, 0.80, 0.68),
-                  statuses={3: "rejected"})
+    vs = versions(
+        (50, 0.70, 0.60),
+        (100, 0.78, 0.66),
+        (150, 0.79, 0.67),
+        (200, 0.75, 0.67),
+        (250, 0.80, 0.68),
+        statuses={3: "rejected"},
+    )
     p = {
-        "project": "7", "title": "Tickets", "current_version": vs[-1]["version"], "pending": True,
-        "current_job": {"id": "j1", "state": "started", "stage": "training", "progress": 0.4,
-                        "started_at": NOW - 60, "updated_at": NOW - 2},
+        "project": "7",
+        "title": "Tickets",
+        "current_version": vs[-1]["version"],
+        "pending": True,
+        "current_job": {
+            "id": "j1",
+            "state": "started",
+            "stage": "training",
+            "progress": 0.4,
+            "started_at": NOW - 60,
+            "updated_at": NOW - 2,
+        },
         "last_job": {"id": "j0", "state": "failed", "error": "boom", "updated_at": NOW - 600},
         "versions": vs,
         "label_counts": {"a": 10, "b": 4},
@@ -140,7 +162,9 @@ def test_render_is_a_full_document_with_meta_refresh():
 def test_render_escapes_user_content():
     evil_img = '"><img src=x onerror=alert(1)>'
     p = full_project(
-        project=evil_img, title=EVIL, current_version=EVIL,
+        project=evil_img,
+        title=EVIL,
+        current_version=EVIL,
         label_counts={EVIL: 3, "$x^2$ and $": 2, "ok": 1},
         current_job={"id": EVIL, "state": "failed", "stage": EVIL, "error": EVIL, "progress": "0.5"},
         last_job={"id": EVIL, "state": EVIL, "error": EVIL},
@@ -153,7 +177,7 @@ def test_render_escapes_user_content():
     assert "script" not in page.tags and "img" not in page.tags
     text = "".join(page.text)
     assert EVIL in text and "$x^2$ and $" in text  # shown literally (the label chart has math parsing off)
-    assert len([a for a in page.by_class("chart")]) == 3
+    assert len(list(page.by_class("chart"))) == 3
 
 
 def test_no_external_references():
@@ -199,13 +223,35 @@ def test_empty_state_explains_how_to_connect():
     [
         {"project": "3"},
         {},
-        {k: None for k in ("project", "title", "current_version", "pending", "current_job", "last_job",
-                           "versions", "label_counts", "ec_scores", "job_log")},
-        {"project": 4, "versions": [{"status": "current"}, None, "junk", {"val_micro_f1": float("nan")}],
-         "label_counts": {"a": None, "b": "x", "c": -1}, "ec_scores": [None, "x", float("inf"), 2.0],
-         "current_job": {"state": None, "progress": float("nan")}, "job_log": [None, {"time": "soon"}]},
-        {"project": "5", "current_job": {"state": "started", "progress": 7}, "pending": True,
-         "versions": [{"n_annotations": 10, "val_micro_f1": 0.5, "status": "rejected"}], "ec_scores": [0.5]},
+        dict.fromkeys(
+            (
+                "project",
+                "title",
+                "current_version",
+                "pending",
+                "current_job",
+                "last_job",
+                "versions",
+                "label_counts",
+                "ec_scores",
+                "job_log",
+            )
+        ),
+        {
+            "project": 4,
+            "versions": [{"status": "current"}, None, "junk", {"val_micro_f1": float("nan")}],
+            "label_counts": {"a": None, "b": "x", "c": -1},
+            "ec_scores": [None, "x", float("inf"), 2.0],
+            "current_job": {"state": None, "progress": float("nan")},
+            "job_log": [None, {"time": "soon"}],
+        },
+        {
+            "project": "5",
+            "current_job": {"state": "started", "progress": 7},
+            "pending": True,
+            "versions": [{"n_annotations": 10, "val_micro_f1": 0.5, "status": "rejected"}],
+            "ec_scores": [0.5],
+        },
     ],
 )
 def test_project_missing_or_odd_keys_renders(project):

@@ -7,14 +7,29 @@ from beal_backend.worker import rounds as jobs
 
 
 def project(last_job, current_job=None):
-    return {"project": "3", "current_version": None, "pending": False, "current_job": current_job, "last_job": last_job,
-            "versions": [], "label_counts": {}, "ec_scores": [], "job_log": []}
+    return {
+        "project": "3",
+        "current_version": None,
+        "pending": False,
+        "current_job": current_job,
+        "last_job": last_job,
+        "versions": [],
+        "label_counts": {},
+        "ec_scores": [],
+        "job_log": [],
+    }
 
 
 def test_skipped_round_shows_its_reason_and_counts():
-    last = {"id": "j1", "state": "finished", "stage": "done", "outcome": "skipped",
-            "reason": "0 labeled tasks; need 2 (left out: 5 task without text)",
-            "skipped": {jobs.NO_TEXT: 5, jobs.NO_CHOICE: 2}, "notes": {jobs.CONFLICT_GT: 1}}
+    last = {
+        "id": "j1",
+        "state": "finished",
+        "stage": "done",
+        "outcome": "skipped",
+        "reason": "0 labeled tasks; need 2 (left out: 5 task without text)",
+        "skipped": {jobs.NO_TEXT: 5, jobs.NO_CHOICE: 2},
+        "notes": {jobs.CONFLICT_GT: 1},
+    }
     html = statuspage.render([project(last)])
     assert "0 labeled tasks; need 2 (left out: 5 task without text)" in html
     assert "<b>5</b> task without text" in html

@@ -97,7 +97,7 @@ def test_svg_ids_are_unique_when_the_same_cached_chart_appears_twice():
     assert html.count("<svg") == 6
     ids = collections.Counter(re.findall(r'\bid="([^"]+)"', html))
     assert ids and max(ids.values()) == 1
-    refs = set(re.findall(r'url\(#([^)]+)\)', html)) | set(re.findall(r'href="#([^"]+)"', html))
+    refs = set(re.findall(r"url\(#([^)]+)\)", html)) | set(re.findall(r'href="#([^"]+)"', html))
     assert refs and refs <= set(ids)  # every reference points at an id of this page
 
 
@@ -118,8 +118,24 @@ def test_the_wheel_ships_the_template_and_the_stylesheet(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(ROOT / "beal_backend", src / "beal_backend", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", src)
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
-                          "-q", "-w", str(tmp_path / "dist")], check=False, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())

@@ -70,7 +70,7 @@ def chart(build, label: str, *args) -> Markup | None:
         else:
             fig = None
             try:
-                with matplotlib.rc_context(_SVG_RC):
+                with matplotlib.rc_context(_SVG_RC):  # type: ignore[arg-type]  # plain rc keys
                     fig = build(*args)
                     svg = _clean_svg(fig, label)
             except Exception:  # a broken chart must not take the page down
@@ -91,7 +91,7 @@ def _clean_svg(fig, label: str) -> str:
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     svg = buf.getvalue().decode("utf-8")
     _check_inert(svg)
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<!--.*?-->", "", svg, flags=re.DOTALL)
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.DOTALL)
     svg = re.sub(r'<style type="text/css">.*?</style>', "", svg, flags=re.DOTALL)  # its rule is in status.css
@@ -144,12 +144,28 @@ def learning_curve(points: dict):
             ax.plot([x for x, _ in acc], [y for _, y in acc], marker=marker, color=color, ms=4, lw=1.5)
         if rej:
             any_rejected = True
-            ax.scatter([x for x, _ in rej], [y for _, y in rej], marker=marker, s=24, facecolors="none",
-                       edgecolors=color, linewidths=1.2, zorder=3)
+            ax.scatter(
+                [x for x, _ in rej],
+                [y for _, y in rej],
+                marker=marker,
+                s=24,
+                facecolors="none",
+                edgecolors=color,
+                linewidths=1.2,
+                zorder=3,
+            )
         if cur:
             any_current = True
-            ax.scatter([x for x, _ in cur], [y for _, y in cur], marker="o", s=95, facecolors="none",
-                       edgecolors="#111827", linewidths=1.0, zorder=4)
+            ax.scatter(
+                [x for x, _ in cur],
+                [y for _, y in cur],
+                marker="o",
+                s=95,
+                facecolors="none",
+                edgecolors="#111827",
+                linewidths=1.0,
+                zorder=4,
+            )
         ys += [y for _, y in acc + rej]
     if any_rejected:
         handles.append(Line2D([], [], ls="none", marker="o", ms=5, mfc="none", mec="#6b7280", label="rejected"))
@@ -160,8 +176,15 @@ def learning_curve(points: dict):
     ax.set_xlabel("annotations")
     ax.set_ylabel("held-out F1")
     ax.grid(True, alpha=0.3, lw=0.6)
-    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False,
-               handlelength=1.6, columnspacing=1.0, handletextpad=0.4)
+    fig.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncols=len(handles),
+        frameon=False,
+        handlelength=1.6,
+        columnspacing=1.0,
+        handletextpad=0.4,
+    )
     return fig
 
 

@@ -112,17 +112,18 @@ def stop_hint(versions: list[dict], window: int = 3, f1_tol: float = 0.01, ec_to
     except (TypeError, ValueError):
         window = 3
     pts = [
-        v for v in _list(versions)
+        v
+        for v in _list(versions)
         if isinstance(v, dict) and v.get("status") in ACCEPTED and num(v.get("val_micro_f1")) is not None
     ]
     if len(pts) < window + 1:
         return {
             "stopped": False,
             "reason": f"not enough versions yet: {len(pts)} accepted with held-out metrics, "
-                      f"{window + 1} needed to judge the last {window}",
+            f"{window + 1} needed to judge the last {window}",
         }
     base, last = pts[-window - 1], pts[-1]
-    gain = num(last["val_micro_f1"]) - num(base["val_micro_f1"])
+    gain = (num(last["val_micro_f1"]) or 0.0) - (num(base["val_micro_f1"]) or 0.0)  # pts all have metrics
     span = f"over the last {window} versions"
     n0, n1 = num(base.get("n_annotations")), num(last.get("n_annotations"))
     if n0 is not None and n1 is not None:
@@ -134,19 +135,19 @@ def stop_hint(versions: list[dict], window: int = 3, f1_tol: float = 0.01, ec_to
         return {
             "stopped": False,
             "reason": f"micro-F1 flat ({_delta(gain)} {span}) but the pool's mean EC was not recorded, "
-                      "so it is unknown whether the pool is still changing",
+            "so it is unknown whether the pool is still changing",
         }
     rel = 0.0 if ec0 == ec1 else abs(ec1 - ec0) / max(abs(ec0), 1e-12)
     if rel >= ec_tol:
         return {
             "stopped": False,
             "reason": f"micro-F1 flat ({_delta(gain)} {span}) but the pool's mean EC is still moving "
-                      f"({(ec1 - ec0) / max(abs(ec0), 1e-12):+.1%}: {ec0:.3f} → {ec1:.3f})",
+            f"({(ec1 - ec0) / max(abs(ec0), 1e-12):+.1%}: {ec0:.3f} → {ec1:.3f})",
         }
     return {
         "stopped": True,
         "reason": f"held-out micro-F1 {_delta(gain)} and the pool's mean EC {rel:.1%} ({ec0:.3f} → {ec1:.3f}) "
-                  f"{span}; more labels of the same kind are unlikely to help",
+        f"{span}; more labels of the same kind are unlikely to help",
     }
 
 
@@ -175,7 +176,9 @@ def _job(p: dict, now: float) -> dict | None:
         progress = 1.0
     facts = []
     if job.get("started_at") is not None:
-        facts.append({"text": f"started {clock(job.get('started_at'))} ({_ago(job.get('started_at'), now)})", "code": ""})
+        facts.append(
+            {"text": f"started {clock(job.get('started_at'))} ({_ago(job.get('started_at'), now)})", "code": ""}
+        )
     if job.get("updated_at") is not None:
         facts.append({"text": f"updated {_ago(job.get('updated_at'), now)}", "code": ""})
     if job.get("version"):
@@ -196,7 +199,7 @@ def _round_counts(job: dict) -> list[dict]:
     """What the round made of the annotations: tasks left out of training and notes, by reason."""
     rows = [(why, n, "left out of training") for why, n in _dict(job.get("skipped")).items()]
     rows += [(why, n, "trained on") for why, n in _dict(job.get("notes")).items()]
-    return [{"n": int(num(n)), "why": short(why, 200), "kind": kind} for why, n, kind in rows if num(n)]
+    return [{"n": int(num(n) or 0), "why": short(why, 200), "kind": kind} for why, n, kind in rows if num(n)]
 
 
 def _previous(p: dict, now: float) -> dict | None:
@@ -233,13 +236,31 @@ def _charts(p: dict, versions: list[dict]) -> list[dict]:
     shown, rest = tuple(counts[:MAX_LABELS]), max(0, len(counts) - MAX_LABELS)
     scores = tuple(min(1.0, max(0.0, x)) for x in map(num, _list(p.get("ec_scores"))) if x is not None)
     return [
-        _cell("Learning curve (held-out F1)", "no held-out metrics yet", has_curve,
-              charts.learning_curve, "learning curve: held-out F1 against annotations", curve),
-        _cell("Label frequency", "no label counts yet", bool(shown),
-              charts.label_bars, "label frequency in the annotations", shown, rest),
-        _cell(f"EC over the unlabeled pool ({len(scores)} tasks)" if scores else "EC over the unlabeled pool",
-              "no scored unlabeled tasks", bool(scores),
-              charts.ec_histogram, "distribution of EC/H_J over the unlabeled tasks", scores),
+        _cell(
+            "Learning curve (held-out F1)",
+            "no held-out metrics yet",
+            has_curve,
+            charts.learning_curve,
+            "learning curve: held-out F1 against annotations",
+            curve,
+        ),
+        _cell(
+            "Label frequency",
+            "no label counts yet",
+            bool(shown),
+            charts.label_bars,
+            "label frequency in the annotations",
+            shown,
+            rest,
+        ),
+        _cell(
+            f"EC over the unlabeled pool ({len(scores)} tasks)" if scores else "EC over the unlabeled pool",
+            "no scored unlabeled tasks",
+            bool(scores),
+            charts.ec_histogram,
+            "distribution of EC/H_J over the unlabeled tasks",
+            scores,
+        ),
     ]
 
 
@@ -252,24 +273,31 @@ def _versions(versions: list[dict], current) -> dict:
     rows = []
     for v in list(reversed(versions))[:MAX_VERSION_ROWS]:
         status = str(v.get("status") or "unknown")
-        rows.append({
-            "cur": status == "current" or (current is not None and v.get("version") == current),
-            "version": _text(v.get("version")) or "—",
-            "created": _iso(v.get("created_at")),
-            "n": _fmt(v.get("n_annotations"), 0),
-            "micro": _fmt(v.get("val_micro_f1")),
-            "macro": _fmt(v.get("val_macro_f1")),
-            "ec": _fmt(v.get("mean_ec")),
-            "status": status,
-            "reason": short(v.get("reason"), 300),
-        })
+        rows.append(
+            {
+                "cur": status == "current" or (current is not None and v.get("version") == current),
+                "version": _text(v.get("version")) or "—",
+                "created": _iso(v.get("created_at")),
+                "n": _fmt(v.get("n_annotations"), 0),
+                "micro": _fmt(v.get("val_micro_f1")),
+                "macro": _fmt(v.get("val_macro_f1")),
+                "ec": _fmt(v.get("mean_ec")),
+                "status": status,
+                "reason": short(v.get("reason"), 300),
+            }
+        )
     return {"rows": rows, "more": max(0, len(versions) - MAX_VERSION_ROWS)}
 
 
 def _log(entries: list, now: float) -> list[dict]:
     return [
-        {"clock": clock(e.get("time")), "ago": _ago(e.get("time"), now), "id": short(e.get("id"), 40),
-         "state": str(e.get("state") or ""), "message": short(e.get("message"), 400)}
+        {
+            "clock": clock(e.get("time")),
+            "ago": _ago(e.get("time"), now),
+            "id": short(e.get("id"), 40),
+            "state": str(e.get("state") or ""),
+            "message": short(e.get("message"), 400),
+        }
         for e in [e for e in entries if isinstance(e, dict)][:MAX_LOG_ROWS]
     ]
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from beal_backend.store.versions import ModelStore
-from beal_backend.worker import rounds as jobs
+from beal_backend.worker import examples
 
 from .helpers import LABELS, LS, rows, wait_for_version
 
@@ -74,10 +74,11 @@ def test_single_choice_round_predicts_exactly_one_choice(label_studio, backend_f
     assert meta["hparams"]["single_label"] is True and meta["n_annotations"] == 8
 
     last = requests.get(b.url + "/jobs", timeout=5).json()[str(project)]["current_job"]
-    assert last["skipped"] == {jobs.NO_CHOICE: 1, jobs.UNKNOWN_ONLY: 1}
+    assert last["skipped"] == {examples.NO_CHOICE: 1, examples.UNKNOWN_ONLY: 1}
     page = requests.get(b.url + "/status", timeout=10).text
     assert (
-        f"<b>1</b> {jobs.NO_CHOICE}" in page and "<b>1</b> annotation whose choices are not in the label config" in page
+        f"<b>1</b> {examples.NO_CHOICE}" in page
+        and "<b>1</b> annotation whose choices are not in the label config" in page
     )
 
     # the same choices in another order: /predict still answers with the current version

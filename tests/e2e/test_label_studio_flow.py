@@ -15,6 +15,7 @@ from beal_backend.labelstudio.client import LabelStudioClient
 from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import scoring_config, train_config
+from beal_backend.worker import examples
 from beal_backend.worker import rounds as jobs
 
 from .helpers import CONFIG, LS, make_project, rows, wait_for_version, wait_until
@@ -29,7 +30,7 @@ def _check_round(ls, backend, project, version, annotated_ids):
     settings = Settings.from_env(backend["env"])
     client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key)
     schema = parse_label_config(CONFIG)
-    ex = jobs.collect_examples(client.tasks(project), schema, settings.max_text_chars)
+    ex = examples.collect_examples(client.tasks(project), schema, settings.max_text_chars)
     assert set(ex.pool_ids).isdisjoint(annotated_ids) and len(ex.pool_ids) > 0
     store = ModelStore(settings.model_dir)
     trained = store.load(str(project), version)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from beal_backend.labelstudio.client import Task
 from beal_backend.labelstudio.label_config import parse_label_config
-from beal_backend.worker.rounds import collect_examples
+from beal_backend.worker.examples import collect_examples
 
 CONFIG = (
     '<View><Text name="text" value="$body"/><Choices name="tags" toName="text" choice="multiple">'

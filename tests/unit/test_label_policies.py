@@ -10,7 +10,7 @@ from beal_backend.labelstudio.label_config import (
     parse_label_config,
     strip_tags,
 )
-from beal_backend.worker import rounds as jobs
+from beal_backend.worker import examples
 
 
 def config(
@@ -76,7 +76,7 @@ def ann(choices, updated="2026-01-01T00:00:00Z", **extra):
 
 def collect(tasks, mode="multiple"):
     schema = parse_label_config(config(AB, mode=mode))
-    return jobs.collect_examples([Task(i, {"text": f"text {i}"}, a) for i, a in enumerate(tasks)], schema, 1000)
+    return examples.collect_examples([Task(i, {"text": f"text {i}"}, a) for i, a in enumerate(tasks)], schema, 1000)
 
 
 def test_tasks_without_a_usable_label_are_left_out_and_counted():
@@ -92,8 +92,8 @@ def test_tasks_without_a_usable_label_are_left_out_and_counted():
     )
     assert ex.task_ids == [0, 3] and ex.label_sets == [["a"], ["a"]]
     assert ex.pool_ids == [4, 5]
-    assert ex.skipped == {jobs.NO_CHOICE: 1, jobs.UNKNOWN_ONLY: 1}
-    assert ex.notes == {jobs.UNKNOWN_DROPPED: 1}
+    assert ex.skipped == {examples.NO_CHOICE: 1, examples.UNKNOWN_ONLY: 1}
+    assert ex.notes == {examples.UNKNOWN_DROPPED: 1}
 
 
 def test_ground_truth_wins_over_a_newer_annotation_and_conflicts_are_counted():
@@ -106,12 +106,12 @@ def test_ground_truth_wins_over_a_newer_annotation_and_conflicts_are_counted():
         ]
     )
     assert ex.label_sets == [["a"], ["b"], ["a"], ["a"]]
-    assert ex.notes == {jobs.CONFLICT_GT: 1, jobs.CONFLICT_NEWEST: 1}
+    assert ex.notes == {examples.CONFLICT_GT: 1, examples.CONFLICT_NEWEST: 1}
 
 
 def test_single_choice_annotation_with_two_choices_is_left_out():
     ex = collect([[ann(["a", "b"])], [ann(["b"])]], mode="single")
-    assert ex.label_sets == [["b"]] and ex.skipped == {jobs.SEVERAL_IN_SINGLE: 1}
+    assert ex.label_sets == [["b"]] and ex.skipped == {examples.SEVERAL_IN_SINGLE: 1}
 
 
 def test_paragraph_tasks_become_examples():
@@ -120,5 +120,5 @@ def test_paragraph_tasks_become_examples():
         Task(1, {"d": [{"author": "A", "text": "hey"}]}, [ann(["a"])]),
         Task(2, {"d": [{"author": "B", "text": "yo"}]}, []),
     ]
-    ex = jobs.collect_examples(tasks, schema, 1000)
+    ex = examples.collect_examples(tasks, schema, 1000)
     assert ex.texts == ["A: hey"] and ex.pool_texts == ["B: yo"] and not ex.skipped

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from beal_backend.service import statuspage
-from beal_backend.worker import rounds as jobs
+from beal_backend.worker import examples
 
 
 def project(last_job, current_job=None):
@@ -27,8 +27,8 @@ def test_skipped_round_shows_its_reason_and_counts():
         "stage": "done",
         "outcome": "skipped",
         "reason": "0 labeled tasks; need 2 (left out: 5 task without text)",
-        "skipped": {jobs.NO_TEXT: 5, jobs.NO_CHOICE: 2},
-        "notes": {jobs.CONFLICT_GT: 1},
+        "skipped": {examples.NO_TEXT: 5, examples.NO_CHOICE: 2},
+        "notes": {examples.CONFLICT_GT: 1},
     }
     html = statuspage.render([project(last)])
     assert "0 labeled tasks; need 2 (left out: 5 task without text)" in html
@@ -38,7 +38,7 @@ def test_skipped_round_shows_its_reason_and_counts():
 
 
 def test_counts_of_the_last_round_stay_visible_while_the_next_one_runs():
-    last = {"id": "j1", "state": "finished", "skipped": {jobs.UNKNOWN_ONLY: 4}}
+    last = {"id": "j1", "state": "finished", "skipped": {examples.UNKNOWN_ONLY: 4}}
     html = statuspage.render([project(last, current_job={"id": "j2", "state": "started", "stage": "training"})])
     assert "<b>4</b> annotation whose choices are not in the label config" in html
 

@@ -169,6 +169,33 @@ def _config_default(dest: str) -> str | None:
     return None
 
 
+# simulate's plain options (flag, type, help); their defaults come from the config dataclasses
+_SIM_FLAGS: list[tuple[str, type, str]] = [
+    ("--initial", int, "random texts labeled before the first round"),
+    ("--batch", int, "texts acquired per round"),
+    ("--rounds", int, "acquisition rounds after the initial labels"),
+    ("--repeats", int, "repeats, each with its own initial labels and seeds"),
+    ("--mc-passes", int, "T, MC-dropout passes per text"),
+    ("--pool-size", int, "random subset of train.jsonl used as the pool"),
+    ("--test-size", int, "random subset of test.jsonl"),
+    ("--seed", int, "seed of every random choice of the run"),
+    ("--device", str, "torch device, e.g. cuda"),
+    ("--encoder", str, "Hugging Face BERT-style checkpoint; minilm = the packaged MiniLM"),
+    ("--max-wordpieces", int, "texts are truncated to this many word-pieces"),
+    ("--cache-dir", str, "frozen mode: feature cache"),
+    ("--scope", str, "finetune mode: MC-dropout scope (full, last-<k>, head)"),
+    ("--hidden-size", int, "classifier hidden layer"),
+    ("--dropout", float, "dropout rate"),
+    ("--epochs", int, "epochs per training (finetune: an upper bound)"),
+    ("--min-steps", int, "frozen mode: train at least this many minibatch steps"),
+    ("--val-fraction", float, "labeled share held out for early stopping (0 = off)"),
+    ("--patience", int, "early-stopping patience in epochs"),
+    ("--train-batch-size", int, "training minibatch"),
+    ("--lr", float, "head learning rate"),
+    ("--lr-encoder", float, "finetune mode: encoder learning rate"),
+]
+
+
 def _add_simulate(sub) -> None:
     from beal_backend.acquisition import STRATEGIES
 
@@ -183,13 +210,8 @@ def _add_simulate(sub) -> None:
     p.add_argument("--data", required=True, help="folder with train.jsonl (the pool), test.jsonl and labels.txt")
     p.add_argument("--out", required=True, help="output folder (resumed when it holds a run with the same settings)")
     p.add_argument("--strategies", help="comma-separated: " + ", ".join(STRATEGIES))
-    p.add_argument("--initial", type=int, help="random texts labeled before the first round")
-    p.add_argument("--batch", type=int, help="texts acquired per round")
-    p.add_argument("--rounds", type=int, help="acquisition rounds after the initial labels")
-    p.add_argument("--repeats", type=int, help="repeats, each with its own initial labels and seeds")
-    p.add_argument("--mc-passes", type=int, help="T, MC-dropout passes per text")
-    p.add_argument("--pool-size", type=int, help="random subset of train.jsonl used as the pool")
-    p.add_argument("--test-size", type=int, help="random subset of test.jsonl")
+    for flag, kind, text in _SIM_FLAGS[:7]:
+        p.add_argument(flag, type=kind, help=text)
     p.add_argument(
         "--learner",
         "--mode",
@@ -203,21 +225,8 @@ def _add_simulate(sub) -> None:
         choices=("cls", "mean", "auto"),
         help="sentence feature (POOLING): cls = the paper's C (the published runs), mean, auto",
     )
-    p.add_argument("--seed", type=int, help="seed of every random choice of the run")
-    p.add_argument("--device", help="torch device, e.g. cuda")
-    p.add_argument("--encoder", help="Hugging Face BERT-style checkpoint; minilm = the packaged MiniLM")
-    p.add_argument("--max-wordpieces", type=int, help="texts are truncated to this many word-pieces")
-    p.add_argument("--cache-dir", help="frozen mode: feature cache")
-    p.add_argument("--scope", help="finetune mode: MC-dropout scope (full, last-<k>, head)")
-    p.add_argument("--hidden-size", type=int, help="classifier hidden layer")
-    p.add_argument("--dropout", type=float, help="dropout rate")
-    p.add_argument("--epochs", type=int, help="epochs per training (finetune: an upper bound)")
-    p.add_argument("--min-steps", type=int, help="frozen mode: train at least this many minibatch steps")
-    p.add_argument("--val-fraction", type=float, help="labeled share held out for early stopping (0 = off)")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    p.add_argument("--train-batch-size", type=int, help="training minibatch")
-    p.add_argument("--lr", type=float, help="head learning rate")
-    p.add_argument("--lr-encoder", type=float, help="finetune mode: encoder learning rate")
+    for flag, kind, text in _SIM_FLAGS[7:]:
+        p.add_argument(flag, type=kind, help=text)
     p.add_argument(
         "--workers",
         type=int,

@@ -28,6 +28,10 @@ class Dataset:
     def pool_y(self) -> np.ndarray:
         return evaluation.multi_hot(self.pool_labels, self.labels)
 
+    def labeled(self, rows) -> tuple[list[str], list[list[str]], list[str]]:
+        """(texts, label sets, labels) of the pool rows ``rows``: what a learner's ``fit`` takes."""
+        return [self.pool_texts[i] for i in rows], [self.pool_labels[i] for i in rows], self.labels
+
 
 def load_dataset(
     path: str | Path, pool_size: int | None = None, test_size: int | None = None, seed: int = 0

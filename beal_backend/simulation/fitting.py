@@ -32,13 +32,7 @@ class _FrozenLearner:
         self.cfg, self.data = cfg, data
 
     def fit(self, labeled: np.ndarray, seed: int) -> _Fit:
-        trained = self.impl.fit(
-            [self.data.pool_texts[i] for i in labeled],
-            [self.data.pool_labels[i] for i in labeled],
-            self.data.labels,
-            seed=seed,
-            features=self.pool_x[labeled],
-        )
+        trained = self.impl.fit(*self.data.labeled(labeled), seed=seed, features=self.pool_x[labeled])
         return _Fit(trained, self.cfg, pool=lambda rows: self.pool_x[rows], test=lambda: self.test_x)
 
 
@@ -51,12 +45,7 @@ class _FinetuneLearner:
         self.encoded: tuple[Encoded, Encoded] | None = None  # (pool, test) token ids, from the first tokenizer
 
     def fit(self, labeled: np.ndarray, seed: int) -> _Fit:
-        trained = self.impl.fit(
-            [self.data.pool_texts[i] for i in labeled],
-            [self.data.pool_labels[i] for i in labeled],
-            self.data.labels,
-            seed=seed,
-        )
+        trained = self.impl.fit(*self.data.labeled(labeled), seed=seed)
         if self.encoded is None:
             tok, n = trained.tokenizer, self.cfg.max_wordpieces
             self.encoded = (encode(tok, self.data.pool_texts, n), encode(tok, self.data.test_texts, n))

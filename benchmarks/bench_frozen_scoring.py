@@ -33,9 +33,9 @@ from _common import (
 )
 
 from beal_backend import jobs, learners
+from beal_backend.config import Settings
 from beal_backend.labelconfig import parse_label_config
 from beal_backend.scoring import ScoringConfig
-from beal_backend.training import TrainConfig
 
 
 def main() -> int:
@@ -52,7 +52,7 @@ def main() -> int:
     print(f"# bench_frozen_scoring  {machine()}")
     texts, label_sets, labels = load_dataset(args.dataset, args.n + args.labeled, seed=0, data=args.data)
     train_texts, pool = texts[: args.labeled], texts[args.labeled:]
-    learner = learners.FrozenLearner(TrainConfig(device="cpu"))  # no cache: every features() call embeds
+    learner = learners.FrozenLearner(Settings.from_env({"DEVICE": "cpu"}).train)  # the service defaults; no cache
     trained = learner.fit(train_texts, label_sets[: args.labeled], labels)
     encoder, tokenizer = learner.pretrained
     config = ('<View><Text name="text" value="$text"/><Choices name="c" toName="text" choice="multiple">'

@@ -156,6 +156,9 @@ def run_round(ls: LS, backend: Backend, project: int, ml_id: int, pool: int, pre
     ls("POST", f"/api/ml/{ml_id}/train")
 
     def all_predictions():
+        job = requests.get(backend.url + "/jobs", timeout=10).json().get(str(project), {}).get("current_job") or {}
+        if job.get("state") == "failed" and job.get("started_at", 0) >= t0 - 1:
+            raise RuntimeError(f"the round failed: {job.get('error')}")
         versions = ls("GET", f"/api/projects/{project}/model-versions/")
         new = [v for v, c in versions.items() if v.startswith("beal-") and v != previous and c >= pool]
         return new[0] if new else None
@@ -226,6 +229,8 @@ def main() -> int:
     p.add_argument("--passes", type=int, default=100, help="T (MC_PASSES) of both learners")
     p.add_argument("--prefill", type=int, default=0, help="embed only this many texts and repeat them in the cache (0: embed all at import)")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--ls-timeout", type=float, default=0,
+                   help="override the worker's Label Studio read timeout (the shipped client uses 30 s); 0: keep it")
     p.add_argument("--ft-sample", type=int, default=100, help="pool texts the finetune scoring is measured on (0: skip finetune)")
     p.add_argument("--redis", default="redis://127.0.0.1:6396/5")
     p.add_argument("--ls-instance", default="bench")
@@ -247,14 +252,18 @@ def main() -> int:
         config = ('<View><Text name="text" value="$text"/><Choices name="emotion" toName="text" choice="multiple">'
                   + "".join(f'<Choice value="{c}"/>' for c in labels) + "</Choices></View>")
         project = ls("POST", "/api/projects", json={"title": "bench", "label_config": config})["id"]
-        backend = Backend(url, key, work, args.redis, LEARNER="frozen", MC_PASSES=args.passes, TRAIN_EVERY=10**6)
+        extra = {"BENCH_LS_TIMEOUT": args.ls_timeout} if args.ls_timeout else {}
+        if args.ls_timeout:
+            print(f"!! benchmark override: the worker's Label Studio timeout is {args.ls_timeout:.0f} s (shipped: 30 s)")
+        backend = Backend(url, key, work, args.redis, LEARNER="frozen", MC_PASSES=args.passes, TRAIN_EVERY=10**6, **extra)
         if args.prefill:
             pf = prefill(backend, project, texts, args.prefill)
             print(f"[measured] embedding {pf['n']} texts in the benchmark process: wall {pf['wall']:.1f} s, cpu {pf['cpu']:.1f} s "
                   f"= {pf['n'] / pf['wall']:.1f} tasks/s (wall)")
             print(f"[extrapolated] import-time embedding of all {args.tasks} texts at that rate: {args.tasks / pf['n'] * pf['wall']:.0f} s wall")
             print(f"  the cache was pre-filled with those {pf['n']} features repeated over all {args.tasks} task texts (distinct keys)")
-        ml_id = ls("POST", "/api/ml", json={"project": project, "url": backend.url, "title": "beal"})["id"]
+        # pre-filled: connect after the import, so no TASKS_CREATED job re-reads every task for nothing
+        ml_id = None if args.prefill else ls("POST", "/api/ml", json={"project": project, "url": backend.url, "title": "beal"})["id"]
         tasks = [{"data": {"text": x}} for x in texts]
         for task, names in zip(tasks[: args.annotations], label_sets):
             task["annotations"] = [{"result": [{"from_name": "emotion", "to_name": "text", "type": "choices",
@@ -263,10 +272,12 @@ def main() -> int:
         with timed() as t:
             ls("POST", f"/api/projects/{project}/import", json=tasks)
         print(f"[measured] bulk import of {args.tasks} tasks ({args.annotations} with an annotation): {t['wall']:.1f} s")
+        if ml_id is None:
+            ml_id = ls("POST", "/api/ml", json={"project": project, "url": backend.url, "title": "beal"})["id"]
         cache = frozen_learner(backend, project).cache
         # the job's own line is written when it returns, just after the cache is complete
         distinct = len(set(texts))  # a few GoEmotions texts repeat: one cache row each
-        wait_for(lambda: cache.size() >= distinct and any(e["event"] == "embed_job" for e in backend.events(t_import)),
+        wait_for(lambda: cache.size() >= distinct and (args.prefill or any(e["event"] == "embed_job" for e in backend.events(t_import))),
                  7200, "the import-time embedding", poll=2)
         emb = [e for e in backend.events(t_import) if e["event"] == "embed_job"]
         feat = [e for e in backend.events(t_import) if e["event"] == "cache_features"]

@@ -15,7 +15,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from beal_backend.simulation import datasets  # noqa: E402
+from beal_backend.simulation import datasets
 
 
 def default_datasets() -> Path:

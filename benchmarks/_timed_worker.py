@@ -20,12 +20,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from beal_backend import learners, queues
+from beal_backend import wiring
 from beal_backend.cli import main
-from beal_backend.labelstudio import LabelStudioClient
+from beal_backend.engine import learners
+from beal_backend.labelstudio.client import LabelStudioClient
 
 LOG = os.environ["BENCH_TIMINGS"]
-CLIENT_CALLS = ("label_config", "tasks", "push_predictions", "set_model_version", "model_versions", "delete_model_version")
+CLIENT_CALLS = (
+    "label_config",
+    "tasks",
+    "push_predictions",
+    "set_model_version",
+    "model_versions",
+    "delete_model_version",
+)
 
 
 def _write(**fields) -> None:
@@ -57,8 +65,8 @@ if os.environ.get("BENCH_LS_TIMEOUT"):  # a benchmark-only override (LS_TIMEOUT 
 for name in CLIENT_CALLS:
     setattr(LabelStudioClient, name, timed(name, getattr(LabelStudioClient, name)))
 learners.FrozenLearner.features = timed("cache_features", learners.FrozenLearner.features)
-queues.train_project = timed("round_job", queues.train_project, rss=True)  # rq resolves it by name at run time
-queues.embed_project = timed("embed_job", queues.embed_project, rss=True)
+wiring.train_project = timed("round_job", wiring.train_project, rss=True)  # rq resolves it by name at run time
+wiring.embed_project = timed("embed_job", wiring.embed_project, rss=True)
 
 if __name__ == "__main__":
     raise SystemExit(main(["worker", *sys.argv[1:]]))

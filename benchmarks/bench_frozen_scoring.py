@@ -32,10 +32,12 @@ from _common import (
     verdict,
 )
 
-from beal_backend import jobs, learners
 from beal_backend.config import Settings
-from beal_backend.labelconfig import parse_label_config
-from beal_backend.scoring import ScoringConfig
+from beal_backend.engine import learners
+from beal_backend.engine.scoring import ScoringConfig
+from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.wiring import train_config
+from beal_backend.worker import rounds as jobs
 
 
 def main() -> int:
@@ -51,15 +53,26 @@ def main() -> int:
     set_threads(args.threads)
     print(f"# bench_frozen_scoring  {machine()}")
     texts, label_sets, labels = load_dataset(args.dataset, args.n + args.labeled, seed=0, data=args.data)
-    train_texts, pool = texts[: args.labeled], texts[args.labeled:]
-    learner = learners.FrozenLearner(Settings.from_env({"DEVICE": "cpu"}).train)  # the service defaults; no cache
+    train_texts, pool = texts[: args.labeled], texts[args.labeled :]
+    learner = learners.FrozenLearner(
+        train_config(Settings.from_env({"DEVICE": "cpu"}))
+    )  # the service defaults; no cache
     trained = learner.fit(train_texts, label_sets[: args.labeled], labels)
     encoder, tokenizer = learner.pretrained
-    config = ('<View><Text name="text" value="$text"/><Choices name="c" toName="text" choice="multiple">'
-              + "".join(f'<Choice value="{c}"/>' for c in labels) + "</Choices></View>")
-    schema, cfg, ids = parse_label_config(config), ScoringConfig(passes=args.passes, device="cpu"), list(range(len(pool)))
-    print(f"dataset={args.dataset} pool N={len(pool)} J={len(labels)} pooling={learner.cfg.pooling} T={args.passes} "
-          f"head trained on {args.labeled} texts")
+    config = (
+        '<View><Text name="text" value="$text"/><Choices name="c" toName="text" choice="multiple">'
+        + "".join(f'<Choice value="{c}"/>' for c in labels)
+        + "</Choices></View>"
+    )
+    schema, cfg, ids = (
+        parse_label_config(config),
+        ScoringConfig(passes=args.passes, device="cpu"),
+        list(range(len(pool))),
+    )
+    print(
+        f"dataset={args.dataset} pool N={len(pool)} J={len(labels)} pooling={learner.cfg.pooling} T={args.passes} "
+        f"head trained on {args.labeled} texts"
+    )
     enc, score = [], []
     for _ in range(args.repeats):
         with timed() as t:
@@ -68,10 +81,20 @@ def main() -> int:
         with timed() as t:
             jobs.score_pool(trained, ids, pool, schema, cfg, features=feats)
         score.append(t)
-    print("[measured] one deterministic encoder pass over the pool: cpu " + ", ".join(f"{t['cpu']:.2f}" for t in enc)
-          + " s; wall " + ", ".join(f"{t['wall']:.2f}" for t in enc) + " s")
-    print(f"[measured] frozen scoring, T={args.passes}, cached features (jobs.score_pool): cpu "
-          + ", ".join(f"{t['cpu']:.2f}" for t in score) + " s; wall " + ", ".join(f"{t['wall']:.2f}" for t in score) + " s")
+    print(
+        "[measured] one deterministic encoder pass over the pool: cpu "
+        + ", ".join(f"{t['cpu']:.2f}" for t in enc)
+        + " s; wall "
+        + ", ".join(f"{t['wall']:.2f}" for t in enc)
+        + " s"
+    )
+    print(
+        f"[measured] frozen scoring, T={args.passes}, cached features (jobs.score_pool): cpu "
+        + ", ".join(f"{t['cpu']:.2f}" for t in score)
+        + " s; wall "
+        + ", ".join(f"{t['wall']:.2f}" for t in score)
+        + " s"
+    )
     e_cpu, s_cpu = min(t["cpu"] for t in enc), min(t["cpu"] for t in score)
     e_wall, s_wall = min(t["wall"] for t in enc), min(t["wall"] for t in score)
     ratio = s_cpu / e_cpu
@@ -79,9 +102,22 @@ def main() -> int:
     print("| measure | frozen scoring T=100 | one encoder pass | ratio | target | result |")
     print("|---|---|---|---|---|---|")
     print(f"| CPU s (decides) | {s_cpu:.2f} | {e_cpu:.2f} | {ratio:.3f} | <= 0.1 | {verdict(ratio <= 0.1)} |")
-    print(f"| wall s | {s_wall:.2f} | {e_wall:.2f} | {s_wall / e_wall:.3f} | <= 0.1 | {verdict(s_wall / e_wall <= 0.1)} |")
-    print(json.dumps({"dataset": args.dataset, "n": len(pool), "passes": args.passes, "score_cpu": s_cpu, "encoder_cpu": e_cpu,
-                      "ratio_cpu": ratio, "ratio_wall": s_wall / e_wall}))
+    print(
+        f"| wall s | {s_wall:.2f} | {e_wall:.2f} | {s_wall / e_wall:.3f} | <= 0.1 | {verdict(s_wall / e_wall <= 0.1)} |"
+    )
+    print(
+        json.dumps(
+            {
+                "dataset": args.dataset,
+                "n": len(pool),
+                "passes": args.passes,
+                "score_cpu": s_cpu,
+                "encoder_cpu": e_cpu,
+                "ratio_cpu": ratio,
+                "ratio_wall": s_wall / e_wall,
+            }
+        )
+    )
     return 0
 
 

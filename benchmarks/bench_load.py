@@ -28,13 +28,13 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import DATASETS, datasets  # noqa: E402  (BEAL_DATASETS, else ../shared/datasets, else tests/fixtures)
+from _common import DATASETS, datasets
 
-from beal_backend.engine import training  # noqa: E402
-from beal_backend.engine.scoring import ScoringConfig  # noqa: E402
-from beal_backend.labelstudio.label_config import parse_label_config  # noqa: E402
-from beal_backend.store.versions import ModelStore  # noqa: E402
-from beal_backend.worker import rounds as jobs  # noqa: E402
+from beal_backend.engine import training
+from beal_backend.engine.scoring import ScoringConfig
+from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.store.versions import ModelStore
+from beal_backend.worker import rounds as jobs
 
 DATA = DATASETS / "goemotions"
 

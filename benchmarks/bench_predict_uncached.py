@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from _common import add_data_arg, load_dataset, loadavg, machine, set_threads
 
-from beal_backend import learners
-from beal_backend.api import create_app
 from beal_backend.config import Settings
-from beal_backend.queues import build_runtime
+from beal_backend.engine import learners
+from beal_backend.service.app import create_app
+from beal_backend.wiring import build_runtime, train_config
 
 
 def main() -> int:
@@ -42,21 +42,30 @@ def main() -> int:
     args = p.parse_args()
     set_threads(args.threads)
     print(f"# bench_predict_uncached  {machine()}")
-    texts, label_sets, labels = load_dataset("goemotions", args.labeled + 2 * (args.requests + 1), seed=1, data=args.data)
-    train, new = texts[: args.labeled], texts[args.labeled:]
-    config = ('<View><Text name="text" value="$text"/><Choices name="c" toName="text" choice="multiple">'
-              + "".join(f'<Choice value="{c}"/>' for c in labels) + "</Choices></View>")
-    settings = Settings.from_env({"MODEL_DIR": tempfile.mkdtemp(prefix="bench-predict-"), "DEVICE": "cpu", "MC_SCOPE": "last-2"})
+    texts, label_sets, labels = load_dataset(
+        "goemotions", args.labeled + 2 * (args.requests + 1), seed=1, data=args.data
+    )
+    train, new = texts[: args.labeled], texts[args.labeled :]
+    config = (
+        '<View><Text name="text" value="$text"/><Choices name="c" toName="text" choice="multiple">'
+        + "".join(f'<Choice value="{c}"/>' for c in labels)
+        + "</Choices></View>"
+    )
+    settings = Settings.from_env(
+        {"MODEL_DIR": tempfile.mkdtemp(prefix="bench-predict-"), "DEVICE": "cpu", "MC_SCOPE": "last-2"}
+    )
     rt = build_runtime(settings)
     for project, name in (("1", "frozen"), ("2", "finetune")):
-        cfg = settings.train if name == "frozen" else replace(settings.train, epochs=1)
+        cfg = train_config(settings) if name == "frozen" else replace(train_config(settings), epochs=1)
         trained = learners.build(name, cfg).fit(train, label_sets[: args.labeled], labels)
         version = rt.store.publish(project, trained, {"tasks": {}}, {"learner": name})
         rt.store.set_current(project, version)
         rt.store.write_project(project, {"label_config": config})
     client = create_app(rt).test_client()
-    print(f"PREDICT_PASSES={settings.predict_passes} MC_SCOPE={settings.scoring.scope} pooling (frozen)={learners.build('frozen', settings.train).cfg.pooling}; "
-          f"{args.requests} timed requests per learner, one uncached task each, alternating; one warm-up each")
+    print(
+        f"PREDICT_PASSES={settings.predict_passes} MC_SCOPE={settings.mc_scope} pooling (frozen)={learners.build('frozen', train_config(settings)).cfg.pooling}; "
+        f"{args.requests} timed requests per learner, one uncached task each, alternating; one warm-up each"
+    )
     lat: dict[str, list[float]] = {"frozen": [], "finetune": []}
     for i in range(args.requests + 1):
         for project, name in (("1", "frozen"), ("2", "finetune")):
@@ -65,7 +74,11 @@ def main() -> int:
             t0 = time.perf_counter()
             r = client.post("/predict", json=body)
             dt = time.perf_counter() - t0
-            assert r.status_code == 200 and r.get_json()["results"][0], (name, r.status_code, r.get_data(as_text=True)[:300])
+            assert r.status_code == 200 and r.get_json()["results"][0], (
+                name,
+                r.status_code,
+                r.get_data(as_text=True)[:300],
+            )
             if i:  # the first request of each loads the version from the store
                 lat[name].append(dt * 1000)
     q = {n: np.percentile(v, [50, 90]) for n, v in lat.items()}

@@ -1,6 +1,6 @@
 """Round latency against a real Label Studio: frozen learner measured, finetune learner extrapolated.
 
-A real Label Studio 1.23.2 (``tests/e2e/label_studio.py``), a private Redis, the API (``_wsgi.py``) and one
+A real Label Studio 1.23.2 (``tests/e2e/label_studio.py``), a private Redis, the API (``beal serve``) and one
 RQ worker as subprocesses (the worker is ``_timed_worker.py``: ``beal worker`` with timers around its Label
 Studio calls). Steps, each printed with its time:
 
@@ -82,18 +82,35 @@ class Backend:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.dir, self.timings = workdir, workdir / "timings.jsonl"
-        self.env = {**os.environ, "LABEL_STUDIO_URL": ls_url, "LABEL_STUDIO_API_KEY": key, "REDIS_URL": redis_url,
-                    "MODEL_DIR": str(workdir / "model_store"), "PORT": str(self.port), "HF_HUB_OFFLINE": "1",
-                    "DEVICE": "cpu", "PYTHONPATH": str(ROOT), "BENCH_TIMINGS": str(self.timings),
-                    **{k: str(v) for k, v in env.items()}}
-        self.procs = [self._spawn([sys.executable, "_wsgi.py", "--host", "127.0.0.1", "--port", str(self.port)], "api")]
+        self.env = {
+            **os.environ,
+            "LABEL_STUDIO_URL": ls_url,
+            "LABEL_STUDIO_API_KEY": key,
+            "REDIS_URL": redis_url,
+            "MODEL_DIR": str(workdir / "model_store"),
+            "PORT": str(self.port),
+            "HF_HUB_OFFLINE": "1",
+            "DEVICE": "cpu",
+            "PYTHONPATH": str(ROOT),
+            "BENCH_TIMINGS": str(self.timings),
+            **{k: str(v) for k, v in env.items()},
+        }
+        self.procs = [
+            self._spawn(
+                [sys.executable, "-m", "beal_backend", "serve", "--host", "127.0.0.1", "--port", str(self.port)], "api"
+            )
+        ]
         self._wait_health()
-        self.worker = self._spawn([sys.executable, "benchmarks/_timed_worker.py", "--name", f"bench-{self.port}"], "worker")
+        self.worker = self._spawn(
+            [sys.executable, "benchmarks/_timed_worker.py", "--name", f"bench-{self.port}"], "worker"
+        )
         self.procs.append(self.worker)
 
     def _spawn(self, cmd, name):
         with open(self.dir / f"{name}.log", "a") as log:  # the child keeps its own copy of the descriptor
-            return subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            return subprocess.Popen(
+                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def _wait_health(self, timeout=120):
         deadline = time.time() + timeout
@@ -133,12 +150,16 @@ def wait_for(predicate, timeout, what, poll=0.25):
 
 
 def frozen_learner(backend: Backend, project: int):
-    from beal_backend import jobs, learners
     from beal_backend.config import Settings
-    from beal_backend.store import ModelStore
+    from beal_backend.engine import learners
+    from beal_backend.store.versions import ModelStore
+    from beal_backend.wiring import train_config
+    from beal_backend.worker import rounds as jobs
 
     s = Settings.from_env(backend.env)
-    return learners.build("frozen", s.train, ModelStore(s.model_dir).project_dir(str(project)) / jobs.EMBEDDINGS)
+    return learners.build(
+        "frozen", train_config(s), ModelStore(s.model_dir).project_dir(str(project)) / jobs.EMBEDDINGS
+    )
 
 
 def prefill(backend: Backend, project: int, texts: list[str], n: int) -> dict:
@@ -172,10 +193,20 @@ def run_round(ls: LS, backend: Backend, project: int, ml_id: int, pool: int, pre
     for e in backend.events(t0):
         if e["event"] not in ("round_job", "embed_job"):
             calls[e["event"]] = calls.get(e["event"], 0.0) + e["seconds"]
-    return {"version": version, "latency_last_prediction": t_last, "latency_job_end": t_done,
-            "queue_wait": ev["start"] - t0, "job_seconds": ev["seconds"], "maxrss_mb": ev["maxrss_mb"],
-            "train_seconds": job["train_seconds"], "score_seconds": job["score_seconds"], "calls": calls,
-            "pushed": job.get("pushed"), "removed": job.get("removed_versions"), "outcome": job.get("outcome")}
+    return {
+        "version": version,
+        "latency_last_prediction": t_last,
+        "latency_job_end": t_done,
+        "queue_wait": ev["start"] - t0,
+        "job_seconds": ev["seconds"],
+        "maxrss_mb": ev["maxrss_mb"],
+        "train_seconds": job["train_seconds"],
+        "score_seconds": job["score_seconds"],
+        "calls": calls,
+        "pushed": job.get("pushed"),
+        "removed": job.get("removed_versions"),
+        "outcome": job.get("outcome"),
+    }
 
 
 def print_round(name: str, r: dict) -> None:
@@ -185,41 +216,66 @@ def print_round(name: str, r: dict) -> None:
     delete = c.get("model_versions", 0) + c.get("delete_model_version", 0)
     other = r["job_seconds"] - fetch - r["train_seconds"] - r["score_seconds"] - push - delete
     print(f"[measured] {name}: {r['outcome']}, {r['pushed']} predictions pushed, stale versions removed {r['removed']}")
-    print(f"  webhook -> last prediction in Label Studio {r['latency_last_prediction']:.1f} s; -> job end (stale deleted) {r['latency_job_end']:.1f} s")
-    print(f"  split: queue wait {r['queue_wait']:.1f} | fetch {fetch:.1f} (tasks {c.get('tasks', 0):.1f}) | train {r['train_seconds']:.1f} "
-          f"(of which cache read {c.get('cache_features', 0):.1f}) | score {r['score_seconds']:.1f} | push {push:.1f} "
-          f"({r['pushed'] / max(c.get('push_predictions', 1e-9), 1e-9):.0f} predictions/s) | delete stale {delete:.1f} "
-          f"| other (gate, store publish, prune) {other:.1f} s")
+    print(
+        f"  webhook -> last prediction in Label Studio {r['latency_last_prediction']:.1f} s; -> job end (stale deleted) {r['latency_job_end']:.1f} s"
+    )
+    print(
+        f"  split: queue wait {r['queue_wait']:.1f} | fetch {fetch:.1f} (tasks {c.get('tasks', 0):.1f}) | train {r['train_seconds']:.1f} "
+        f"(of which cache read {c.get('cache_features', 0):.1f}) | score {r['score_seconds']:.1f} | push {push:.1f} "
+        f"({r['pushed'] / max(c.get('push_predictions', 1e-9), 1e-9):.0f} predictions/s) | delete stale {delete:.1f} "
+        f"| other (gate, store publish, prune) {other:.1f} s"
+    )
     print(f"  worker (work horse) peak RSS {r['maxrss_mb']:.0f} MB")
 
 
 def finetune_estimate(env: dict, project: int, passes: int, sample: int, seed: int = 0) -> dict:
     """The finetune learner on the project's own annotations and pool, in this process: one epoch and
     ``sample`` pool texts measured, scaled to EPOCHS and to the whole pool."""
-    from beal_backend import jobs, learners
     from beal_backend.config import Settings
-    from beal_backend.labelconfig import parse_label_config
-    from beal_backend.labelstudio import LabelStudioClient
+    from beal_backend.engine import learners
+    from beal_backend.labelstudio.client import LabelStudioClient
+    from beal_backend.labelstudio.label_config import parse_label_config
+    from beal_backend.wiring import scoring_config, train_config
+    from beal_backend.worker import rounds as jobs
+    from beal_backend.worker.examples import collect_examples
 
     s = Settings.from_env({**env, "LEARNER": "finetune", "MC_SCOPE": "last-2", "MC_PASSES": str(passes)})
     client = LabelStudioClient(s.label_studio_url, s.label_studio_api_key)
     schema = parse_label_config(client.label_config(project))
-    ex = jobs.collect_examples(client.tasks(project), schema, s.max_text_chars)
-    cfg = replace(s.train, epochs=1, single_label=schema.single_label)
+    ex = collect_examples(client.tasks(project), schema, s.max_text_chars)
+    cfg = replace(train_config(s), epochs=1, single_label=schema.single_label)
     held = jobs.held_out_rows(ex.task_ids, cfg.val_fraction, cfg.min_val)
     steps: list[float] = []  # time of each optimiser step: separates model loading from the epoch
     with timed() as t_train:
-        trained = learners.build("finetune", cfg).fit(ex.texts, ex.label_sets, list(schema.labels), val_rows=held,
-                                                      on_progress=lambda p: steps.append(time.perf_counter()))
+        trained = learners.build("finetune", cfg).fit(
+            ex.texts,
+            ex.label_sets,
+            list(schema.labels),
+            val_rows=held,
+            on_progress=lambda p: steps.append(time.perf_counter()),
+        )
     t_end = time.perf_counter()
     per_step = (steps[-1] - steps[0]) / max(len(steps) - 1, 1)
     epoch = per_step * len(steps) + (t_end - steps[-1])  # the steps + held-out evaluation after them
     setup = t_train["wall"] - epoch
-    rows = np.sort(np.random.default_rng(seed).choice(len(ex.pool_ids), size=min(sample, len(ex.pool_ids)), replace=False))
+    rows = np.sort(
+        np.random.default_rng(seed).choice(len(ex.pool_ids), size=min(sample, len(ex.pool_ids)), replace=False)
+    )
     with timed() as t_score:
-        jobs.score_pool(trained, [ex.pool_ids[i] for i in rows], [ex.pool_texts[i] for i in rows], schema, s.scoring)
-    return {"epochs": s.train.epochs, "train_1_epoch": t_train, "setup": setup, "epoch": epoch, "sample": len(rows), "pool": len(ex.pool_ids),
-            "score_sample": t_score, "scope": s.scoring.scope, "passes": s.scoring.passes}
+        jobs.score_pool(
+            trained, [ex.pool_ids[i] for i in rows], [ex.pool_texts[i] for i in rows], schema, scoring_config(s)
+        )
+    return {
+        "epochs": train_config(s).epochs,
+        "train_1_epoch": t_train,
+        "setup": setup,
+        "epoch": epoch,
+        "sample": len(rows),
+        "pool": len(ex.pool_ids),
+        "score_sample": t_score,
+        "scope": scoring_config(s).scope,
+        "passes": scoring_config(s).passes,
+    }
 
 
 def main() -> int:
@@ -227,11 +283,22 @@ def main() -> int:
     p.add_argument("--tasks", type=int, default=5000)
     p.add_argument("--annotations", type=int, default=500)
     p.add_argument("--passes", type=int, default=100, help="T (MC_PASSES) of both learners")
-    p.add_argument("--prefill", type=int, default=0, help="embed only this many texts and repeat them in the cache (0: embed all at import)")
+    p.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="embed only this many texts and repeat them in the cache (0: embed all at import)",
+    )
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--ls-timeout", type=float, default=0,
-                   help="override the worker's Label Studio read timeout (the shipped client uses 30 s); 0: keep it")
-    p.add_argument("--ft-sample", type=int, default=100, help="pool texts the finetune scoring is measured on (0: skip finetune)")
+    p.add_argument(
+        "--ls-timeout",
+        type=float,
+        default=0,
+        help="override the worker's Label Studio read timeout (the shipped client uses 30 s); 0: keep it",
+    )
+    p.add_argument(
+        "--ft-sample", type=int, default=100, help="pool texts the finetune scoring is measured on (0: skip finetune)"
+    )
     p.add_argument("--redis", default="redis://127.0.0.1:6396/5")
     p.add_argument("--ls-instance", default="bench")
     p.add_argument("--data", type=Path, default=DATASETS)
@@ -249,45 +316,82 @@ def main() -> int:
             url, key = server.start()
         print(f"[measured] Label Studio 1.23.2 started in {t['wall']:.1f} s at {url}")
         ls = LS(url, key)
-        config = ('<View><Text name="text" value="$text"/><Choices name="emotion" toName="text" choice="multiple">'
-                  + "".join(f'<Choice value="{c}"/>' for c in labels) + "</Choices></View>")
+        config = (
+            '<View><Text name="text" value="$text"/><Choices name="emotion" toName="text" choice="multiple">'
+            + "".join(f'<Choice value="{c}"/>' for c in labels)
+            + "</Choices></View>"
+        )
         project = ls("POST", "/api/projects", json={"title": "bench", "label_config": config})["id"]
         extra = {"BENCH_LS_TIMEOUT": args.ls_timeout} if args.ls_timeout else {}
         if args.ls_timeout:
-            print(f"!! benchmark override: the worker's Label Studio timeout is {args.ls_timeout:.0f} s (shipped: 30 s)")
-        backend = Backend(url, key, work, args.redis, LEARNER="frozen", MC_PASSES=args.passes, TRAIN_EVERY=10**6, **extra)
+            print(
+                f"!! benchmark override: the worker's Label Studio timeout is {args.ls_timeout:.0f} s (shipped: 30 s)"
+            )
+        backend = Backend(
+            url, key, work, args.redis, LEARNER="frozen", MC_PASSES=args.passes, TRAIN_EVERY=10**6, **extra
+        )
         if args.prefill:
             pf = prefill(backend, project, texts, args.prefill)
-            print(f"[measured] embedding {pf['n']} texts in the benchmark process: wall {pf['wall']:.1f} s, cpu {pf['cpu']:.1f} s "
-                  f"= {pf['n'] / pf['wall']:.1f} tasks/s (wall)")
-            print(f"[extrapolated] import-time embedding of all {args.tasks} texts at that rate: {args.tasks / pf['n'] * pf['wall']:.0f} s wall")
-            print(f"  the cache was pre-filled with those {pf['n']} features repeated over all {args.tasks} task texts (distinct keys)")
+            print(
+                f"[measured] embedding {pf['n']} texts in the benchmark process: wall {pf['wall']:.1f} s, cpu {pf['cpu']:.1f} s "
+                f"= {pf['n'] / pf['wall']:.1f} tasks/s (wall)"
+            )
+            print(
+                f"[extrapolated] import-time embedding of all {args.tasks} texts at that rate: {args.tasks / pf['n'] * pf['wall']:.0f} s wall"
+            )
+            print(
+                f"  the cache was pre-filled with those {pf['n']} features repeated over all {args.tasks} task texts (distinct keys)"
+            )
         # pre-filled: connect after the import, so no TASKS_CREATED job re-reads every task for nothing
-        ml_id = None if args.prefill else ls("POST", "/api/ml", json={"project": project, "url": backend.url, "title": "beal"})["id"]
+        ml_id = (
+            None
+            if args.prefill
+            else ls("POST", "/api/ml", json={"project": project, "url": backend.url, "title": "beal"})["id"]
+        )
         tasks = [{"data": {"text": x}} for x in texts]
         for task, names in zip(tasks[: args.annotations], label_sets):
-            task["annotations"] = [{"result": [{"from_name": "emotion", "to_name": "text", "type": "choices",
-                                                "value": {"choices": names}}]}]
+            task["annotations"] = [
+                {
+                    "result": [
+                        {"from_name": "emotion", "to_name": "text", "type": "choices", "value": {"choices": names}}
+                    ]
+                }
+            ]
         t_import = time.time()
         with timed() as t:
             ls("POST", f"/api/projects/{project}/import", json=tasks)
-        print(f"[measured] bulk import of {args.tasks} tasks ({args.annotations} with an annotation): {t['wall']:.1f} s")
+        print(
+            f"[measured] bulk import of {args.tasks} tasks ({args.annotations} with an annotation): {t['wall']:.1f} s"
+        )
         if ml_id is None:
             ml_id = ls("POST", "/api/ml", json={"project": project, "url": backend.url, "title": "beal"})["id"]
         cache = frozen_learner(backend, project).cache
         # the job's own line is written when it returns, just after the cache is complete
         distinct = len(set(texts))  # a few GoEmotions texts repeat: one cache row each
-        wait_for(lambda: cache.size() >= distinct and (args.prefill or any(e["event"] == "embed_job" for e in backend.events(t_import))),
-                 7200, "the import-time embedding", poll=2)
+        wait_for(
+            lambda: (
+                cache.size() >= distinct
+                and (args.prefill or any(e["event"] == "embed_job" for e in backend.events(t_import)))
+            ),
+            7200,
+            "the import-time embedding",
+            poll=2,
+        )
         emb = [e for e in backend.events(t_import) if e["event"] == "embed_job"]
         feat = [e for e in backend.events(t_import) if e["event"] == "cache_features"]
         if emb:
             done = max(e["start"] + e["seconds"] for e in emb) - t_import
             enc = sum(e["seconds"] for e in feat)
-            rate = "cache pre-filled: nothing to embed" if args.prefill else f"{distinct / enc:.1f} texts/s (wall; {distinct} distinct texts)"
-            print(f"[measured] import-time embedding job(s): {len(emb)}, encoder+cache {enc:.1f} s, "
-                  f"job total {sum(e['seconds'] for e in emb):.1f} s, all cached {done:.1f} s after the import call; "
-                  f"{rate}; peak RSS {max(e['maxrss_mb'] for e in emb):.0f} MB")
+            rate = (
+                "cache pre-filled: nothing to embed"
+                if args.prefill
+                else f"{distinct / enc:.1f} texts/s (wall; {distinct} distinct texts)"
+            )
+            print(
+                f"[measured] import-time embedding job(s): {len(emb)}, encoder+cache {enc:.1f} s, "
+                f"job total {sum(e['seconds'] for e in emb):.1f} s, all cached {done:.1f} s after the import call; "
+                f"{rate}; peak RSS {max(e['maxrss_mb'] for e in emb):.0f} MB"
+            )
         cache_mb = sum(f.stat().st_size for f in cache.folder.glob("*.safetensors")) / 2**20
         print(f"[measured] embedding cache: {cache.size()} rows, {cache_mb:.1f} MB on disk")
         pool = args.tasks - args.annotations
@@ -301,7 +405,12 @@ def main() -> int:
         backend = None
         summary = {"tasks": args.tasks, "annotations": args.annotations, "frozen": results, "cache_mb": cache_mb}
         if args.ft_sample:
-            env = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": key, "MODEL_DIR": str(work / "model_store"), "DEVICE": "cpu"}
+            env = {
+                "LABEL_STUDIO_URL": url,
+                "LABEL_STUDIO_API_KEY": key,
+                "MODEL_DIR": str(work / "model_store"),
+                "DEVICE": "cpu",
+            }
             ft = finetune_report(env, args, project, results[-1])
             summary["finetune"] = ft
         print(f"## load average now {loadavg():.1f}")
@@ -316,22 +425,42 @@ def main() -> int:
 def finetune_report(env: dict, args, project: int, frozen: dict) -> dict:
     ft = finetune_estimate(env, project, args.passes, args.ft_sample)
     c = frozen["calls"]
-    ls_steps = (c.get("tasks", 0) + c.get("label_config", 0) + c.get("push_predictions", 0) + c.get("set_model_version", 0)
-                + c.get("model_versions", 0) + c.get("delete_model_version", 0))
+    ls_steps = (
+        c.get("tasks", 0)
+        + c.get("label_config", 0)
+        + c.get("push_predictions", 0)
+        + c.get("set_model_version", 0)
+        + c.get("model_versions", 0)
+        + c.get("delete_model_version", 0)
+    )
     train = ft["setup"] + ft["epoch"] * ft["epochs"]
     score = ft["score_sample"]["wall"] * ft["pool"] / ft["sample"]
     total = ls_steps + train + score
-    print(f"[measured] finetune (in-process), 1 epoch on {args.annotations} annotations: wall {ft['train_1_epoch']['wall']:.1f} s "
-          f"cpu {ft['train_1_epoch']['cpu']:.1f} s = set-up (model load, tokenising) {ft['setup']:.1f} s + one epoch {ft['epoch']:.1f} s")
-    print(f"[measured] finetune scoring, {ft['scope']}, T={ft['passes']}, {ft['sample']} pool texts: wall {ft['score_sample']['wall']:.1f} s "
-          f"cpu {ft['score_sample']['cpu']:.1f} s")
-    print(f"[extrapolated] finetune round: train {ft['epochs']} epochs {train:.0f} s (set-up + {ft['epochs']} x epoch; an upper bound: early stopping may stop sooner) "
-          f"+ score {ft['pool']} texts {score:.0f} s + Label Studio steps of the frozen round (measured) {ls_steps:.1f} s = {total:.0f} s")
+    print(
+        f"[measured] finetune (in-process), 1 epoch on {args.annotations} annotations: wall {ft['train_1_epoch']['wall']:.1f} s "
+        f"cpu {ft['train_1_epoch']['cpu']:.1f} s = set-up (model load, tokenising) {ft['setup']:.1f} s + one epoch {ft['epoch']:.1f} s"
+    )
+    print(
+        f"[measured] finetune scoring, {ft['scope']}, T={ft['passes']}, {ft['sample']} pool texts: wall {ft['score_sample']['wall']:.1f} s "
+        f"cpu {ft['score_sample']['cpu']:.1f} s"
+    )
+    print(
+        f"[extrapolated] finetune round: train {ft['epochs']} epochs {train:.0f} s (set-up + {ft['epochs']} x epoch; an upper bound: early stopping may stop sooner) "
+        f"+ score {ft['pool']} texts {score:.0f} s + Label Studio steps of the frozen round (measured) {ls_steps:.1f} s = {total:.0f} s"
+    )
     frozen_total = frozen["latency_job_end"]
-    print(f"## finetune / frozen round: {total:.0f} s / {frozen_total:.1f} s = {total / frozen_total:.1f}x "
-          f"(finetune extrapolated, frozen measured)")
-    return {**ft, "train_extrapolated": train, "score_extrapolated": score, "ls_steps": ls_steps, "total_extrapolated": total,
-            "ratio_to_frozen": total / frozen_total}
+    print(
+        f"## finetune / frozen round: {total:.0f} s / {frozen_total:.1f} s = {total / frozen_total:.1f}x "
+        f"(finetune extrapolated, frozen measured)"
+    )
+    return {
+        **ft,
+        "train_extrapolated": train,
+        "score_extrapolated": score,
+        "ls_steps": ls_steps,
+        "total_extrapolated": total,
+        "ratio_to_frozen": total / frozen_total,
+    }
 
 
 if __name__ == "__main__":

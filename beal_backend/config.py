@@ -66,6 +66,7 @@ RULES = {
         ("predict_passes", "PREDICT_PASSES", _int(1)),
         ("predict_seconds", "PREDICT_SECONDS", _float(0, 3600, lo_open=True)),
         ("max_request_bytes", "MAX_REQUEST_BYTES", _int(1)),
+        ("ls_timeout", "LS_TIMEOUT", _float(1, 3600)),
         ("promotion_margin", "PROMOTION_MARGIN", _float(-1, 1)),  # < 0: a new version must be better by that much
         ("keep_versions", "KEEP_VERSIONS", _int(0)),
         ("encoder", "ENCODER", _match(r"\S+", "a Hugging Face model name, a local folder or minilm")),
@@ -110,7 +111,7 @@ class Settings:
     max_text_chars: int = 1_000_000  # longer texts are refused (the model reads 510 word-pieces anyway)
     promotion_margin: float = 0.02  # a new version may be this much worse in held-out F1 and still serve
     keep_versions: int = 5  # versions kept besides the current one (oldest pruned first)
-    ls_timeout: float = 30.0
+    ls_timeout: float = 30.0  # s, per Label Studio API call
     ls_retries: int = 4
     # training and scoring (-> ``train`` / ``scoring``); defaults as training.TrainConfig
     encoder: str = "minilm"  # "minilm" = the packaged MiniLM BERT

@@ -20,7 +20,9 @@ from label_studio_sdk.core.request_options import RequestOptions
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 PAGE_SIZE = 1000
-PUSH_CHUNK = 5000  # predictions per import request
+# predictions per import request: Label Studio's import slows as a project grows (5,000 took 10-52 s at 50k
+# tasks, past the 30 s read timeout); 1,000 stays well inside it (benchmarks/bench_round.py)
+PUSH_CHUNK = 1000
 # The SDK retries 5xx answers on its own; that would re-send an import whose reply was lost and
 # duplicate predictions. Our loop below is the only retry: it undoes a failed push first.
 ONCE: RequestOptions = {"max_retries": 0}

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -322,3 +323,19 @@ def test_metrics_log_a_redis_outage_and_let_other_errors_through(settings, caplo
 @pytest.fixture(autouse=True)
 def _info_logs(caplog):
     caplog.set_level(logging.INFO)
+
+
+def test_predictions_are_pushed_in_chunks_of_1000():
+    """A 5,000-prediction import outlasted the 30 s read timeout on a 50k-task project (benchmarks/bench_round.py):
+    2,500 predictions go out as 1,000 + 1,000 + 500, each stamped with the version."""
+    client = LabelStudioClient("http://127.0.0.1:9", "key", retries=0)
+    sizes: list[int] = []
+
+    def record(id, request, request_options):
+        sizes.append(len(request))
+        assert id == 3 and {p["model_version"] for p in request} == {"v2"}
+        return SimpleNamespace(created=len(request))
+
+    client._ls.projects.import_predictions = record
+    assert client.push_predictions(3, "v2", [{"task": t, "score": 0.5} for t in range(2500)]) == 2500
+    assert sizes == [1000, 1000, 500]

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ({"TRAIN_EVERY": "-1"}, "TRAIN_EVERY=-1 is invalid: use an integer >= 1"),
         ({"KEEP_VERSIONS": "1.5"}, "KEEP_VERSIONS='1.5' is invalid: use an integer >= 0"),
         ({"LOCK_TTL": "0"}, "LOCK_TTL=0 is invalid: use an integer >= 1"),
+        ({"LS_TIMEOUT": "0.5"}, "LS_TIMEOUT=0.5 is invalid: use a number >= 1 and <= 3600"),
         (
             {"BASIC_AUTH_PASS": "s3cret"},
             "BASIC_AUTH_PASS is set but BASIC_AUTH_USER is empty: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither",
@@ -119,3 +120,16 @@ def test_strategy_names_match_the_registry():
     from beal_backend import acquisition, config
 
     assert tuple(acquisition.STRATEGIES) == config.STRATEGIES
+
+
+def test_ls_timeout_reaches_the_label_studio_client(tmp_path):
+    from beal_backend.wiring import Runtime
+
+    env = {
+        "LS_TIMEOUT": "120",
+        "LABEL_STUDIO_URL": "http://ls:8080",
+        "LABEL_STUDIO_API_KEY": "k",
+        "MODEL_DIR": str(tmp_path),
+    }
+    client = Runtime.build(Settings.from_env(env)).client("1")
+    assert client._ls._client_wrapper.get_timeout() == 120.0

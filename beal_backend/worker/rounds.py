@@ -30,7 +30,7 @@ EMBEDDINGS = "embeddings"  # <project dir>/embeddings/: the frozen learner's fea
 
 
 def run_round(project: str, rt, job_id: str | None = None) -> dict:
-    """Run one round for ``project`` with the runtime ``rt`` (see runtime.py). Returns its summary."""
+    """Run one round for ``project`` with the runtime ``rt`` (``wiring.Runtime``). Returns its summary."""
     job_id = job_id or uuid.uuid4().hex[:12]
     report = _Reporter(rt.coordinator, project, job_id)  # first written once the project lock is ours
     with rt.coordinator.running(project, timeout=rt.settings.job_timeout) as report.lease:

@@ -19,9 +19,9 @@ import torch
 
 from beal_backend.engine import evaluation
 from beal_backend.engine.mc_dropout import mc_dropout
-from beal_backend.engine.model import ClassifierHead
+from beal_backend.engine.model import ClassifierHead, probabilities
 from beal_backend.engine.scoring import Moments, moment_sums
-from beal_backend.engine.training import _objective, fit_epochs, predicted, split_rows
+from beal_backend.engine.training import fit_epochs, objective, predicted, split_rows
 
 DEFAULT_CACHE_DIR = Path("~/.cache/beal-backend/features")
 PASS_ROWS = 65536  # rows (texts x passes) per sampled forward: bounds memory (~70 MB at hidden 256)
@@ -66,7 +66,7 @@ def train_head(
     torch.manual_seed(cfg.seed)
     x = torch.as_tensor(features, dtype=torch.float32, device=cfg.device)
     y = torch.as_tensor(targets, dtype=torch.float32)
-    loss_fn, target = _objective(y, single_label)
+    loss_fn, target = objective(y, single_label)
     y, target = y.to(cfg.device), target.to(cfg.device)
     head = ClassifierHead(x.shape[1], cfg.hidden_size, y.shape[1], cfg.dropout).to(cfg.device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -84,10 +84,10 @@ def train_head(
     }
 
 
-def _fit(head, opt, x, y, objective, tr, va, gen, cfg: HeadConfig) -> tuple[float | None, int]:
+def _fit(head, opt, x, y, loss, tr, va, gen, cfg: HeadConfig) -> tuple[float | None, int]:
     """Minibatch epochs (at least ``min_steps`` steps) through ``training.fit_epochs``: the best epoch has
     the highest validation micro-F1, the lower loss breaking ties -> (its micro-F1, epochs run)."""
-    loss_fn, target, single = objective  # (loss, its targets, single-label)
+    loss_fn, target, single = loss  # (loss function, its targets, single-label)
     steps_per_epoch = -(-len(tr) // cfg.batch_size)
     epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
 
@@ -103,7 +103,7 @@ def _fit(head, opt, x, y, objective, tr, va, gen, cfg: HeadConfig) -> tuple[floa
     def validate() -> dict:
         with torch.inference_mode():
             logits = head(x[va])[0]
-            pred = predicted(_probabilities(logits, single).cpu().numpy(), single)
+            pred = predicted(probabilities(logits, single).cpu().numpy(), single)
             return {
                 "val_micro_f1": evaluation.micro_f1(y[va].cpu().numpy(), pred),
                 "val_loss": float(loss_fn(logits, target[va])),
@@ -129,18 +129,13 @@ def _cpu_threads(n: int | None):
 # ---------------------------------------------------------------- scoring the head
 
 
-def _probabilities(logits: torch.Tensor, single_label: bool) -> torch.Tensor:
-    """As ``MultiLabelClassifier.probabilities``: a softmax over the labels (single-label) or sigmoids."""
-    return torch.softmax(logits, dim=-1) if single_label else torch.sigmoid(logits)
-
-
 def head_outputs(
     head: ClassifierHead, features: np.ndarray, device: str = "cpu", single_label: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """One pass with dropout off -> (probabilities [N, J], hidden layer [N, hidden]) as float32."""
     with torch.inference_mode(), mc_dropout(head, None) as view:
         logits, hidden = view(torch.as_tensor(features, dtype=torch.float32, device=device))
-        return _probabilities(logits, single_label).cpu().numpy(), hidden.cpu().numpy()
+        return probabilities(logits, single_label).cpu().numpy(), hidden.cpu().numpy()
 
 
 def head_moments(
@@ -179,7 +174,7 @@ def head_moments(
             xb = x[start : start + chunk]
             h = head.act(torch.addmm(b1, xb, w1)).view(len(xb), passes, hid).transpose(0, 1)  # [T, B, hidden]
             logits = torch.baddbmm(b2, h, w2)  # [T, B, J]
-            p = _probabilities(logits, single_label).double()
+            p = probabilities(logits, single_label).double()
             sums[:, start : start + len(xb)] = moment_sums(p).cpu().numpy()
     sums /= passes
     return Moments(sums[0], sums[1], sums[2], passes)

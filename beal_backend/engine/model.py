@@ -43,6 +43,11 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "cls
     raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
 
 
+def probabilities(logits: torch.Tensor, single_label: bool) -> torch.Tensor:
+    """Per-label probabilities: independent sigmoids, or one softmax vector when single-label."""
+    return torch.softmax(logits, dim=-1) if single_label else torch.sigmoid(logits)
+
+
 class MultiLabelClassifier(nn.Module):
     """Encoder + head. ``forward`` returns logits [B, J]; sigmoid > 0.5 predicts a label.
 
@@ -67,8 +72,7 @@ class MultiLabelClassifier(nn.Module):
         self.single_label = single_label
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Per-label probabilities: independent sigmoids, or one softmax vector when single-label."""
-        return torch.softmax(logits, dim=-1) if self.single_label else torch.sigmoid(logits)
+        return probabilities(logits, self.single_label)
 
     @property
     def num_labels(self) -> int:

@@ -104,7 +104,7 @@ def train(
     ).to(cfg.device)
     enc = encode(tokenizer, texts, cfg.max_wordpieces)
     y = torch.from_numpy(evaluation.multi_hot(label_sets, labels))
-    loss_fn, target = _objective(y, cfg.single_label)
+    loss_fn, target = objective(y, cfg.single_label)
     tr, va = split_rows(len(texts), cfg, val_rows)
 
     steps_per_epoch = -(-len(tr) // cfg.batch_size)
@@ -155,7 +155,7 @@ def train(
     return TrainedModel(model, tokenizer, list(labels), cfg, metrics)
 
 
-def _objective(y: torch.Tensor, single_label: bool):
+def objective(y: torch.Tensor, single_label: bool):
     """(loss, targets): BCE on the multi-hot rows, or cross-entropy on the class index of one-hot rows."""
     if not single_label:
         return torch.nn.BCEWithLogitsLoss(), y

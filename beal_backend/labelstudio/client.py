@@ -6,7 +6,9 @@ The API key is never logged.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +22,25 @@ from label_studio_sdk.core.request_options import RequestOptions
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 PAGE_SIZE = 1000
-# predictions per import request: Label Studio's import slows as a project grows (5,000 took 10-52 s at 50k
-# tasks, past the 30 s read timeout); 1,000 stays well inside it (benchmarks/bench_round.py)
-PUSH_CHUNK = 1000
+# Label Studio's data-manager filter for tasks with at least one annotation (its counter excludes cancelled ones)
+ANNOTATED = json.dumps(
+    {
+        "filters": {
+            "conjunction": "and",
+            "items": [
+                {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0}
+            ],
+        }
+    }
+)
+# Predictions per import request. Label Studio 1.23 (unless its flag
+# fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short is on) recounts the counters of every
+# task of the project after each import request, so a request costs about as much as the project is large:
+# 50,000 predictions in one request took 38 s, in 50 requests of 1,000 over 5 minutes (benchmarks/bench_round.py).
+PUSH_CHUNK = 50_000
+# Calls whose work grows with the rows they touch get this much read timeout per row on top of LS_TIMEOUT:
+# about 4x the slowest measured (deleting a version: 2.7 ms per prediction; importing: 0.8 ms).
+SECONDS_PER_ROW = 0.01
 # The SDK retries 5xx answers on its own; that would re-send an import whose reply was lost and
 # duplicate predictions. Our loop below is the only retry: it undoes a failed push first.
 ONCE: RequestOptions = {"max_retries": 0}
@@ -46,24 +64,37 @@ class LabelStudioClient:
     def __init__(self, url: str, api_key: str, timeout: float = 30.0, retries: int = 4, backoff: float = 0.5):
         self.url = url.rstrip("/")
         self._ls = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
-        self._retries, self._backoff = retries, backoff
+        self._timeout, self._retries, self._backoff = timeout, retries, backoff
 
     # ---- reads
 
     def label_config(self, project: int) -> str:
         return self._call(lambda: self._ls.projects.get(id=project, request_options=ONCE).label_config or "")
 
-    def tasks(self, project: int) -> list[Task]:
-        """Every task of the project with its usable annotations (all pages)."""
+    def tasks(self, project: int, annotations: bool = True) -> list[Task]:
+        """Every task of the project; with ``annotations``, each annotated task's usable annotations.
+
+        Two reads: the full records (annotations, predictions ...) of the annotated tasks only, then the id
+        and data of every task. Reading all tasks in full carried every task's predictions and took 7x longer.
+        A task annotated between the reads joins the pool (its annotation counts towards the next round);
+        one deleted between them is left out."""
 
         def fetch():
-            out = []
-            for t in self._ls.tasks.list(project=project, fields="all", page_size=PAGE_SIZE, request_options=ONCE):
-                anns = [a if isinstance(a, dict) else a.model_dump() for a in (t.annotations or [])]
-                anns = [a for a in anns if not a.get("was_cancelled")]
-                anns.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""), reverse=True)
-                out.append(Task(id=int(t.id), data=dict(t.data or {}), annotations=anns))
-            return out
+            labeled = {}
+            if annotations:
+                for t in self._ls.tasks.list(
+                    project=project, fields="all", query=ANNOTATED, page_size=PAGE_SIZE, request_options=ONCE
+                ):
+                    anns = [a if isinstance(a, dict) else a.model_dump() for a in (t.annotations or [])]
+                    anns = [a for a in anns if not a.get("was_cancelled")]
+                    anns.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""), reverse=True)
+                    labeled[int(t.id)] = anns
+            return [
+                Task(id=int(t.id), data=dict(t.data or {}), annotations=labeled.get(int(t.id), []))
+                for t in self._ls.tasks.list(
+                    project=project, fields="task_only", include="id,data", page_size=PAGE_SIZE, request_options=ONCE
+                )
+            ]
 
         return self._call(fetch)
 
@@ -80,24 +111,32 @@ class LabelStudioClient:
                 created = 0
                 for s in range(0, len(predictions), PUSH_CHUNK):
                     chunk = [{**p, "model_version": version} for p in predictions[s : s + PUSH_CHUNK]]
-                    created += (
-                        self._ls.projects.import_predictions(id=project, request=chunk, request_options=ONCE).created  # type: ignore[arg-type]  # plain dicts
-                        or 0
+                    result = self._ls.projects.import_predictions(
+                        id=project,
+                        request=chunk,  # type: ignore[arg-type]  # plain dicts
+                        request_options=self._sized(len(chunk)),
                     )
+                    created += result.created or 0
                 return created
             except LS_ERRORS as e:
                 if attempt == self._retries or not _transient(e):
                     raise LabelStudioError(f"pushing predictions to project {project} failed: {_describe(e)}") from e
                 self._sleep(attempt, e)
-                self.delete_model_version(project, version)
+                self.delete_model_version(project, version, len(predictions))
         raise AssertionError("unreachable")
 
     def set_model_version(self, project: int, version: str) -> None:
         self._call(lambda: self._ls.projects.update(id=project, model_version=version, request_options=ONCE))
 
-    def delete_model_version(self, project: int, version: str) -> int:
+    def delete_model_version(self, project: int, version: str, n_predictions: int = 0) -> int:
+        """Delete every prediction of ``version``; ``n_predictions`` (how many there are) sizes the timeout."""
         resp = self._call(
-            lambda: self._raw("DELETE", f"api/projects/{project}/model-versions/", json={"model_version": version})
+            lambda: self._raw(
+                "DELETE",
+                f"api/projects/{project}/model-versions/",
+                json={"model_version": version},
+                options=self._sized(n_predictions),
+            )
         )
         return int((resp.json() or {}).get("deleted_predictions", 0))
 
@@ -122,13 +161,16 @@ class LabelStudioClient:
 
     # ---- plumbing
 
-    def _raw(self, method: str, path: str, json=None, params=None) -> httpx.Response:
+    def _raw(self, method: str, path: str, json=None, params=None, options: RequestOptions = ONCE) -> httpx.Response:
         resp = self._ls._client_wrapper.httpx_client.request(
-            path, method=method, json=json, params=params, request_options=ONCE
+            path, method=method, json=json, params=params, request_options=options
         )
         if resp.status_code >= 400:
             raise ApiError(status_code=resp.status_code, body=resp.text)
         return resp
+
+    def _sized(self, rows: int) -> RequestOptions:
+        return {**ONCE, "timeout_in_seconds": math.ceil(self._timeout + rows * SECONDS_PER_ROW)}
 
     def _call(self, fn: Callable[[], T]) -> T:
         for attempt in range(self._retries + 1):

@@ -40,7 +40,7 @@ class FakeLabelStudio:
     def label_config(self, pid):
         return CONFIG
 
-    def tasks(self, pid):
+    def tasks(self, pid, annotations=True):
         return list(self.tasks_)
 
     def push_predictions(self, pid, version, predictions):
@@ -53,7 +53,7 @@ class FakeLabelStudio:
     def model_versions(self, pid):
         return {self.version: len(self.pushed)} if self.version else {}
 
-    def delete_model_version(self, pid, version):
+    def delete_model_version(self, pid, version, n_predictions=0):
         return 0
 
 

@@ -15,6 +15,7 @@ import pytest
 import redis
 from label_studio_sdk.core.api_error import ApiError
 
+from beal_backend.labelstudio import client as client_module
 from beal_backend.labelstudio.client import LabelStudioClient, LabelStudioError, Task
 from beal_backend.service.metrics import Metrics
 from beal_backend.store.versions import WEIGHTS, ModelStore
@@ -46,7 +47,7 @@ class FakeLabelStudio:
     def label_config(self, pid):
         return CONFIG
 
-    def tasks(self, pid):
+    def tasks(self, pid, annotations=True):
         self.on_tasks()
         labeled = [Task(i + 1, {"text": t}, [_annotation(ls)]) for i, (t, ls) in enumerate(zip(TEXTS, LABELS))]
         return labeled + [Task(tid, {"text": text}, []) for tid, text in POOL.items()]
@@ -61,7 +62,7 @@ class FakeLabelStudio:
     def model_versions(self, pid):
         return {}
 
-    def delete_model_version(self, pid, version):
+    def delete_model_version(self, pid, version, n_predictions=0):
         return 0
 
 
@@ -325,17 +326,44 @@ def _info_logs(caplog):
     caplog.set_level(logging.INFO)
 
 
-def test_predictions_are_pushed_in_chunks_of_1000():
-    """A 5,000-prediction import outlasted the 30 s read timeout on a 50k-task project (benchmarks/bench_round.py):
-    2,500 predictions go out as 1,000 + 1,000 + 500, each stamped with the version."""
-    client = LabelStudioClient("http://127.0.0.1:9", "key", retries=0)
-    sizes: list[int] = []
+def test_a_push_is_one_request_per_push_chunk_with_a_timeout_sized_by_it(monkeypatch):
+    """Label Studio recounts every task of the project after each import request: 50,000 predictions went in
+    38 s as one request and took over 5 minutes as 50 of 1,000 (benchmarks/bench_round.py). So a push is as
+    few requests as PUSH_CHUNK allows, each with LS_TIMEOUT + 10 ms per prediction to answer."""
+    client = LabelStudioClient("http://127.0.0.1:9", "key", timeout=30, retries=0)
+    calls: list[tuple[int, float]] = []
 
     def record(id, request, request_options):
-        sizes.append(len(request))
+        calls.append((len(request), request_options["timeout_in_seconds"]))
         assert id == 3 and {p["model_version"] for p in request} == {"v2"}
+        assert request_options["max_retries"] == 0  # the SDK must never re-send an import on its own
         return SimpleNamespace(created=len(request))
 
     client._ls.projects.import_predictions = record
     assert client.push_predictions(3, "v2", [{"task": t, "score": 0.5} for t in range(2500)]) == 2500
-    assert sizes == [1000, 1000, 500]
+    assert calls == [(2500, 30 + 25)]
+    calls.clear()
+    monkeypatch.setattr(client_module, "PUSH_CHUNK", 1000)
+    assert client.push_predictions(3, "v2", [{"task": t, "score": 0.5} for t in range(2500)]) == 2500
+    assert calls == [(1000, 40), (1000, 40), (500, 35)]
+
+
+def test_a_stale_version_that_cannot_be_deleted_is_left_to_the_next_round():
+    """Deleting 50,000 predictions takes Label Studio over 2 minutes; a failed delete must not fail a round
+    whose new version already serves."""
+
+    deleted: list[tuple[str, int]] = []
+
+    class Client:
+        def model_versions(self, pid):
+            return {"beal-old": 50000, "beal-older": 7, "beal-new": 9, "someone-else": 3}
+
+        def delete_model_version(self, pid, version, n_predictions=0):
+            if version == "beal-old":
+                raise LabelStudioError("read timeout")
+            deleted.append((version, n_predictions))
+            return n_predictions
+
+    out = jobs.delete_stale(Client(), "3", "beal-new")
+    assert out == {"removed_versions": ["beal-older"], "stale_versions_left": ["beal-old"]}
+    assert deleted == [("beal-older", 7)]

@@ -1,0 +1,65 @@
+"""The Label Studio client against a real Label Studio: the two-read task fetch, the bulk push, stale deletion."""
+
+from __future__ import annotations
+
+import pytest
+
+from beal_backend.labelstudio.client import LabelStudioClient
+from beal_backend.worker import rounds
+
+from .helpers import LS, make_project, rows
+
+pytestmark = pytest.mark.e2e
+
+
+def _full_listing(ls, project):
+    """Label Studio's own full read of every task (what the client read before it split the fetch)."""
+    tasks = ls("GET", "/api/tasks", params={"project": project, "fields": "all", "page_size": 1000})["tasks"]
+    return {t["id"]: t for t in tasks}
+
+
+def test_tasks_reads_annotations_of_annotated_tasks_and_data_of_all(label_studio):
+    ls = LS(*label_studio)
+    data = rows(8)
+    project, tasks = make_project(ls, data, title="client fetch")
+    ids = [t["id"] for t in tasks]
+    first = ls.annotate(ids[0], ["anger"])["id"]
+    second = ls.annotate(ids[0], ["neutral"])["id"]  # newer
+    ls.annotate(ids[1], ["gratitude"])
+    ls("POST", f"/api/tasks/{ids[2]}/annotations", json={"result": [], "was_cancelled": True})  # skipped only
+    ls("POST", f"/api/tasks/{ids[3]}/annotations", json={"result": [], "was_cancelled": True})
+    ls.annotate(ids[3], ["amusement"])  # skipped once, then labeled
+    pushed = [{"task": t, "score": 0.5, "result": []} for t in ids]
+    client = LabelStudioClient(*label_studio)
+    client.push_predictions(project, "beal-x", pushed)  # predictions must not change what a task reads as
+
+    got = {t.id: t for t in client.tasks(project)}
+    full = _full_listing(ls, project)
+    assert sorted(got) == sorted(full) == sorted(ids)
+    assert all(got[i].data == full[i]["data"] for i in ids)
+    assert [a["id"] for a in got[ids[0]].annotations] == [second, first]  # newest first
+    assert [a["result"][0]["value"]["choices"] for a in got[ids[1]].annotations] == [["gratitude"]]
+    assert got[ids[2]].annotations == []  # a cancelled annotation is no label: the task stays in the pool
+    assert [a["result"][0]["value"]["choices"] for a in got[ids[3]].annotations] == [["amusement"]]
+    assert all(got[i].annotations == [] for i in ids[4:])
+    # what the old full read gives, minus cancelled annotations, for every task
+    for i in ids:
+        expected = sorted(a["id"] for a in full[i]["annotations"] if not a["was_cancelled"])
+        assert sorted(a["id"] for a in got[i].annotations) == expected
+
+    texts_only = client.tasks(project, annotations=False)
+    assert sorted(t.id for t in texts_only) == sorted(ids) and all(t.annotations == [] for t in texts_only)
+
+
+def test_bulk_push_and_stale_deletion(label_studio):
+    ls = LS(*label_studio)
+    project, tasks = make_project(ls, rows(6), title="client push")
+    ids = [t["id"] for t in tasks]
+    client = LabelStudioClient(*label_studio)
+    for v in ("beal-1", "beal-2", "other-model"):
+        assert client.push_predictions(project, v, [{"task": t, "score": 0.1, "result": []} for t in ids]) == 6
+    assert client.model_versions(project) == {"beal-1": 6, "beal-2": 6, "other-model": 6}
+
+    out = rounds.delete_stale(client, str(project), "beal-2")
+    assert out == {"removed_versions": ["beal-1"]}  # another model's predictions are not ours to delete
+    assert client.model_versions(project) == {"beal-2": 6, "other-model": 6}

@@ -159,6 +159,19 @@ def diverse_lowest(ec: np.ndarray, num_labels: int, embeddings: np.ndarray, b: i
     return cand[np.asarray(picked)]
 
 
+def stochastic_lowest(scores: np.ndarray, b: int, rng: np.random.Generator, beta: float = 1.0) -> np.ndarray:
+    """Stochastic batch acquisition (Kirsch et al., TMLR 2023, "power" / soft-rank form): instead of the b
+    lowest scores, draw b texts without replacement, each with probability proportional to rank^-beta
+    (rank 1 = lowest score), by Gumbel-top-k. A batch keeps the low-EC emphasis but is not b near-copies
+    of the same hard case; beta -> infinity gives the plain top-b."""
+    scores = np.asarray(scores, dtype=np.float64)
+    _check_budget(len(scores), b)
+    rank = np.empty(len(scores))
+    rank[np.argsort(scores, kind="stable")] = np.arange(1, len(scores) + 1)
+    keys = -beta * np.log(rank) + rng.gumbel(size=len(scores))
+    return np.argsort(-keys, kind="stable")[:b]
+
+
 def order_scores(order: np.ndarray, n: int) -> np.ndarray:
     """Scores in [0, 1] whose ascending order is ``order`` (all n pool positions in acquisition order):
     the k-th acquired text gets k / (n - 1), a single text 0."""
@@ -230,6 +243,11 @@ def _select_beal_diverse(view: PoolView, b: int, rng: np.random.Generator) -> np
     return diverse_lowest(ec_from_mean_relevance(mean_relevance), view.num_labels, hidden, b)
 
 
+def _select_beal_stochastic(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
+    (mean_relevance,) = view.require("mean_relevance")
+    return stochastic_lowest(ec_from_mean_relevance(mean_relevance), b, rng)
+
+
 def _select_random(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
     _check_budget(view.size, b)
     return rng.choice(view.size, size=b, replace=False)
@@ -262,6 +280,7 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("beal", _MC, _select_beal, doc="lowest expected confidence under MC dropout"),
         Strategy("beal-deterministic", _MC, _select_beal, deterministic_passes=True, doc="EC with T = 1, dropout off"),
         Strategy("beal-diverse", _MC | _DET, _select_beal_diverse, doc="lowest EC re-ranked for diversity"),
+        Strategy("beal-stochastic", _MC, _select_beal_stochastic, doc="EC batch drawn by rank^-1 (Gumbel-top-k)"),
         Strategy("random", frozenset(), _select_random, doc="uniform sample"),
         Strategy("bald", _MC, _select_bald, doc="highest Bernoulli mutual information, summed over labels"),
         Strategy("entropy", _MC, _select_entropy, doc="highest mean binary entropy of the mean prediction"),

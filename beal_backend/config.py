@@ -50,7 +50,17 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LEARNERS = ("auto", "frozen", "finetune")  # auto: finetune on CUDA, frozen on a CPU (engine.learners)
 POOLINGS = ("auto", "cls", "mean")
 # acquisition.STRATEGIES, spelled out so that reading settings imports no torch (a test keeps them equal)
-STRATEGIES = ("beal", "beal-deterministic", "beal-diverse", "random", "bald", "entropy", "badge", "coreset")
+STRATEGIES = (
+    "beal",
+    "beal-deterministic",
+    "beal-diverse",
+    "beal-stochastic",
+    "random",
+    "bald",
+    "entropy",
+    "badge",
+    "coreset",
+)
 # field name -> rule; MC_SCOPE mirrors mc_dropout.Scope.parse without importing torch
 RULES = {
     name: Rule(env, *spec)

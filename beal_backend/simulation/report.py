@@ -175,6 +175,7 @@ COLORS = {
     "entropy": "tab:brown",
     "beal-deterministic": "tab:orange",
     "beal-diverse": "tab:pink",
+    "beal-stochastic": "tab:cyan",
     "beal": "tab:red",
 }
 
@@ -187,7 +188,7 @@ def plot_curves(summary: dict, path: Path) -> None:
 
     strat, alld = summary["strategies"], summary["all_data"]
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), constrained_layout=True)
-    spare = iter(["tab:blue", "tab:cyan", "black"] * len(strat))
+    spare = iter(["tab:blue", "black"] * len(strat))
     colors = {name: COLORS.get(name) or next(spare) for name in strat}
     for ax, (m, label) in zip(axes, (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"))):
         for name, e in strat.items():

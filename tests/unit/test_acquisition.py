@@ -464,3 +464,41 @@ def test_missing_inputs_raise(name):
 def test_unknown_strategy():
     with pytest.raises(AcquisitionError, match=r"unknown strategy 'nope'.*beal"):
         acq.get_strategy("nope")
+
+
+def test_stochastic_lowest_is_gumbel_top_k_over_log_rank():
+    """Hand-computed: ranks of [0.3, 0.1, 0.2] are [3, 1, 2]; keys = -log(rank) + the generator's Gumbel draws."""
+    scores = np.array([0.3, 0.1, 0.2])
+    g = np.random.default_rng(7).gumbel(size=3)
+    keys = np.array([-np.log(3.0), 0.0, -np.log(2.0)]) + g
+    expected = list(np.argsort(-keys)[:2])
+    assert list(acq.stochastic_lowest(scores, 2, np.random.default_rng(7))) == expected
+
+
+def test_stochastic_lowest_draws_the_first_text_with_probability_proportional_to_inverse_rank():
+    """p(rank r first) = (1/r) / H_3 for three texts: 6/11, 3/11, 2/11."""
+    scores = np.array([0.5, 0.9, 0.1])  # ranks 2, 3, 1
+    rng = np.random.default_rng(0)
+    first = np.array([acq.stochastic_lowest(scores, 1, rng)[0] for _ in range(20000)])
+    freq = np.bincount(first, minlength=3) / len(first)
+    assert np.allclose(freq, [3 / 11, 2 / 11, 6 / 11], atol=0.015)
+
+
+def test_stochastic_lowest_with_a_large_beta_is_plain_lowest():
+    scores = np.random.default_rng(1).random(50)
+    got = acq.stochastic_lowest(scores, 10, np.random.default_rng(2), beta=1e6)
+    assert list(got) == list(np.argsort(scores)[:10])
+
+
+def test_beal_stochastic_orders_a_whole_pool_once_and_favours_low_ec():
+    """As a service strategy it ranks every pool text (scores in [0, 1], each position once) and the
+    lower-EC half of a pool is acquired earlier on average."""
+    rng = np.random.default_rng(3)
+    mean_rel = rng.random((200, 4))
+    view = acq.PoolView(size=200, num_labels=4, mean_relevance=mean_rel)
+    order = acq.get_strategy("beal-stochastic").select(view, 200, np.random.default_rng(0))
+    assert sorted(order) == list(range(200))
+    ec = acq.ec_from_mean_relevance(mean_rel)
+    low = set(np.argsort(ec)[:100])
+    first_half = order[:100]
+    assert sum(i in low for i in first_half) > 60

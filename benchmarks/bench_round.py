@@ -299,7 +299,7 @@ def main() -> int:
     p.add_argument(
         "--ft-sample", type=int, default=100, help="pool texts the finetune scoring is measured on (0: skip finetune)"
     )
-    p.add_argument("--redis", default="redis://127.0.0.1:6396/5")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/14", help="a Redis database the run may flush")
     p.add_argument("--ls-instance", default="bench")
     p.add_argument("--data", type=Path, default=DATASETS)
     args = p.parse_args()

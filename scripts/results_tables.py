@@ -1,0 +1,84 @@
+"""Markdown tables across simulation runs, for docs/results/README.md: every number is read from a run's summary.json.
+
+python scripts/results_tables.py docs/results/aapd-mean docs/results/goemotions-mean docs/results/stackoverflow_titles-mean
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from beal_backend.simulation import comparison as cmp
+
+VARIANTS = ["beal", "beal-deterministic", "beal-diverse", "beal-stochastic"]
+
+
+def interval(ci: dict, digits: int = 0) -> str:
+    if ci.get("low") is None:
+        return f"{ci['mean']:+.{digits}f} (no interval)"
+    return f"{ci['mean']:+.{digits}f} [{ci['low']:+.{digits}f}, {ci['high']:+.{digits}f}]"
+
+
+def lead_table(runs: dict[str, dict], strategy: str) -> list[str]:
+    out = [
+        f"| dataset | learner | pool | labels `{strategy}` saves vs random to reach 98 % of all-data micro-F1 | "
+        "same, macro-F1 | repeats |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in runs.items():
+        st = s["settings"]
+        out.append(
+            f"| {name} | {st['mode']} ({st.get('pooling', 'cls')}) | {st['pool']:,} | "
+            f"{interval(cmp.labels_saved(s, strategy, 'micro_f1'))} | "
+            f"{interval(cmp.labels_saved(s, strategy, 'macro_f1'))} | {st['repeats']} |"
+        )
+    return out
+
+
+def variants_table(runs: dict[str, dict], variants: list[str]) -> list[str]:
+    out = ["| dataset | variant | area vs random, micro | macro | vs BEAL, micro | macro | may be default here |"]
+    out.append("|---|---|---|---|---|---|---|")
+    for name, s in runs.items():
+        for v in variants:
+            if v not in s["strategies"]:
+                continue
+            r = [interval(cmp.paired_auc(s, v, "random", m), 3) for m in cmp.METRICS]
+            b = [interval(cmp.paired_auc(s, v, "beal", m), 3) for m in cmp.METRICS] if v != "beal" else ["–", "–"]
+            ok = cmp.beats_random(s, v) and cmp.not_worse_than_beal(s, v)
+            out.append(f"| {name} | {v} | {r[0]} | {r[1]} | {b[0]} | {b[1]} | {'yes' if ok else 'no'} |")
+    return out
+
+
+def lodo_table(runs: dict[str, dict], variants: list[str]) -> list[str]:
+    out = [
+        "| held-out dataset | chosen on the other two | beats random there (micro and macro) | not worse than BEAL there |"
+    ]
+    out.append("|---|---|---|---|")
+    for held, r in cmp.leave_one_dataset_out(runs, variants).items():
+        out.append(
+            f"| {held} | {r['chosen']} | {'yes' if r['beats_random'] else 'no'} | "
+            f"{'yes' if r['not_worse_than_beal'] else 'no'} |"
+        )
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path, help="run folders, each with a summary.json")
+    p.add_argument("--strategy", default="beal", help="the strategy of the lead table (the service's default)")
+    args = p.parse_args()
+    runs = {d.name: json.loads((d / "summary.json").read_text()) for d in args.runs}
+    variants = [v for v in VARIANTS if all(v in s["strategies"] for s in runs.values())]
+    print("\n".join(lead_table(runs, args.strategy)), end="\n\n")
+    print("\n".join(variants_table(runs, variants)), end="\n\n")
+    print("\n".join(lodo_table(runs, variants)), end="\n\n")
+    for v in variants:
+        print(f"- `{v}` may be the default (rule of issue #13 on every dataset): {cmp.may_be_default(runs, v)}")
+
+
+if __name__ == "__main__":
+    main()

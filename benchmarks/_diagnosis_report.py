@@ -16,7 +16,8 @@ RULES = (
     "(bottom quartile of pool frequency) more often than random's in ≥ 80 % of paired batches and its area "
     "difference against random is larger on macro- than on micro-F1; refuted without a rare-label excess; else "
     "mixed. (c) confirmed when the paired bootstrap interval of AUROC(fine-tuned) − AUROC(frozen) lies above 0, "
-    "refuted when below 0, mixed when it contains 0."
+    "refuted when below 0, mixed when it contains 0 or when the fine-tuned model has the lower macro-F1 (a "
+    "model that predicts little beyond the majority label has errors that are easy to flag)."
 )
 
 
@@ -72,8 +73,14 @@ def verdict_c(c: dict) -> tuple[str, str]:
     numbers = (
         f"AUROC(−EC) for a wrong label set: frozen {fz['auroc_neg_ec']:.3f} vs fine-tuned {ft['auroc_neg_ec']:.3f} "
         f"on the same {ft['texts']} test texts (difference, 95 % paired bootstrap: [{low:+.3f}, {high:+.3f}]); "
-        f"Spearman(EC, per-text F1) {fz['spearman_ec_f1']:+.3f} vs {ft['spearman_ec_f1']:+.3f}"
+        f"Spearman(EC, per-text F1) {fz['spearman_ec_f1']:+.3f} vs {ft['spearman_ec_f1']:+.3f}; the plain "
+        f"confidence baseline AUROC(−max p) {fz['auroc_neg_max_prob']:.3f} vs {ft['auroc_neg_max_prob']:.3f}"
     )
+    if low > 0 and ft["macro_f1"] < fz["macro_f1"]:  # its errors may just be easier to flag (majority label)
+        return "mixed", numbers + (
+            f", but the fine-tuned model is the weaker classifier (macro-F1 {ft['macro_f1']:.3f} vs "
+            f"{fz['macro_f1']:.3f}, {ft['labels_predicted']} vs {fz['labels_predicted']} labels ever predicted)"
+        )
     return ("confirmed" if low > 0 else "refuted" if high < 0 else "mixed"), numbers
 
 
@@ -140,14 +147,15 @@ def _interval(d: dict | None) -> str:
 
 def table_c(c: dict) -> list[str]:
     lines = [
-        "| model | test texts | T | wrong share | AUROC(−EC) | AUROC(−max p) | Spearman(EC, F1) | micro-F1 | macro-F1 | train s | score s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | test texts | T | wrong share | labels predicted | AUROC(−EC) | AUROC(−max p) | Spearman(EC, F1) | micro-F1 | macro-F1 | train s | score s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key in ("frozen_all", "frozen", "finetune"):
         if key in c:
             r = c[key]
             lines.append(
-                f"| {key} | {r['texts']} | {r['passes']} | {r['wrong_share']:.1%} | {r['auroc_neg_ec']:.3f} "
+                f"| {key} | {r['texts']} | {r['passes']} | {r['wrong_share']:.1%} | {r['labels_predicted']} "
+                f"| {r['auroc_neg_ec']:.3f} "
                 f"| {r['auroc_neg_max_prob']:.3f} | {r['spearman_ec_f1']:+.3f} | {r['micro_f1']:.3f} "
                 f"| {r['macro_f1']:.3f} | {r['train_seconds']:.1f} | {r['score_seconds']:.1f} |"
             )
@@ -211,7 +219,7 @@ def _c_section(c: dict) -> list[str]:
         lines += [
             "",
             f"Fine-tuning: MC-dropout scope {ft['scope']}, {ft.get('epochs_run', '?')} of at most {ft['epochs']} "
-            f"epochs (best epoch {ft.get('best_epoch', '?')}, early stopping on {ft.get('n_val', '?')} held-out texts).",
+            f"epochs on {ft.get('n_train', '?')} texts ({ft.get('n_val', 0)} held out for early stopping).",
         ]
     verdict, numbers = c["verdict"]
     return [*lines, "", f"**(c) {verdict}**: {numbers}.", ""]

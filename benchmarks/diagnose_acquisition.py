@@ -184,6 +184,7 @@ def ec_quality(trained, inputs: dict, test_y: np.ndarray, scoring: ScoringConfig
         "texts": len(ec),
         "passes": scoring.passes,
         "wrong_share": float(wrong.mean()),
+        "labels_predicted": int(pred.any(axis=0).sum()),  # a model stuck on the majority label predicts 1
         "auroc_neg_ec": dm.auroc(-ec, wrong),
         "auroc_neg_max_prob": dm.auroc(-probs.max(axis=1), wrong),  # the plain confidence baseline
         "spearman_ec_f1": dm.spearman(ec, dm.set_f1(test_y, pred)),
@@ -219,7 +220,7 @@ def experiment_c(args, run_cfg: dict) -> dict:
 
 
 def finetune_quality(args, run_cfg: dict, data: Dataset, rows: np.ndarray, n: int) -> dict:
-    cfg = replace(train_config(run_cfg), epochs=args.epochs, seed=args.seed)
+    cfg = replace(train_config(run_cfg), epochs=args.epochs, seed=args.seed, val_fraction=args.val_fraction)
     learner = learners.build("finetune", cfg)
     with timed() as t:
         trained = learner.fit(*data.labeled(rows), seed=args.seed)
@@ -258,6 +259,8 @@ def main() -> int:
     p.add_argument("--scope", default="last-2", help="(c): MC-dropout scope of the fine-tuned model")
     # 3 epochs on 450 texts (~85 steps) left every sigmoid below 0.5 (no label predicted, AUROC undefined)
     p.add_argument("--epochs", type=int, default=15, help="(c): fine-tuning epochs (upper bound; early stopping)")
+    # early stopping on 50 held-out texts kept an epoch that predicted little beyond the majority label
+    p.add_argument("--val-fraction", type=float, default=0.0, help="(c): fine-tuning's held-out share (0: all epochs)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     set_threads(1)  # the machine is shared with running simulations

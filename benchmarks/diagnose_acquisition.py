@@ -262,12 +262,17 @@ def main() -> int:
     # early stopping on 50 held-out texts kept an epoch that predicted little beyond the majority label
     p.add_argument("--val-fraction", type=float, default=0.0, help="(c): fine-tuning's held-out share (0: all epochs)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reuse-c", action="store_true", help="keep (c) from the diagnosis.json in --out (no fine-tuning)")
     args = p.parse_args()
+    previous = args.out / "diagnosis.json"
+    kept_c = json.loads(previous.read_text()).get("ec_informativeness") if args.reuse_c and previous.exists() else None
     set_threads(1)  # the machine is shared with running simulations
     result: dict = {"machine": machine()}
     with timed() as t:
         result["runs"], result["skipped"] = diagnose_runs(args)
-        if args.labeled:
+        if kept_c:
+            result["ec_informativeness"] = kept_c
+        elif args.labeled:
             result["ec_informativeness"] = run_c(args)
     result["seconds"] = t["wall"]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -240,7 +240,11 @@ class Simulation:
                 t0 = time.perf_counter()
                 picks = self._select(fit, strategy, repeat, rnd, labeled)
                 select_seconds = time.perf_counter() - t0
-                self.log.add_picks(name, repeat, rnd, picks)
+                recorded = self.log.picks.get((name, repeat, rnd))
+                if recorded is None:
+                    self.log.add_picks(name, repeat, rnd, picks)
+                else:  # a killed run logged this round's picks but not its result: one record per round
+                    picks = np.asarray(recorded)
                 labeled = np.sort(np.concatenate([labeled, picks]))
             fit = self._train_and_record(name, repeat, rnd, labeled, select_seconds)
 

@@ -175,6 +175,12 @@ def test_resume_after_a_crash_gives_the_uninterrupted_results(env, tmp_path, mon
     (out / "results.csv").write_text("".join(lines[:-1]) + "beal,1,2,30,0.3")
     assert main(env.argv(out)) == 0
     assert _keyed(_rows(out)) == _keyed(_rows(full))
+    # the crashed round's picks are logged once, as in the uninterrupted run (not once more on resume)
+    picks = [json.loads(line) for line in (out / "selections.jsonl").read_text().splitlines()]
+    full_picks = [json.loads(line) for line in (full / "selections.jsonl").read_text().splitlines()]
+    key = lambda r: (r["strategy"], r["repeat"], r["round"])  # noqa: E731
+    assert len(picks) == len({key(r) for r in picks}) == len(full_picks)
+    assert sorted(picks, key=key) == sorted(full_picks, key=key)
 
     # a finished run is not redone
     before = (out / "results.csv").read_text()

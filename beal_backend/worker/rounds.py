@@ -207,7 +207,12 @@ def delete_stale(client, project: str, version: str) -> dict:
     here), so this is the slowest step of a large project's round; it runs once the new version serves, and a
     failure leaves the versions to the next round instead of failing this one."""
     pid, removed, left = int(project), [], []
-    stale = {v: n for v, n in client.model_versions(pid).items() if v != version and v.startswith(VERSION_PREFIX)}
+    try:
+        versions = client.model_versions(pid)
+    except LabelStudioError as e:
+        log.warning("project %s: model versions not listed (%s); the next round deletes the stale ones", project, e)
+        return {"removed_versions": [], "stale_versions_left": ["(not listed)"]}
+    stale = {v: n for v, n in versions.items() if v != version and v.startswith(VERSION_PREFIX)}
     for v, n in stale.items():
         try:
             client.delete_model_version(pid, v, n)

@@ -367,3 +367,12 @@ def test_a_stale_version_that_cannot_be_deleted_is_left_to_the_next_round():
     out = jobs.delete_stale(Client(), "3", "beal-new")
     assert out == {"removed_versions": ["beal-older"], "stale_versions_left": ["beal-old"]}
     assert deleted == [("beal-older", 7)]
+
+    class Unreachable(Client):
+        def model_versions(self, pid):
+            raise LabelStudioError("connection refused")
+
+    assert jobs.delete_stale(Unreachable(), "3", "beal-new") == {
+        "removed_versions": [],
+        "stale_versions_left": ["(not listed)"],
+    }

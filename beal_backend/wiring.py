@@ -18,8 +18,9 @@ from beal_backend.worker.coordination import (
     LocalCoordinator,
     RedisCoordinator,
 )
+from beal_backend.worker.embedding import embed_tasks
 from beal_backend.worker.queues import JobQueue, RQQueue, ThreadQueue
-from beal_backend.worker.rounds import embed_tasks, run_round
+from beal_backend.worker.rounds import run_round
 
 
 class NotConfiguredError(RuntimeError):

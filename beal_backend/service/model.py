@@ -17,6 +17,7 @@ from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.store.versions import check_id
 from beal_backend.wiring import Runtime
+from beal_backend.worker import embedding
 from beal_backend.worker import rounds as jobs
 from beal_backend.worker.queues import JobQueue
 
@@ -229,7 +230,7 @@ class BealModel:
         """Imported tasks: a low-priority job caches their features (frozen learner only), coalesced."""
         if learners.resolve(self.rt.settings.learner, self.rt.train.device) != "frozen":
             return {"status": "ignored", "action": "TASKS_CREATED", "reason": "the finetune learner caches no features"}
-        key = jobs.embed_key(pid)
+        key = embedding.embed_key(pid)
         if not self.rt.coordinator.claim_pending(key):
             return {"status": "coalesced", "project": pid, "job": "embedding"}
         try:

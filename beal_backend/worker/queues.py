@@ -17,7 +17,8 @@ from typing import Protocol
 import rq
 from rq.serializers import JSONSerializer
 
-from beal_backend.worker.rounds import embed_tasks, run_round
+from beal_backend.worker.embedding import embed_tasks
+from beal_backend.worker.rounds import run_round
 
 log = logging.getLogger(__name__)
 

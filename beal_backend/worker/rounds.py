@@ -149,37 +149,6 @@ def _round(project: str, rt, report: _Reporter) -> dict:
     return summary
 
 
-def embed_key(project: str) -> str:
-    """The coordinator name of a project's embedding jobs: one running and one waiting, like training."""
-    return f"embed-{project}"
-
-
-def embed_tasks(project: str, rt, job_id: str | None = None) -> dict:
-    """Low-priority job run when Label Studio imports tasks (``TASKS_CREATED``): put every task text the
-    frozen learner's cache lacks into it, so the next round only trains and scores. Best effort: a round
-    embeds whatever is still missing."""
-    s = rt.settings
-    learner = learners.build(s.learner, rt.train, rt.store.project_dir(project) / EMBEDDINGS)
-    if learner.name != "frozen":
-        return {"outcome": "skipped", "reason": f"the {learner.name} learner caches no features"}
-    with rt.coordinator.running(embed_key(project), timeout=s.job_timeout):  # frees the waiting slot first
-        client = rt.client(project)
-        pid = int(project)
-        ex = collect_examples(
-            client.tasks(pid, annotations=False), parse_label_config(client.label_config(pid)), s.max_text_chars
-        )
-        t0 = time.perf_counter()
-        learner.features(ex.texts + ex.pool_texts)
-        result = {
-            "outcome": "embedded",
-            "n_texts": len(ex.texts) + len(ex.pool_texts),
-            "embedded": learner.encoder_calls,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
-    log.info("project %s: embedding job %s: %s", project, job_id, result)
-    return result
-
-
 def publish(rt, client, project: str, version: str, schema: LabelSchema, scores: dict, pool_ids: list[int]) -> dict:
     """Push ``version``'s scores for the pool, switch Label Studio to it once every score is in, make it
     current here, then delete the predictions of every other beal version."""

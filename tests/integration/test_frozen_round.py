@@ -14,6 +14,7 @@ from beal_backend.labelstudio.client import Task
 from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.service.model import BealModel
 from beal_backend.wiring import Runtime
+from beal_backend.worker import embedding
 from beal_backend.worker import rounds as jobs
 from tests.conftest import synthetic_texts
 
@@ -104,10 +105,12 @@ def test_tasks_created_queues_one_embedding_job_and_coalesces(rt):
     assert model.fit("TASKS_CREATED", payload)["status"] == "queued"
     assert model.fit("TASKS_CREATED", payload) == {"status": "coalesced", "project": "7", "job": "embedding"}
     assert rt.queue.jobs == [("embed", "7")]
-    out = jobs.embed_tasks("7", rt)  # the worker runs it: the waiting slot is free again
+    out = embedding.embed_tasks("7", rt)  # the worker runs it: the waiting slot is free again
     assert out["outcome"] == "embedded" and out["n_texts"] == USABLE and out["embedded"] == USABLE
     assert model.fit("TASKS_CREATED", payload)["status"] == "queued"
-    assert rt.coordinator.is_pending(jobs.embed_key("7")) and not rt.coordinator.is_pending("7")  # training untouched
+    assert rt.coordinator.is_pending(embedding.embed_key("7")) and not rt.coordinator.is_pending(
+        "7"
+    )  # training untouched
 
 
 def test_finetune_deployment_ignores_tasks_created(rt):
@@ -115,12 +118,12 @@ def test_finetune_deployment_ignores_tasks_created(rt):
 
     rt.settings = replace(rt.settings, learner="finetune")
     assert BealModel(rt).fit("TASKS_CREATED", {"project": {"id": 7}})["status"] == "ignored"
-    assert jobs.embed_tasks("7", rt)["outcome"] == "skipped"
+    assert embedding.embed_tasks("7", rt)["outcome"] == "skipped"
     assert rt.queue.jobs == []
 
 
 def test_round_embeds_only_what_the_import_job_missed_and_never_reuses_stale_features(rt):
-    jobs.embed_tasks("7", rt)
+    embedding.embed_tasks("7", rt)
     assert [len(c) for c in rt.embed_calls] == [USABLE]
 
     rt.fake.tasks_.append(Task(2000, {"text": "apple near the river"}, []))  # imported after the job

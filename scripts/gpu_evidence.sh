@@ -5,7 +5,8 @@
 # It needs .gpu/ (ignored by git, made by `bash scripts/gpu_evidence.sh --prepare` here): the packaged MiniLM
 # stored in fp16 (the device tool moves at most 64 MiB; it is cast back to fp32 there, and CUDA trains it
 # under bf16 autocast anyway) and the shared datasets gzipped. Writes into OUT: the GPU tests' log, the round
-# timings, and the fine-tuned simulation runs (resumable folders, packed) with their logs.
+# timings, and the fine-tuned simulation runs (resumable folders, packed) with their logs. The runs continue
+# docs/results/<dataset>-finetune: unpack finetune-runs.tar.gz over docs/results to keep what a call added.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
@@ -66,6 +67,8 @@ timeout 150 $py benchmarks/bench_gpu_round.py --data "$data" --encoder "$enc" --
 echo "== fine-tuned runs (issue #13 point 1's protocol), at most ${sim_seconds}s, both datasets at once" | tee "$out/finetune.txt"
 S=beal,random,badge,bald,coreset,beal-deterministic,beal-stochastic
 for ds in aapd goemotions; do
+  # continue the committed runs (a run resumes at its last logged round; its settings must match)
+  if [ -z "${SMOKE:-}" ] && [ -f "docs/results/$ds-finetune/results.csv" ]; then cp -r "docs/results/$ds-finetune" "$runs/"; fi
   # shellcheck disable=SC2086
   timeout "$sim_seconds" $py -m beal_backend simulate --learner finetune --device "$device" --encoder "$enc" \
     --scope head --mc-passes 100 --val-fraction 0 --data "$data/$ds" --out "$runs/$ds-finetune" $protocol \

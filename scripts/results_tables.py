@@ -18,6 +18,8 @@ VARIANTS = ["beal", "beal-deterministic", "beal-diverse", "beal-stochastic"]
 
 
 def interval(ci: dict, digits: int = 0) -> str:
+    if ci.get("mean") is None:  # no repeat in which both curves reached the target
+        return "– (not reached)"
     if ci.get("low") is None:
         return f"{ci['mean']:+.{digits}f} (no interval)"
     return f"{ci['mean']:+.{digits}f} [{ci['low']:+.{digits}f}, {ci['high']:+.{digits}f}]"

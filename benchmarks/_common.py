@@ -69,7 +69,8 @@ def timed():
 def machine() -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return (
-        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}, {os.cpu_count()} CPU cores visible, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}, {os.cpu_count()} CPU cores visible, "
         f"{platform.processor() or platform.machine()}, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
     )
 

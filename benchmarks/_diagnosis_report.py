@@ -99,7 +99,10 @@ def _both(s: dict, metric: str, key: str, spec: str, scale: float = 1.0) -> str:
 
 def table_a(agg: dict) -> list[str]:
     lines = [
-        "| strategy | batches | mean cosine | Δ random | higher than random | near-dup share | Δ random | higher than random |",
+        (
+            "| strategy | batches | mean cosine | Δ random | higher than random "
+            "| near-dup share | Δ random | higher than random |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in agg.items():
@@ -147,7 +150,10 @@ def _interval(d: dict | None) -> str:
 
 def table_c(c: dict) -> list[str]:
     lines = [
-        "| model | test texts | T | wrong share | labels predicted | AUROC(−EC) | AUROC(−max p) | Spearman(EC, F1) | micro-F1 | macro-F1 | train s | score s |",
+        (
+            "| model | test texts | T | wrong share | labels predicted | AUROC(−EC) | AUROC(−max p) "
+            "| Spearman(EC, F1) | micro-F1 | macro-F1 | train s | score s |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key in ("frozen_all", "frozen", "finetune"):

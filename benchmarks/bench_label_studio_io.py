@@ -1,11 +1,13 @@
-"""A round's Label Studio traffic against a real Label Studio: reading the tasks, pushing predictions, deleting a version.
+"""A round's Label Studio traffic against a real Label Studio: reading the tasks, pushing predictions, deleting a
+version.
 
 Label Studio 1.23 recounts the counters of every task of the project after each prediction import request
 (unless its feature flag ``fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short`` is on), so the
 cost of a push depends on how many requests it takes. For a project of ``--tasks`` short texts this prints,
 side by side in one run: reading every task with its annotations the v0.2 way (every task in full, with its
 predictions) vs ``LabelStudioClient.tasks`` (annotated tasks in full, then id + data of all), on a project with
-``--annotated`` annotated tasks and two versions of predictions; the push of a prediction for every task in requests of ``--chunk`` vs in one request
+``--annotated`` annotated tasks and two versions of predictions; the push of a prediction for every task in
+requests of ``--chunk`` vs in one request
 (each twice: into an empty prediction table, then next to the previous version's), the ratio, the same chunked
 push with the flag on (a second server), and the time to delete a version (``DELETE model-versions``).
 

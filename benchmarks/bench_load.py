@@ -177,7 +177,8 @@ def main():
             server.wait(20)
 
     print(
-        f"/predict, {args.clients} concurrent clients, gunicorn {args.workers} workers x 16 threads, 1 task per request, CPU"
+        f"/predict, {args.clients} concurrent clients, gunicorn {args.workers} workers x 16 threads, "
+        f"1 task per request, CPU"
     )
     print(f"{'workload':<12}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
     for name, r in (("cached", res_cached), ("in-request", res_fresh)):

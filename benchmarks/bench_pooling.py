@@ -82,8 +82,10 @@ def main() -> int:
         for pooling in args.poolings.split(","):
             r = run(name.strip(), pooling.strip(), args)
             print(
-                f"| {r['dataset']} | {r['pooling']} | {r['pool']} | {r['test']} | {r['micro'][0]:.4f} ± {r['micro'][1]:.4f} "
-                f"| {r['macro'][0]:.4f} ± {r['macro'][1]:.4f} | {r['embed_s']:.1f} ({r['encoder_texts']}) | {r['fit_s']:.1f} |",
+                f"| {r['dataset']} | {r['pooling']} | {r['pool']} | {r['test']} "
+                f"| {r['micro'][0]:.4f} ± {r['micro'][1]:.4f} "
+                f"| {r['macro'][0]:.4f} ± {r['macro'][1]:.4f} | {r['embed_s']:.1f} ({r['encoder_texts']}) "
+                f"| {r['fit_s']:.1f} |",
                 flush=True,
             )
     return 0

@@ -63,7 +63,8 @@ def main() -> int:
         rt.store.write_project(project, {"label_config": config})
     client = create_app(rt).test_client()
     print(
-        f"PREDICT_PASSES={settings.predict_passes} MC_SCOPE={settings.mc_scope} pooling (frozen)={learners.build('frozen', train_config(settings)).cfg.pooling}; "
+        f"PREDICT_PASSES={settings.predict_passes} MC_SCOPE={settings.mc_scope} "
+        f"pooling (frozen)={learners.build('frozen', train_config(settings)).cfg.pooling}; "
         f"{args.requests} timed requests per learner, one uncached task each, alternating; one warm-up each"
     )
     lat: dict[str, list[float]] = {"frozen": [], "finetune": []}

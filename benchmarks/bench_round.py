@@ -217,10 +217,12 @@ def print_round(name: str, r: dict) -> None:
     other = r["job_seconds"] - fetch - r["train_seconds"] - r["score_seconds"] - push - delete
     print(f"[measured] {name}: {r['outcome']}, {r['pushed']} predictions pushed, stale versions removed {r['removed']}")
     print(
-        f"  webhook -> last prediction in Label Studio {r['latency_last_prediction']:.1f} s; -> job end (stale deleted) {r['latency_job_end']:.1f} s"
+        f"  webhook -> last prediction in Label Studio {r['latency_last_prediction']:.1f} s; "
+        f"-> job end (stale deleted) {r['latency_job_end']:.1f} s"
     )
     print(
-        f"  split: queue wait {r['queue_wait']:.1f} | fetch {fetch:.1f} (tasks {c.get('tasks', 0):.1f}) | train {r['train_seconds']:.1f} "
+        f"  split: queue wait {r['queue_wait']:.1f} | fetch {fetch:.1f} (tasks {c.get('tasks', 0):.1f}) "
+        f"| train {r['train_seconds']:.1f} "
         f"(of which cache read {c.get('cache_features', 0):.1f}) | score {r['score_seconds']:.1f} | push {push:.1f} "
         f"({r['pushed'] / max(c.get('push_predictions', 1e-9), 1e-9):.0f} predictions/s) | delete stale {delete:.1f} "
         f"| other (gate, store publish, prune) {other:.1f} s"
@@ -333,14 +335,17 @@ def main() -> int:
         if args.prefill:
             pf = prefill(backend, project, texts, args.prefill)
             print(
-                f"[measured] embedding {pf['n']} texts in the benchmark process: wall {pf['wall']:.1f} s, cpu {pf['cpu']:.1f} s "
+                f"[measured] embedding {pf['n']} texts in the benchmark process: wall {pf['wall']:.1f} s, "
+                f"cpu {pf['cpu']:.1f} s "
                 f"= {pf['n'] / pf['wall']:.1f} tasks/s (wall)"
             )
             print(
-                f"[extrapolated] import-time embedding of all {args.tasks} texts at that rate: {args.tasks / pf['n'] * pf['wall']:.0f} s wall"
+                f"[extrapolated] import-time embedding of all {args.tasks} texts at that rate: "
+                f"{args.tasks / pf['n'] * pf['wall']:.0f} s wall"
             )
             print(
-                f"  the cache was pre-filled with those {pf['n']} features repeated over all {args.tasks} task texts (distinct keys)"
+                f"  the cache was pre-filled with those {pf['n']} features repeated over all {args.tasks} task texts "
+                f"(distinct keys)"
             )
         # pre-filled: connect after the import, so no TASKS_CREATED job re-reads every task for nothing
         ml_id = (
@@ -437,16 +442,21 @@ def finetune_report(env: dict, args, project: int, frozen: dict) -> dict:
     score = ft["score_sample"]["wall"] * ft["pool"] / ft["sample"]
     total = ls_steps + train + score
     print(
-        f"[measured] finetune (in-process), 1 epoch on {args.annotations} annotations: wall {ft['train_1_epoch']['wall']:.1f} s "
-        f"cpu {ft['train_1_epoch']['cpu']:.1f} s = set-up (model load, tokenising) {ft['setup']:.1f} s + one epoch {ft['epoch']:.1f} s"
+        f"[measured] finetune (in-process), 1 epoch on {args.annotations} annotations: "
+        f"wall {ft['train_1_epoch']['wall']:.1f} s "
+        f"cpu {ft['train_1_epoch']['cpu']:.1f} s = set-up (model load, tokenising) {ft['setup']:.1f} s "
+        f"+ one epoch {ft['epoch']:.1f} s"
     )
     print(
-        f"[measured] finetune scoring, {ft['scope']}, T={ft['passes']}, {ft['sample']} pool texts: wall {ft['score_sample']['wall']:.1f} s "
+        f"[measured] finetune scoring, {ft['scope']}, T={ft['passes']}, {ft['sample']} pool texts: "
+        f"wall {ft['score_sample']['wall']:.1f} s "
         f"cpu {ft['score_sample']['cpu']:.1f} s"
     )
     print(
-        f"[extrapolated] finetune round: train {ft['epochs']} epochs {train:.0f} s (set-up + {ft['epochs']} x epoch; an upper bound: early stopping may stop sooner) "
-        f"+ score {ft['pool']} texts {score:.0f} s + Label Studio steps of the frozen round (measured) {ls_steps:.1f} s = {total:.0f} s"
+        f"[extrapolated] finetune round: train {ft['epochs']} epochs {train:.0f} s "
+        f"(set-up + {ft['epochs']} x epoch; an upper bound: early stopping may stop sooner) "
+        f"+ score {ft['pool']} texts {score:.0f} s "
+        f"+ Label Studio steps of the frozen round (measured) {ls_steps:.1f} s = {total:.0f} s"
     )
     frozen_total = frozen["latency_job_end"]
     print(

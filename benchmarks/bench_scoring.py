@@ -23,7 +23,8 @@ Run (each about 3-6 min on 2 shared cores; the naive loop dominates):
   HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --dataset goemotions --full-passes 20
   HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --dataset aapd --n 200 \
       --naive-passes 2 --full-passes 2 --last-passes 10
-  HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --dataset aapd --n 1000 --scopes head --check-n 32
+  HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --dataset aapd --n 1000 \
+      --scopes head --check-n 32
 """
 
 from __future__ import annotations
@@ -196,7 +197,8 @@ def main(argv=None) -> int:
             + "s"
         )
         print(
-            f"[extrapolated] naive at T passes = T x mean pass (cpu {naive_cpu:.2f}s, wall {naive_wall:.2f}s): the naive "
+            f"[extrapolated] naive at T passes = T x mean pass (cpu {naive_cpu:.2f}s, wall {naive_wall:.2f}s): "
+            f"the naive "
             f"loop is T identical passes, so its cost is exactly linear in T -> T={args.passes}: "
             f"cpu {naive_cpu * args.passes:.1f}s wall {naive_wall * args.passes:.1f}s"
         )
@@ -233,7 +235,8 @@ def main(argv=None) -> int:
             with timed() as tm:
                 mc_moments(model, enc, scope_cfg)
             print(
-                f"[measured] ours, scope {scope}, T={t_meas} on all {len(enc)} texts: cpu {tm['cpu']:.2f}s wall {tm['wall']:.2f}s"
+                f"[measured] ours, scope {scope}, T={t_meas} on all {len(enc)} texts: "
+                f"cpu {tm['cpu']:.2f}s wall {tm['wall']:.2f}s"
             )
             row = {"scope": scope, "measured_passes": t_meas, "ours_cpu": tm["cpu"], "ours_wall": tm["wall"]}
             row.update(
@@ -249,7 +252,8 @@ def main(argv=None) -> int:
                 )
                 print(
                     f"[extrapolated] ours, scope {scope}, T={args.passes}: <= cpu {tm['cpu'] * scale:.1f}s "
-                    f"wall {tm['wall'] * scale:.1f}s ({note}); naive at T={args.passes}: cpu {naive_cpu * args.passes:.1f}s"
+                    f"wall {tm['wall'] * scale:.1f}s ({note}); "
+                    f"naive at T={args.passes}: cpu {naive_cpu * args.passes:.1f}s"
                 )
         op, target = TARGETS.get(scope, (">=", 1.0))
         row.update(target=f"{op} {target}")
@@ -259,7 +263,10 @@ def main(argv=None) -> int:
 
     # 5. table
     print(f"\n## {args.dataset}, N={len(enc)}, T={args.passes} (load average now {loadavg():.1f})")
-    hdr = f"| {'scope':<7}| {'T meas.':<8}| {'ours cpu s':<11}| {'baseline':<25}| {'base cpu s':<11}| {'ratio cpu':<10}| {'ratio wall':<11}| {'target':<8}| result |"
+    hdr = (
+        f"| {'scope':<7}| {'T meas.':<8}| {'ours cpu s':<11}| {'baseline':<25}| {'base cpu s':<11}"
+        f"| {'ratio cpu':<10}| {'ratio wall':<11}| {'target':<8}| result |"
+    )
     print(hdr)
     print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
     for r in results:

@@ -120,7 +120,8 @@ def main(argv=None) -> int:
     print(f"# bench_training  {machine()}")
     print(
         f"dataset={args.dataset} N={len(texts)} J={len(labels)} epochs={cfg.epochs} batch={cfg.batch_size} "
-        f"word-pieces/text: mean {lengths.mean():.1f} max {lengths.max()} | pad-to-max pads every batch to {lengths.max()}"
+        f"word-pieces/text: mean {lengths.mean():.1f} max {lengths.max()} "
+        f"| pad-to-max pads every batch to {lengths.max()}"
     )
 
     # warm-up (kernels, allocator; also pages the encoder weights in): one tiny step each way, untimed
@@ -151,7 +152,8 @@ def main(argv=None) -> int:
     ok = ratio["cpu"] >= TARGET
 
     print(
-        f"\n## training, {args.dataset}, N={len(texts)}, {cfg.epochs} epoch(s), batch {cfg.batch_size} (load average now {loadavg():.1f})"
+        f"\n## training, {args.dataset}, N={len(texts)}, {cfg.epochs} epoch(s), batch {cfg.batch_size} "
+        f"(load average now {loadavg():.1f})"
     )
     print("| measure                  | ours samples/s | pad-to-max samples/s | ratio | target | result |")
     print("|--------------------------|----------------|----------------------|-------|--------|--------|")
@@ -162,7 +164,8 @@ def main(argv=None) -> int:
     ):
         res = verdict(ratio[m] >= TARGET) + (" (decides)" if m == "cpu" else "")
         print(
-            f"| {name:<24} | {sps['ours'][m]:<14.2f} | {sps['baseline'][m]:<20.2f} | {ratio[m]:<5.2f} | >= {TARGET} | {res} |"
+            f"| {name:<24} | {sps['ours'][m]:<14.2f} | {sps['baseline'][m]:<20.2f} "
+            f"| {ratio[m]:<5.2f} | >= {TARGET} | {res} |"
         )
     summary = {
         "benchmark": "training",

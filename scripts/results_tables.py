@@ -1,6 +1,8 @@
-"""Markdown tables across simulation runs, for docs/results/README.md: every number is read from a run's summary.json.
+"""Markdown tables across simulation runs, for docs/results/README.md: every number is read from a run's
+summary.json.
 
-python scripts/results_tables.py docs/results/aapd-mean docs/results/goemotions-mean docs/results/stackoverflow_titles-mean
+python scripts/results_tables.py docs/results/aapd-mean docs/results/goemotions-mean \
+    docs/results/stackoverflow_titles-mean
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def variants_table(runs: dict[str, dict], variants: list[str]) -> list[str]:
 
 def lodo_table(runs: dict[str, dict], variants: list[str]) -> list[str]:
     out = [
-        "| held-out dataset | chosen on the other two | beats random there (micro and macro) | not worse than BEAL there |"
+        "| held-out dataset | chosen on the other two | beats random there (micro and macro) "
+        "| not worse than BEAL there |"
     ]
     out.append("|---|---|---|---|")
     for held, r in cmp.leave_one_dataset_out(runs, variants).items():

@@ -7,6 +7,7 @@ Tests append a database number of their own to :func:`base_url` and flush only t
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import shutil
@@ -85,3 +86,14 @@ def _stop(proc: subprocess.Popen, workdir: str) -> None:
 @functools.cache
 def base_url() -> str:
     return resolve(os.environ)
+
+
+@contextlib.contextmanager
+def flushed(url: str):
+    """A connection to ``url``'s database, empty before and after the test (the e2e and integration fixtures)."""
+    conn = redis.Redis.from_url(url)
+    conn.flushdb()
+    try:
+        yield conn
+    finally:
+        conn.flushdb()

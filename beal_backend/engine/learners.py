@@ -98,7 +98,7 @@ class FrozenLearner:
             device=cfg.device,
         )
         self.cache = EmbeddingCache(cache_dir, cfg.encoder, self.cfg.pooling, cfg.max_wordpieces) if cache_dir else None
-        self._pretrained = None  # (encoder, tokenizer): loaded once, never trained
+        self._pretrained: tuple | None = None  # (encoder, tokenizer): loaded once, never trained
         self.encoder_calls = 0  # texts embedded by the encoder (the cache's savings, for tests and logs)
 
     @property

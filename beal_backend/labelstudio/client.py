@@ -10,9 +10,9 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from label_studio_sdk import LabelStudio
@@ -81,21 +81,20 @@ class LabelStudioClient:
         A task annotated between the reads joins the pool (its annotation counts towards the next round);
         one deleted between them is left out."""
 
+        def pages(**query) -> Iterable[Any]:  # the SDK's pager (page after page, as the loop asks)
+            return self._ls.tasks.list(project=project, page_size=PAGE_SIZE, request_options=ONCE, **query)
+
         def fetch():
-            labeled = {}
+            labeled: dict[int, list[dict]] = {}
             if annotations:
-                for t in self._ls.tasks.list(
-                    project=project, fields="all", query=ANNOTATED, page_size=PAGE_SIZE, request_options=ONCE
-                ):
+                for t in pages(fields="all", query=ANNOTATED):
                     anns = [a if isinstance(a, dict) else a.model_dump() for a in (t.annotations or [])]
                     anns = [a for a in anns if not a.get("was_cancelled")]
                     anns.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""), reverse=True)
                     labeled[int(t.id)] = anns
             return [
                 Task(id=int(t.id), data=dict(t.data or {}), annotations=labeled.get(int(t.id), []))
-                for t in self._ls.tasks.list(
-                    project=project, fields="task_only", include="id,data", page_size=PAGE_SIZE, request_options=ONCE
-                )
+                for t in pages(fields="task_only", include="id,data")
             ]
 
         return self._call(fetch)

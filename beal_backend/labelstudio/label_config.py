@@ -80,7 +80,8 @@ def parse_label_config(config: str) -> LabelSchema:
         if texts:
             candidates.append((tag, texts[0]))
     if not candidates:
-        raise LabelConfigError("label_config needs a <Choices> control whose toName is a <Text> tag")
+        tags = ", ".join(f"<{t}>" for t in sorted(TEXT_TAGS))
+        raise LabelConfigError(f"label_config needs a <Choices> control whose toName is one of {tags}")
     if len(candidates) > 1:
         names = ", ".join(t.name for t, _ in candidates)
         raise LabelConfigError(f"label_config has several <Choices> over text ({names}); exactly one is supported")
@@ -116,7 +117,8 @@ def _refuse_lookalikes(name: str, labels: tuple[str, ...]) -> None:
             raise LabelConfigError(f"<Choices name={name!r}> has a blank choice value")
         if key in seen:
             raise LabelConfigError(
-                f"<Choices name={name!r}>: choice values {seen[key]!r} and {label!r} differ only in surrounding whitespace"
+                f"<Choices name={name!r}>: choice values {seen[key]!r} and {label!r} "
+                f"differ only in surrounding whitespace"
             )
         seen[key] = label
 

@@ -31,7 +31,8 @@ def _header(summary: dict) -> list[str]:
     return [
         f"# Active-learning simulation: {summary['dataset']}",
         "",
-        f"Mode `{s['mode']}`, encoder `{s['encoder']}`; pool {s['pool']} texts, test {s['test']}, {s['labels']} labels; "
+        f"Mode `{s['mode']}`, encoder `{s['encoder']}`; pool {s['pool']} texts, test {s['test']}, "
+        f"{s['labels']} labels; "
         f"{s['initial']} initial + {s['rounds']} rounds x {s['batch']}; T = {s['mc_passes']}; seed {s['seed']}; "
         f"repeats per strategy: {repeats}.",
         "",
@@ -72,7 +73,10 @@ def _area_table(summary: dict) -> list[str]:
         "",
         "Paired against random on the same initial labels: wins/losses over repeats, mean difference of the area.",
         "",
-        "| strategy | micro-F1 area | macro-F1 area | vs random micro (W/L, Δ) | vs random macro (W/L, Δ) | final micro-F1 | s/round select | s/round train |",
+        (
+            "| strategy | micro-F1 area | macro-F1 area | vs random micro (W/L, Δ) | vs random macro (W/L, Δ) "
+            "| final micro-F1 | s/round select | s/round train |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for n, e in summary["strategies"].items():

@@ -7,8 +7,8 @@ set are recorded after every training. An "all data" run trains on the whole poo
 of the paper's Table 2 metric (% of the pool that must be labeled to reach it).
 
 Learners (``--learner``, the old ``--mode``): the service's own classes from ``engine.learners`` (through
-``fitting.py``), so a simulation result is a statement about the service. ``frozen`` trains only the head on cached sentence
-features of a frozen encoder (CPU); ``finetune`` fine-tunes the encoder every round and samples it with
+``fitting.py``), so a simulation result is a statement about the service. ``frozen`` trains only the head on cached
+sentence features of a frozen encoder (CPU); ``finetune`` fine-tunes the encoder every round and samples it with
 ``scoring.mc_moments`` (GPU).
 
 Determinism and resume: every random choice draws from a generator derived from the seed and its place
@@ -174,7 +174,8 @@ class Simulation:
         return summary
 
     def pending(self) -> list[tuple[int, str]]:
-        """Unfinished jobs, repeat by repeat (a run stopped early leaves whole repeats): (repeat, strategy or all-data)."""
+        """Unfinished jobs, repeat by repeat (a run stopped early leaves whole repeats): (repeat, strategy or
+        all-data)."""
         jobs = []
         for repeat in range(self.cfg.repeats):
             if (ALL_DATA, repeat, 0) not in self.log.rows:

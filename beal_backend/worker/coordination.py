@@ -245,9 +245,9 @@ class RedisCoordinator(Coordinator):
         beat.start()
         try:
             if starts_round:  # one step: no annotation counted between the two deletes is lost
-                self.r.pipeline(transaction=True).delete(self._key("pending", project)).delete(
-                    self._key("count", project)
-                ).execute()
+                with self.r.pipeline(transaction=True) as pipe:
+                    pipe.delete(self._key("pending", project), self._key("count", project))
+                    pipe.execute()
             self._record_dead_job(project)
             yield lease
         finally:
@@ -292,7 +292,10 @@ class RedisCoordinator(Coordinator):
         for key in self.r.scan_iter(f"{PREFIX}:status:*"):
             project = (key.decode() if isinstance(key, bytes) else key).split(":", 2)[2]
             # one atomic snapshot: a job that finishes in between cannot be seen "started" without its lock
-            raw, locked = self.r.pipeline(transaction=True).get(key).exists(self._key("lock", project)).execute()
+            with self.r.pipeline(transaction=True) as pipe:
+                pipe.get(key)
+                pipe.exists(self._key("lock", project))
+                raw, locked = pipe.execute()
             if raw:
                 st = json.loads(raw)
                 out[project] = _as_failed(st) if _dead(st.get("current") or {}, bool(locked)) else st
@@ -300,7 +303,10 @@ class RedisCoordinator(Coordinator):
 
     def append_log(self, project, entry):
         key = self._key("log", project)
-        self.r.pipeline().lpush(key, json.dumps(entry)).ltrim(key, 0, LOG_SIZE - 1).execute()
+        with self.r.pipeline() as pipe:
+            pipe.lpush(key, json.dumps(entry))
+            pipe.ltrim(key, 0, LOG_SIZE - 1)
+            pipe.execute()
 
     def job_log(self, project):
         return [json.loads(x) for x in self.r.lrange(self._key("log", project), 0, LOG_SIZE - 1)]

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from .. import redis_server
@@ -52,10 +51,8 @@ def label_studio():
 
 @pytest.fixture
 def redis_db():
-    conn = redis.Redis.from_url(REDIS_URL)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
+    with redis_server.flushed(REDIS_URL) as conn:
+        yield conn
 
 
 def children(pid: int) -> list[int]:

@@ -121,7 +121,10 @@ def test_one_round_through_the_containers(stack):
 def test_non_root_on_a_read_only_root_filesystem(engine, stack, service):
     c = engine.container(stack["project"], service)
     assert engine.run("exec", c, "id", "-u").stdout.strip() == "10001"
-    probe = "import sys\nfor d in sys.argv[1:]:\n    try: open(d + '/probe', 'w').close(); print(d, 'rw')\n    except OSError: print(d, 'ro')"
+    probe = (
+        "import sys\nfor d in sys.argv[1:]:\n"
+        "    try: open(d + '/probe', 'w').close(); print(d, 'rw')\n    except OSError: print(d, 'ro')"
+    )
     out = engine.run("exec", c, "python", "-c", probe, "/app", "/home/beal", "/tmp", "/data/model_store").stdout.split()
     assert out == ["/app", "ro", "/home/beal", "ro", "/tmp", "rw", "/data/model_store", "rw"]
 

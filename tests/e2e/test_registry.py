@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from .conftest import ROOT
-from .helpers import LS, make_project, rows, wait_until
+from .helpers import CONFIG, LABELS, LS, make_project, rows, wait_until
 
 pytestmark = pytest.mark.e2e
 AUTH = ("operator", "pa55word")
@@ -141,3 +141,17 @@ def test_gate_rejects_then_rollback(label_studio, backend_factory):
     )
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert ls("GET", f"/api/projects/{project}")["model_version"] == v3
+
+    # labels are matched by value: reordering the <Choice> elements must not block a rollback (issue #15.3)
+    reordered = CONFIG.replace(
+        "".join(f'<Choice value="{c}"/>' for c in LABELS), "".join(f'<Choice value="{c}"/>' for c in reversed(LABELS))
+    )
+    assert reordered != CONFIG
+    ls("PATCH", f"/api/projects/{project}", json={"label_config": reordered})
+    r = requests.post(f"{b.url}/projects/{project}/rollback", json={"version": v1}, auth=AUTH, timeout=120)
+    assert r.status_code == 200, r.text
+    assert ls("GET", f"/api/projects/{project}")["model_version"] == v1
+    listing = ls("GET", "/api/tasks", params={"project": project, "fields": "all", "page_size": 1000})["tasks"]
+    pushed = [p for t in listing if not t["annotations"] for p in t["predictions"]]
+    assert pushed and {p["model_version"] for p in pushed} == {v1}
+    assert {c for p in pushed for item in p["result"] for c in item["value"]["choices"]} <= set(LABELS)

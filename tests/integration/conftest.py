@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import redis
 
 from beal_backend.config import Settings
 from beal_backend.engine import training
@@ -50,10 +49,8 @@ def published(settings, tiny_trained):
 
 @pytest.fixture
 def redis_conn():
-    conn = redis.Redis.from_url(REDIS_TEST_URL)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
+    with redis_server.flushed(REDIS_TEST_URL) as conn:
+        yield conn
 
 
 class RecordingQueue:

@@ -190,8 +190,9 @@ def test_a_running_job_reads_as_started(coord):
         assert coord.statuses()["1"]["current"]["state"] == "started"
 
 
-def test_a_job_finishing_during_a_read_is_never_logged_failed(redis_conn, app_factory, settings):
-    """The old read checked the record, then the lock: a job finishing in between was logged as failed."""
+def test_a_job_finishing_during_a_read_is_never_logged_failed(redis_conn, app_factory, settings, monkeypatch):
+    """The old read checked the record, then the lock: a job finishing in between was logged as failed. Now
+    the job finishes after the read has found its record and before it reads record and lock (atomically)."""
     coord = RedisCoordinator(redis_conn, lock_ttl=5)
     app, _ = app_factory(rt=Runtime(settings, ModelStore(settings.model_dir), coord))
     release, entered = threading.Event(), threading.Event()
@@ -206,18 +207,17 @@ def test_a_job_finishing_during_a_read_is_never_logged_failed(redis_conn, app_fa
     t = threading.Thread(target=job)
     t.start()
     entered.wait(5)
-    real_is_running = coord.is_running
+    real_scan = coord.r.scan_iter
 
-    def finish_then_check(project):  # the job finishes between reading its record and checking its lock
-        release.set()
+    def scan_then_finish(*args, **kwargs):
+        keys = list(real_scan(*args, **kwargs))  # the read has found the started job's record ...
+        release.set()  # ... and the job finishes and releases its lock before the read reads it
         t.join()
-        return real_is_running(project)
+        return iter(keys)
 
-    coord.is_running = finish_then_check
+    monkeypatch.setattr(coord.r, "scan_iter", scan_then_finish)
     shown = app.test_client().get("/jobs").get_json()["1"]["current_job"]
-    release.set()
-    t.join()
-    assert shown["state"] in ("started", "finished")
+    assert not t.is_alive() and shown["state"] == "finished"
     assert coord._raw_status("1")["current"]["state"] == "finished" and coord.job_log("1") == []
 
 

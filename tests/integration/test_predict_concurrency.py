@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from beal_backend.service.model import BealModel
+
 from .conftest import CONFIG
 
 WORDS = ["apple", "river", "pie", "bank", "water", "fruit", "juice", "stream", "orchard", "boat"]
@@ -24,11 +26,22 @@ def scores(response) -> list[float]:
     return [r["score"] for r in response.get_json()["results"]]
 
 
-def test_concurrent_uncached_predicts_equal_the_same_calls_one_by_one(app_factory, published):
+def test_concurrent_uncached_predicts_equal_the_same_calls_one_by_one(app_factory, published, monkeypatch):
     """8 threads x uncached /predict (MC dropout, full scope, in the request) give exactly the scores of the
-    same calls made one after another: no request may switch dropout or reseed the RNG under another."""
+    same calls made one after another: no request may switch dropout or reseed the RNG under another. The
+    threads use a second app, whose score cache is empty: every threaded call scores its texts itself."""
+    scored_in = []  # the thread of every call that scored texts in the request
+    score = BealModel._score_bounded
+
+    def spy(self, *args, **kwargs):
+        scored_in.append(threading.get_ident())
+        return score(self, *args, **kwargs)
+
+    monkeypatch.setattr(BealModel, "_score_bounded", spy)
+    sequential, _ = app_factory(predict_passes=24)
+    one_by_one = [scores(sequential.test_client().post("/predict", json=body(i))) for i in range(8)]
     app, _ = app_factory(predict_passes=24)
-    one_by_one = [scores(app.test_client().post("/predict", json=body(i))) for i in range(8)]
+    scored_in.clear()
     start, threaded = threading.Barrier(8), [None] * 8
 
     def call(i):
@@ -42,4 +55,5 @@ def test_concurrent_uncached_predicts_equal_the_same_calls_one_by_one(app_factor
     for t in threads:
         t.join()
     assert threaded == one_by_one
+    assert len(scored_in) == 8 and threading.get_ident() not in scored_in  # each thread scored, none hit a cache
     assert len({s for call in one_by_one for s in call}) > 8  # the calls really scored different texts

@@ -112,8 +112,9 @@ def test_summary_lists_each_strategy_once_per_table_with_paired_intervals(env):
     for section in sections:
         assert_rows_and_columns_unique(section)
     area, paired = sections[2], sections[3]
-    assert [line.split(" | ")[0] for line in area.splitlines() if line.startswith("| ") and "-" not in line[:4]][1:] == [
-        "| random", "| beal"]  # fmt: skip
+    assert [
+        line.split(" | ")[0] for line in area.splitlines() if line.startswith("| ") and "-" not in line[:4]
+    ][1:] == ["| random", "| beal"]  # fmt: skip
     assert sum(line.startswith("| beal |") for line in paired.splitlines()) == 1
     assert len([line for line in paired.splitlines() if line.startswith("- ")]) == 4
     vs = json.loads((env.out / "summary.json").read_text())["strategies"]["beal"]["vs_random"]["micro_f1"]

@@ -122,7 +122,9 @@ def sample_projects() -> list[dict]:
                     "time": NOW - 10900,
                     "id": "job-7-0004",
                     "state": "failed",
-                    "message": "the worker stopped during the job (killed or crashed); the previous version keeps serving",
+                    "message": (
+                        "the worker stopped during the job (killed or crashed); the previous version keeps serving"
+                    ),
                 },
             ],
         },

@@ -44,16 +44,14 @@ def test_minilm_learns_keyword_rule():
     assert evaluation.macro_f1(y, pred) >= 0.9
 
 
-GOEMOTIONS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "goemotions"
+GOEMOTIONS = Path(__file__).resolve().parents[1] / "fixtures" / "goemotions"  # the sample kept in the repository
 EMOTIONS = ["admiration", "approval", "gratitude", "annoyance", "amusement", "curiosity"]
 
 
-def goemotions_sample(split: str, n: int) -> tuple[list[str], list[list[str]]]:
-    """The first ``n`` texts of a GoEmotions split that carry one of EMOTIONS, with only those labels."""
-    if not GOEMOTIONS.is_dir():
-        pytest.skip(f"needs the shared datasets at {GOEMOTIONS}")
-    rows = [json.loads(line) for line in (GOEMOTIONS / f"{split}.jsonl").open(encoding="utf-8")]
-    rows = [r for r in rows if set(r["labels"]) & set(EMOTIONS)][:n]
+def goemotions_sample() -> tuple[list[str], list[list[str]]]:
+    """The sample's 184 texts that carry one of EMOTIONS, in file order, with only those labels."""
+    rows = [json.loads(line) for line in (GOEMOTIONS / "train.jsonl").open(encoding="utf-8")]
+    rows = [r for r in rows if set(r["labels"]) & set(EMOTIONS)]
     return [r["text"] for r in rows], [[x for x in r["labels"] if x in EMOTIONS] for r in rows]
 
 
@@ -61,16 +59,16 @@ def goemotions_sample(split: str, n: int) -> tuple[list[str], list[list[str]]]:
 def test_early_stopping_waits_while_the_loss_falls_on_real_data():
     """Regression (#10 item 1): 100 real GoEmotions texts (6 emotions, 10 held out). No probability passes
     0.5 in epochs 1-5 (val micro-F1 0) while the val loss falls 0.61 -> 0.48. Judged by F1 alone, training
-    stopped after epoch 3 and restored epoch 1: test micro-F1 0.000. With ties broken by the loss it runs
-    on and keeps epoch 8: test micro-F1 0.33 (the same run without early stopping)."""
-    texts, label_sets = goemotions_sample("train", 100)
-    trained = train(texts, label_sets, EMOTIONS, TrainConfig(max_wordpieces=32, seed=0))
+    stopped after epoch 3 and restored epoch 1, which predicts nothing (test micro-F1 0.000). With ties broken
+    by the loss it runs on and keeps epoch 8, which predicts labels on the sample's other 84 texts (micro-F1
+    0.13 there; 0.33 on 300 texts of the full test split)."""
+    texts, label_sets = goemotions_sample()
+    trained = train(texts[:100], label_sets[:100], EMOTIONS, TrainConfig(max_wordpieces=32, seed=0))
     history = trained.metrics["val_history"]
     assert trained.metrics["n_val"] == 10 and history[0]["val_micro_f1"] == 0.0 == history[2]["val_micro_f1"]
     assert trained.metrics["epochs_run"] == 8 and trained.metrics["best_epoch"] > 3
-    test_texts, test_sets = goemotions_sample("test", 300)
-    pred = predict(trained, test_texts) > 0.5
-    assert evaluation.micro_f1(evaluation.multi_hot(test_sets, EMOTIONS), pred) > 0.25
+    pred = predict(trained, texts[100:]) > 0.5  # epoch 1's model predicted no label at all here
+    assert pred.sum() > 0 and evaluation.micro_f1(evaluation.multi_hot(label_sets[100:], EMOTIONS), pred) > 0.1
 
 
 def test_equal_f1_is_broken_by_the_validation_loss():

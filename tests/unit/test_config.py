@@ -41,11 +41,17 @@ ROOT = Path(__file__).resolve().parents[2]
         ({"LS_TIMEOUT": "0.5"}, "LS_TIMEOUT=0.5 is invalid: use a number >= 1 and <= 3600"),
         (
             {"BASIC_AUTH_PASS": "s3cret"},
-            "BASIC_AUTH_PASS is set but BASIC_AUTH_USER is empty: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither",
+            (
+                "BASIC_AUTH_PASS is set but BASIC_AUTH_USER is empty: "
+                "set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither"
+            ),
         ),
         (
             {"BASIC_AUTH_USER": "ann", "BASIC_AUTH_PASS": ""},
-            "BASIC_AUTH_USER is set but BASIC_AUTH_PASS is empty: set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither",
+            (
+                "BASIC_AUTH_USER is set but BASIC_AUTH_PASS is empty: "
+                "set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither"
+            ),
         ),
         ({"BASIC_AUTH_USER": "ann"}, "BASIC_AUTH_USER is set but BASIC_AUTH_PASS is empty"),
     ],
@@ -133,3 +139,15 @@ def test_ls_timeout_reaches_the_label_studio_client(tmp_path):
     }
     client = Runtime.build(Settings.from_env(env)).client("1")
     assert client._ls._client_wrapper.get_timeout() == 120.0
+
+
+def test_settings_defaults_are_the_engine_defaults():
+    """Settings spells the training and scoring defaults out (reading settings imports no torch); an unset
+    variable must give exactly what the engine's own configuration would."""
+    from beal_backend.engine.scoring import ScoringConfig
+    from beal_backend.engine.training import TrainConfig
+    from beal_backend.wiring import scoring_config, train_config
+
+    s = Settings.from_env({"DEVICE": "cpu", "POOLING": "cls"})  # the two settings the engine has no "auto" for
+    assert train_config(s) == TrainConfig(device="cpu")
+    assert scoring_config(s).passes == ScoringConfig().passes

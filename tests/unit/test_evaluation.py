@@ -24,6 +24,8 @@ def test_macro_f1_edge_cases():
     assert evaluation.macro_f1([[0, 0]], [[0, 1]]) == 0.0  # only a false positive
     assert evaluation.macro_f1([[0, 1]], [[0, 0]]) == 0.0  # only a false negative
     assert evaluation.macro_f1([[0, 1], [0, 0]], [[0, 1], [0, 0]]) == 1.0  # label 0 absent everywhere
-    assert evaluation.macro_f1(np.zeros((3, 2)), np.zeros((3, 2))) == 1.0  # nothing to get wrong
+    # nothing true, nothing predicted: scikit-learn's f1_score(average="macro"/"micro", zero_division=0) is 0.0
+    assert evaluation.macro_f1(np.zeros((3, 2)), np.zeros((3, 2))) == 0.0
+    assert evaluation.micro_f1(np.zeros((3, 2)), np.zeros((3, 2))) == 0.0
     # symmetric in truth and prediction, like F1 itself
     assert evaluation.macro_f1(Y_PRED, Y_TRUE) == pytest.approx(evaluation.macro_f1(Y_TRUE, Y_PRED))

@@ -29,6 +29,12 @@ def test_choices_differing_only_in_whitespace_are_a_setup_error(values):
         parse_label_config(xml)
 
 
+def test_choices_over_an_unsupported_object_are_refused_naming_the_supported_tags():
+    xml = config(AB, obj='<Image name="image" value="$image"/>', to="image")
+    with pytest.raises(LabelConfigError, match="<HyperText>, <Paragraphs>, <Text>"):
+        parse_label_config(xml)
+
+
 def test_labels_are_matched_by_value_not_position():
     schema = parse_label_config(config(AB))
     assert schema.serves(["b", "a"], single_label=False)  # reordered <Choice> elements

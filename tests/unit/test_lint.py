@@ -1,5 +1,6 @@
-"""The habits the repository keeps, checked with the rest of the suite: ruff (lint and format) and mypy,
-configured in pyproject.toml, report nothing on the package, the tests and the scripts."""
+"""The habits the repository keeps, checked with the rest of the suite, as configured in pyproject.toml: ruff
+(lint, line length included, and format) reports nothing on the whole repository (package, tests, benchmarks,
+scripts); mypy reports nothing on the package (every function body) and the tests."""
 
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ CFG = SimulationConfig(data="x", out="y", strategies=tuple(CURVES), initial=10, 
 
 def test_area_difference_and_labels_saved_against_random():
     vs = summarize(_rows(CURVES), CFG)["strategies"]["beal"]["vs_random"]["micro_f1"]
-    # area differences 0.125, 0.245, 0: mean 0.123333, sample sd 0.122509, half width 4.302653 * 0.122509 / sqrt 3 = 0.304328
+    # area differences 0.125, 0.245, 0: mean 0.123333, sample sd 0.122509,
+    # half width 4.302653 * 0.122509 / sqrt 3 = 0.304328
     assert vs["auc_diff"]["n"] == 3 and vs["auc_diff"]["mean"] == pytest.approx(0.123333, abs=1e-6)
     assert vs["auc_diff"]["high"] == pytest.approx(0.123333 + 0.304328, abs=1e-5)
     assert vs["mean_auc_diff"] == vs["auc_diff"]["mean"] and (vs["wins"], vs["losses"], vs["ties"]) == (2, 0, 1)

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import DATASETS, loadavg, machine, timed
 
+from beal_backend.simulation import datasets
 from tests.e2e.label_studio import LabelStudio
 
 
@@ -53,8 +54,8 @@ def free_port() -> int:
 def goemotions(n: int, data: Path) -> tuple[list[str], list[list[str]], list[str]]:
     """The first n GoEmotions train texts; past the file's end the texts repeat with a suffix " (k)",
     so every task text is distinct (a distinct cache key)."""
-    rows = [json.loads(x) for x in (data / "goemotions" / "train.jsonl").open(encoding="utf-8") if x.strip()]
-    labels = [x.strip() for x in (data / "goemotions" / "labels.txt").read_text().splitlines() if x.strip()]
+    rows = datasets.read_pool(data / "goemotions")
+    labels = datasets.read_labels(data / "goemotions")
     texts, label_sets = [], []
     for i in range(n):
         r = rows[i % len(rows)]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import requests
+
+from beal_backend.simulation import datasets
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "goemotions"  # a sample kept in the repository
 LABELS = ["admiration", "amusement", "anger", "gratitude", "neutral"]
@@ -41,14 +42,12 @@ class LS:
 def rows(n, offset=0):
     """n goemotions texts that carry at least one of LABELS, with those labels."""
     out = []
-    with open(DATA / "train.jsonl") as f:
-        for line in f:
-            row = json.loads(line)
-            labels = [x for x in row["labels"] if x in LABELS]
-            if labels:
-                out.append({"text": row["text"], "labels": labels})
-            if len(out) == n + offset:
-                break
+    for row in datasets.read_pool(DATA):
+        labels = [x for x in row["labels"] if x in LABELS]
+        if labels:
+            out.append({"text": row["text"], "labels": labels})
+        if len(out) == n + offset:
+            break
     assert len(out) == n + offset, (
         f"{DATA / 'train.jsonl'} has only {len(out)} usable rows; asked for {n} after {offset}"
     )

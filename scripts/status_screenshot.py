@@ -30,7 +30,7 @@ from tests.e2e.label_studio import LabelStudio  # noqa: E402
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "status-page-live.png"))
-    ap.add_argument("--steps", default="12,24")
+    ap.add_argument("--steps", default="12,24,36,48,60,72")
     args = ap.parse_args()
     server = LabelStudio(instance="beal-screenshot")
     url, key = server.start()

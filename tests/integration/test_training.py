@@ -189,8 +189,9 @@ def test_f1_by_hand():
     # a label predicted but absent from y_true scores F1 0 in macro-F1 (scikit-learn's zero_division=0)
     assert evaluation.macro_f1([[1, 0]], [[1, 1]]) == pytest.approx(0.5)
     assert evaluation.micro_f1([[1, 0]], [[1, 1]]) == pytest.approx(2 / 3)
-    assert evaluation.micro_f1(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
-    assert evaluation.macro_f1(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
+    # nothing true and nothing predicted: 0.0, as scikit-learn's f1_score(..., zero_division=0)
+    assert evaluation.micro_f1(np.zeros((2, 2)), np.zeros((2, 2))) == 0.0
+    assert evaluation.macro_f1(np.zeros((2, 2)), np.zeros((2, 2))) == 0.0
     assert evaluation.macro_f1(np.zeros((2, 2)), np.eye(2)) == 0.0
 
 

@@ -60,6 +60,9 @@ def _add_worker(sub) -> None:
     )
     p.add_argument("--name", default=None, help="worker name, unique across hosts (default: rq's)")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    p.add_argument(
+        "--health", action="store_true", help="exit 0 if a worker of this host is registered in Redis, else 1"
+    )
     p.set_defaults(run=_worker)
 
 
@@ -75,7 +78,15 @@ def _worker(args: argparse.Namespace) -> int:
         print("beal worker needs REDIS_URL (without it the API trains in-process)", file=sys.stderr)
         return 2
     conn = Redis.from_url(settings.redis_url)
-    from beal_backend.worker.queues import embedding_queue_name
+    from beal_backend.worker.queues import embedding_queue_name, worker_alive
+
+    if args.health:  # the worker container's health check: this host's worker, not only Redis, is alive
+        import socket
+
+        if worker_alive(conn, socket.gethostname()):
+            return 0
+        print(f"beal worker: no worker of host {socket.gethostname()} is registered in Redis", file=sys.stderr)
+        return 1
 
     queues = [
         Queue(name, connection=conn, serializer=JSONSerializer)  # listed first = served first

@@ -23,6 +23,12 @@ from beal_backend.worker.rounds import run_round
 log = logging.getLogger(__name__)
 
 
+def worker_alive(conn, hostname: str) -> bool:
+    """Whether an rq worker of this host is registered: a worker renews its registration with every heartbeat,
+    and a dead one's expires (rq's worker_ttl), so this is the worker container's health check."""
+    return any(w.hostname == hostname for w in rq.Worker.all(connection=conn))
+
+
 def embedding_queue_name(training_queue: str) -> str:
     """Workers take jobs from the training queue first: embedding imported tasks only fills idle time."""
     return f"{training_queue}-embedding"

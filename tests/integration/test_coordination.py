@@ -140,3 +140,23 @@ def test_webhook_answers_503_when_redis_is_down(app_factory, tmp_path):
     assert r.status_code == 503 and "Redis" in r.get_json()["error"]
     assert time.time() - t0 < 1.0  # within Label Studio's webhook timeout
     assert c.get("/health").get_json()["redis"] is False
+
+
+def test_worker_health_check_sees_a_worker_of_this_host(redis_conn, monkeypatch, capsys):
+    """`beal worker --health` (the worker container's health check) answers 0 only while an rq worker of this
+    host is registered in Redis (a registration lives as long as the worker's heartbeats), not just Redis."""
+    from rq import Worker
+
+    from beal_backend import cli
+
+    monkeypatch.setenv("REDIS_URL", REDIS_TEST_URL)
+    assert cli.main(["worker", "--health"]) == 1 and "no worker of host" in capsys.readouterr().err
+    elsewhere = Worker([Queue("beal-training", connection=redis_conn)], connection=redis_conn, name="other")
+    elsewhere.hostname = "another-host"
+    elsewhere.register_birth()
+    assert cli.main(["worker", "--health"]) == 1  # a worker on another host says nothing about this one
+    here = Worker([Queue("beal-training", connection=redis_conn)], connection=redis_conn, name="here")
+    here.register_birth()
+    assert cli.main(["worker", "--health"]) == 0
+    here.register_death()
+    assert cli.main(["worker", "--health"]) == 1

@@ -8,6 +8,7 @@ training on CUDA learns the synthetic task.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -40,7 +41,7 @@ def test_a_published_version_loads_onto_cuda_and_scores_as_on_the_cpu(tiny_bert_
 
 
 def test_mc_dropout_on_cuda_is_seeded_and_stochastic(tiny_bert_trained, probe_texts):
-    model = tiny_bert_trained.model.to("cuda")
+    model = copy.deepcopy(tiny_bert_trained.model).to("cuda")  # the fixture is shared by the session
     enc = encode(tiny_bert_trained.tokenizer, probe_texts, tiny_bert_trained.config.max_wordpieces)
     cfg = ScoringConfig(passes=20, scope="full", seed=3, device="cuda")
     a, b = mc_moments(model, enc, cfg), mc_moments(model, enc, cfg)
@@ -55,7 +56,7 @@ def test_mc_dropout_on_cuda_is_seeded_and_stochastic(tiny_bert_trained, probe_te
     assert not model.training  # the caller's model is untouched
 
 
-def test_training_on_cuda_learns_the_synthetic_task(tiny_bert_train_config, probe_texts):
+def test_training_on_cuda_learns_the_synthetic_task(tiny_bert_train_config):
     texts, label_sets = synthetic_texts(96, seed=1)
     trained = train(texts, label_sets, LABELS, replace(tiny_bert_train_config, epochs=20, device="cuda"))
     assert next(trained.model.parameters()).device.type == "cuda"

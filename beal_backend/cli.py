@@ -83,9 +83,10 @@ def _worker(args: argparse.Namespace) -> int:
     if args.health:  # the worker container's health check: this host's worker, not only Redis, is alive
         import socket
 
-        if worker_alive(conn, socket.gethostname()):
+        host = socket.gethostname()
+        if worker_alive(conn, host):
             return 0
-        print(f"beal worker: no worker of host {socket.gethostname()} is registered in Redis", file=sys.stderr)
+        print(f"beal worker: no worker of host {host} is registered in Redis", file=sys.stderr)
         return 1
 
     queues = [

@@ -93,8 +93,10 @@ def _worker(args: argparse.Namespace) -> int:
         Queue(name, connection=conn, serializer=JSONSerializer)  # listed first = served first
         for name in (settings.queue_name, embedding_queue_name(settings.queue_name))
     ]
-    # the default Worker forks a work horse per job: CUDA starts in the child, and a crash kills only the job
-    Worker(queues, connection=conn, serializer=JSONSerializer, name=args.name).work(burst=args.burst)
+    # the default Worker forks a work horse per job: CUDA starts in the child, and a crash kills only the job;
+    # with_scheduler: rq's scheduler (one per Redis, whichever worker holds its lock) enqueues the idle checks
+    worker = Worker(queues, connection=conn, serializer=JSONSerializer, name=args.name)
+    worker.work(burst=args.burst, with_scheduler=True)
     return 0
 
 

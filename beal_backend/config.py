@@ -71,6 +71,7 @@ RULES = {
         ("port", "PORT", _int(1, 65535)),
         ("log_level", "LOG_LEVEL", (str.upper, lambda v: v in LOG_LEVELS, "one of " + ", ".join(LOG_LEVELS))),
         ("train_every", "TRAIN_EVERY", _int(1)),
+        ("train_idle_seconds", "TRAIN_IDLE_SECONDS", _int(0, 7 * 24 * 3600)),
         ("min_annotations", "MIN_ANNOTATIONS", _int(1)),
         ("lock_ttl", "LOCK_TTL", _int(1)),
         ("predict_passes", "PREDICT_PASSES", _int(1)),
@@ -112,6 +113,7 @@ class Settings:
     port: int = 9090
     log_level: str = "INFO"
     train_every: int = 10  # retrain after this many new/changed annotations (START_TRAINING: at once)
+    train_idle_seconds: int = 300  # ... or when no annotation came for this long and some are untrained; 0: off
     min_annotations: int = 2  # fewer labeled tasks than this: the job is skipped with a reason
     job_timeout: int = 6 * 3600  # seconds; RQ's default of 180 s is far too short for training
     lock_ttl: int = 60  # s; a running job renews its project lock, so a killed worker frees it within this

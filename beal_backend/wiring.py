@@ -13,6 +13,7 @@ from beal_backend.engine.scoring import ScoringConfig
 from beal_backend.engine.training import TrainConfig
 from beal_backend.labelstudio.client import LabelStudioClient
 from beal_backend.store.versions import ModelStore
+from beal_backend.worker import triggers
 from beal_backend.worker.coordination import (
     Coordinator,
     LocalCoordinator,
@@ -110,6 +111,11 @@ def train_project(project: str) -> dict:
     """RQ entry point: a JSON-serialisable argument, the runtime rebuilt from the worker's environment."""
     job = rq.get_current_job()
     return run_round(project, Runtime.from_env(), job_id=job.id if job else None)
+
+
+def check_idle(project: str) -> dict:
+    """RQ entry point of the delayed idle check; it may enqueue a round, so it needs the queue too."""
+    return triggers.check_idle(build_runtime(Settings.from_env()), project)
 
 
 def embed_project(project: str) -> dict:

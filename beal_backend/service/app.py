@@ -31,7 +31,7 @@ from beal_backend.service.model import (
 )
 from beal_backend.store.versions import IntegrityError, StoreError
 from beal_backend.wiring import NotConfiguredError, Runtime, build_runtime
-from beal_backend.worker.coordination import ProjectLocked
+from beal_backend.worker.locks import ProjectLocked
 from beal_backend.worker.promotion import PromotionError
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,8 @@ from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.store.versions import check_id
 from beal_backend.wiring import Runtime
-from beal_backend.worker import embedding
 from beal_backend.worker import rounds as jobs
-from beal_backend.worker.queues import JobQueue
+from beal_backend.worker import triggers
 
 log = logging.getLogger(__name__)
 UNTRAINED = "beal-untrained"  # what /setup reports before the first model (stable, so LS predicts once)
@@ -218,43 +217,20 @@ class BealModel:
             deleted = data.get("annotations")
             changed = len(deleted) if event == "ANNOTATIONS_DELETED" and isinstance(deleted, list) else 1
             count = self.rt.coordinator.add_annotations(pid, max(changed, 1))
+            triggers.note_annotation_event(self.rt, pid)
             if count < self.rt.settings.train_every:
                 return {"status": "counted", "project": pid, "annotations_since_training": count}
         elif event == "TASKS_CREATED":
             return self._trigger_embedding(pid)
         elif event != "START_TRAINING":
             return {"status": "ignored", "action": event}
-        return self._trigger(pid)
+        return triggers.enqueue_round(self.rt, pid)
 
     def _trigger_embedding(self, pid: str) -> dict:
         """Imported tasks: a low-priority job caches their features (frozen learner only), coalesced."""
         if learners.resolve(self.rt.settings.learner, self.rt.train.device) != "frozen":
             return {"status": "ignored", "action": "TASKS_CREATED", "reason": "the finetune learner caches no features"}
-        key = embedding.embed_key(pid)
-        if not self.rt.coordinator.claim_pending(key):
-            return {"status": "coalesced", "project": pid, "job": "embedding"}
-        try:
-            job_id = self._queue().enqueue_embedding(pid)
-        except Exception:
-            self.rt.coordinator.release_pending(key)
-            raise
-        return {"status": "queued", "project": pid, "job": "embedding", "job_id": job_id}
-
-    def _queue(self) -> JobQueue:
-        assert self.rt.queue is not None, "wiring.build_runtime attaches the queue"
-        return self.rt.queue
-
-    def _trigger(self, pid: str) -> dict:
-        if not self.rt.coordinator.claim_pending(pid):
-            return {"status": "coalesced", "project": pid}  # the pending job will read everything
-        # the counter restarts when the job starts (coordinator.running), not here: annotations that
-        # arrive before then are read by that job too, so they must not count towards the next one
-        try:
-            job_id = self._queue().enqueue(pid)
-        except Exception:
-            self.rt.coordinator.release_pending(pid)
-            raise
-        return {"status": "queued", "project": pid, "job_id": job_id}
+        return triggers.enqueue_embedding(self.rt, pid)
 
     # ---- status, registry
 

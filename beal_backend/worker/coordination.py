@@ -1,5 +1,5 @@
 """Per-project coordination shared by the API and the workers: annotation counters, the
-"one running + one pending job" rule, and job status records.
+"one running + one pending job" rule, the idle check's slot, and job status records.
 
 Two implementations with one interface: Redis (production, shared by every process and host) and
 in-memory (embedded mode, one process). Both keep the same semantics:
@@ -8,6 +8,7 @@ in-memory (embedded mode, one process). Both keep the same semantics:
 - a round runs inside ``running(p)``: it waits for the project lock, then in one step clears the pending
   flag and the annotation counter (the round reads every annotation so far, so a webhook arriving while it
   runs counts towards exactly one follow-up), and records a job left "started" by a dead worker as failed;
+- ``claim_idle_check(p)`` is true for one caller until the check runs and calls ``release_idle_check(p)``;
 - ``running`` yields a ``Lease``: ``check()`` raises ``LockLost`` once the lock is no longer ours;
 - reads (``statuses``) never write: a dead worker's job is shown as failed from one atomic snapshot.
 """
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+
+from beal_backend.worker.locks import Lease, ProjectLocked, RedisLease
 
 log = logging.getLogger(__name__)
 PREFIX = "beal"
@@ -30,25 +34,6 @@ WORKER_DIED = (
     "the worker stopped during the job (killed or crashed, or it lost the project lock); "
     "the previous version keeps serving and the next trigger retrains"
 )
-
-
-class ProjectLocked(TimeoutError):
-    """Another job held the project lock for the whole wait (answered as HTTP 409)."""
-
-
-class LockLost(RuntimeError):
-    """The job's project lock expired or was taken over: the job must stop before it publishes anything."""
-
-
-class Lease:
-    """A held project lock. ``check`` raises ``LockLost`` once it is no longer ours; ``confirm=True`` asks
-    the lock's owner (Redis) instead of trusting the heartbeat's last answer. A thread lock is never lost."""
-
-    def check(self, confirm: bool = False) -> None:
-        return None
-
-    def is_lost(self) -> bool:
-        return False
 
 
 def _dead(current: dict, locked: bool) -> bool:
@@ -62,7 +47,19 @@ def _as_failed(st: dict) -> dict:
 
 class Coordinator:
     def add_annotations(self, project: str, n: int = 1) -> int:
-        """Count changed annotations since the last round started; returns the new count."""
+        """Count changed annotations since the last round started; returns the new count (n=0 reads it)."""
+        raise NotImplementedError
+
+    def mark_annotated(self, project: str) -> None:
+        """Record that an annotation event arrived now (the idle check measures the quiet since then)."""
+        raise NotImplementedError
+
+    def claim_idle_check(self, project: str, ttl: float) -> bool:
+        """One scheduled idle check per project; the slot expires after ``ttl`` s in case the check is lost."""
+        raise NotImplementedError
+
+    def release_idle_check(self, project: str) -> float:
+        """The check runs: free its slot and return the seconds since the last annotation event (inf: none)."""
         raise NotImplementedError
 
     def reset_annotations(self, project: str) -> None:
@@ -133,6 +130,8 @@ class LocalCoordinator(Coordinator):
         self._mu = threading.Lock()
         self._counts: dict[str, int] = {}
         self._pending: set[str] = set()
+        self._idle_checks: set[str] = set()
+        self._annotated: dict[str, float] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._status: dict[str, dict] = {}
         self._log: dict[str, list[dict]] = {}
@@ -145,6 +144,21 @@ class LocalCoordinator(Coordinator):
     def reset_annotations(self, project):
         with self._mu:
             self._counts[project] = 0
+
+    def mark_annotated(self, project):
+        with self._mu:
+            self._annotated[project] = time.monotonic()
+
+    def claim_idle_check(self, project, ttl):  # one process: a scheduled check is never lost, so no TTL
+        with self._mu:
+            claimed = project not in self._idle_checks
+            self._idle_checks.add(project)
+            return claimed
+
+    def release_idle_check(self, project):
+        with self._mu:
+            self._idle_checks.discard(project)
+            return time.monotonic() - self._annotated.get(project, -math.inf)
 
     def claim_pending(self, project):
         with self._mu:
@@ -220,6 +234,21 @@ class RedisCoordinator(Coordinator):
     def reset_annotations(self, project):
         self.r.delete(self._key("count", project))
 
+    def mark_annotated(self, project):  # Redis's clock: the API and the workers may run on different hosts
+        sec, usec = self.r.time()
+        self.r.set(self._key("annotated", project), f"{sec}.{usec:06d}", ex=self.pending_ttl)
+
+    def claim_idle_check(self, project, ttl):
+        return bool(self.r.set(self._key("idle", project), "1", nx=True, ex=max(1, math.ceil(ttl))))
+
+    def release_idle_check(self, project):
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key("idle", project))
+            pipe.get(self._key("annotated", project))
+            pipe.time()
+            _, at, (sec, usec) = pipe.execute()
+        return sec + usec / 1e6 - float(at) if at else math.inf
+
     def claim_pending(self, project):
         return bool(self.r.set(self._key("pending", project), "1", nx=True, ex=self.pending_ttl))
 
@@ -239,7 +268,7 @@ class RedisCoordinator(Coordinator):
         )
         if not lock.acquire():
             raise ProjectLocked(f"project {project} stayed locked for {timeout} s")
-        lease = _RedisLease(lock, self.lock_ttl)
+        lease = RedisLease(lock, self.lock_ttl)
         stop = threading.Event()
         beat = threading.Thread(target=self._renew, args=(lease, stop), daemon=True)
         beat.start()
@@ -262,7 +291,7 @@ class RedisCoordinator(Coordinator):
                     "project %s: could not release the lock (%s); it expires within %s s", project, e, self.lock_ttl
                 )
 
-    def _renew(self, lease: _RedisLease, stop: threading.Event) -> None:
+    def _renew(self, lease: RedisLease, stop: threading.Event) -> None:
         """Keep a short-lived lock alive while the job runs; a killed worker stops renewing it.
         (The lock is not thread-local, so this thread may renew what the job thread took.)"""
         while not stop.wait(self.lock_ttl / 3) and not lease.lost.is_set():
@@ -316,30 +345,3 @@ class RedisCoordinator(Coordinator):
             return bool(self.r.ping())
         except redis.exceptions.RedisError:
             return False
-
-
-class _RedisLease(Lease):
-    def __init__(self, lock, ttl: float):
-        self.lock, self.ttl = lock, ttl
-        self.lost = threading.Event()
-        self.renewed = time.monotonic()
-
-    def renew(self) -> None:
-        try:
-            self.lock.reacquire()
-            self.renewed = time.monotonic()
-        except redis.exceptions.LockNotOwnedError:
-            self.lost.set()  # expired (e.g. a long Redis outage or a stalled process) and maybe taken over
-        except redis.exceptions.RedisError as e:  # Redis away for a moment: ours until the TTL runs out
-            log.warning("could not renew %s (%s); retrying", self.lock.name, e)
-
-    def is_lost(self) -> bool:
-        return self.lost.is_set()
-
-    def check(self, confirm: bool = False) -> None:
-        if confirm and not self.lost.is_set():
-            self.renew()
-            if time.monotonic() - self.renewed > self.ttl:  # unreachable for longer than the TTL: maybe expired
-                raise LockLost(f"could not confirm {self.lock.name} for {self.ttl} s (Redis unreachable)")
-        if self.lost.is_set():
-            raise LockLost(f"{self.lock.name} expired or was taken by another job")

@@ -2,7 +2,8 @@
 
 Production: ``RQQueue`` puts the project id on a Redis queue; ``beal worker`` processes (the GPU
 container) call ``wiring.train_project``. Embedded default (no REDIS_URL): ``ThreadQueue`` runs the same
-``jobs.run_round`` in one thread of the API process. Only the project id crosses a queue.
+``jobs.run_round`` in one thread of the API process. Only the project id crosses a queue. Idle checks
+(``triggers.check_idle``) are delayed jobs: rq's scheduler, run by ``beal worker``, or a timer thread.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import logging
 import queue
 import threading
 import uuid
+from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Protocol
 
 import rq
 from rq.serializers import JSONSerializer
 
+from beal_backend.worker import triggers
 from beal_backend.worker.embedding import embed_tasks
 from beal_backend.worker.rounds import run_round
 
@@ -41,6 +45,8 @@ class JobQueue(Protocol):
 
     def enqueue_embedding(self, project: str) -> str: ...
 
+    def enqueue_idle_check(self, project: str, delay: float) -> str: ...
+
 
 class RQQueue:
     def __init__(self, conn, name: str, timeout: int):
@@ -56,9 +62,17 @@ class RQQueue:
     def enqueue(self, project: str) -> str:
         return self._put(self.q, "train_project", f"train-{project}", project, result_ttl=7 * 24 * 3600)
 
-    def _put(self, queue: rq.Queue, entry: str, prefix: str, project: str, result_ttl: int) -> str:
-        """Enqueue ``wiring.<entry>(project)``: only the project id crosses the queue (JSON)."""
-        job = queue.enqueue(
+    def enqueue_idle_check(self, project: str, delay: float) -> str:
+        """Due after ``delay`` s: the scheduler of a ``beal worker`` (rq's, in the worker) moves it to the queue."""
+        at = datetime.now(timezone.utc) + timedelta(seconds=delay)
+        return self._put(self.q, "check_idle", f"idle-{project}", project, result_ttl=3600, at=at)
+
+    def _put(
+        self, queue: rq.Queue, entry: str, prefix: str, project: str, result_ttl: int, at: datetime | None = None
+    ) -> str:
+        """Enqueue ``wiring.<entry>(project)``, at once or at ``at``: only the project id crosses the queue."""
+        put = partial(queue.enqueue_at, at) if at else queue.enqueue
+        job = put(
             f"beal_backend.wiring.{entry}",
             project,
             job_id=f"{prefix}-{uuid.uuid4().hex[:8]}",
@@ -87,6 +101,20 @@ class ThreadQueue:
         job_id = f"embed-{project}-{uuid.uuid4().hex[:8]}"
         self._q.put((self.EMBED, next(self._seq), project, job_id))
         return job_id
+
+    def enqueue_idle_check(self, project: str, delay: float) -> str:
+        """A timer thread runs the check itself: it only reads counters and may enqueue a round here."""
+        job_id = f"idle-{project}-{uuid.uuid4().hex[:8]}"
+        timer = threading.Timer(delay, self._check_idle, (project, job_id))
+        timer.daemon = True
+        timer.start()
+        return job_id
+
+    def _check_idle(self, project: str, job_id: str) -> None:
+        try:
+            triggers.check_idle(self.rt, project)
+        except Exception:  # a lost check only delays training until the next annotation or Start Training
+            log.exception("idle check %s of project %s failed", job_id, project)
 
     def join(self) -> None:
         """Wait until every queued job has run (tests, CLI)."""

@@ -85,6 +85,7 @@ class Backend:
             "PORT": str(self.port),
             "HF_HUB_OFFLINE": "1",
             "TRAIN_EVERY": "10",
+            "TRAIN_IDLE_SECONDS": "0",  # rounds come from the count; test_idle_training turns idle checks on
             "EPOCHS": "2",
             "MC_PASSES": "8",
             "MC_SCOPE": "full",

@@ -144,3 +144,19 @@ def test_embedded_mode_trains_in_process(label_studio, backend_factory):
         t["id"]: [version] for t in tasks[5:]
     }
     assert ls("GET", f"/api/projects/{project}")["model_version"] == version
+
+
+def test_the_end_of_a_burst_is_trained_once_annotation_goes_quiet(label_studio, backend_factory):
+    """TRAIN_EVERY=100 is never reached: 6 annotations are trained on TRAIN_IDLE_SECONDS=3 after the last one,
+    by the idle check that rq's scheduler, run by the `beal worker` process, starts."""
+    ls = LS(*label_studio)
+    b = backend_factory(LEARNER="frozen", TRAIN_EVERY=100, TRAIN_IDLE_SECONDS=3)
+    b.worker()
+    data = rows(16, offset=60)
+    project, tasks = make_project(ls, data, title="idle")
+    ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
+    for task, row in zip(tasks[:6], data[:6]):
+        ls.annotate(task["id"], row["labels"])
+    version = wait_for_version(b, project)
+    assert ModelStore(b["env"]["MODEL_DIR"]).metadata(str(project), version)["n_annotations"] == 6
+    assert ls("GET", f"/api/projects/{project}")["model_version"] == version

@@ -32,7 +32,16 @@ def tiny_trained():
 
 @pytest.fixture
 def settings(tmp_path):
-    return Settings(model_dir=str(tmp_path / "store"), mc_passes=4, mc_scope="full", seed=5, predict_passes=3, epochs=1)
+    # no idle checks unless a test asks: their timers would outlive the test
+    return Settings(
+        model_dir=str(tmp_path / "store"),
+        mc_passes=4,
+        mc_scope="full",
+        seed=5,
+        predict_passes=3,
+        epochs=1,
+        train_idle_seconds=0,
+    )
 
 
 @pytest.fixture
@@ -59,6 +68,7 @@ class RecordingQueue:
     def __init__(self):
         self.jobs = []
         self.embedding_jobs = []
+        self.idle_checks = []  # (project, delay in s)
 
     def enqueue(self, project):
         self.jobs.append(project)
@@ -67,6 +77,10 @@ class RecordingQueue:
     def enqueue_embedding(self, project):
         self.embedding_jobs.append(project)
         return f"embed-{len(self.embedding_jobs)}"
+
+    def enqueue_idle_check(self, project, delay):
+        self.idle_checks.append((project, delay))
+        return f"idle-{len(self.idle_checks)}"
 
 
 @pytest.fixture

@@ -22,13 +22,8 @@ from beal_backend.store.versions import WEIGHTS, ModelStore
 from beal_backend.wiring import Runtime
 from beal_backend.worker import queues
 from beal_backend.worker import rounds as jobs
-from beal_backend.worker.coordination import (
-    WORKER_DIED,
-    LocalCoordinator,
-    LockLost,
-    ProjectLocked,
-    RedisCoordinator,
-)
+from beal_backend.worker.coordination import WORKER_DIED, LocalCoordinator, RedisCoordinator
+from beal_backend.worker.locks import LockLost, ProjectLocked
 
 from .conftest import CONFIG, LABELS, POOL, REDIS_TEST_URL, TEXTS, RecordingQueue
 

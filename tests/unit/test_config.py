@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
             "REDIS_URL='localhost:6379' is invalid: use a redis://, rediss:// or unix:// URL",
         ),
         ({"TRAIN_EVERY": "-1"}, "TRAIN_EVERY=-1 is invalid: use an integer >= 1"),
+        ({"TRAIN_IDLE_SECONDS": "-5"}, "TRAIN_IDLE_SECONDS=-5 is invalid: use an integer from 0 to 604800"),
         ({"KEEP_VERSIONS": "1.5"}, "KEEP_VERSIONS='1.5' is invalid: use an integer >= 0"),
         ({"LOCK_TTL": "0"}, "LOCK_TTL=0 is invalid: use an integer >= 1"),
         ({"LS_TIMEOUT": "0.5"}, "LS_TIMEOUT=0.5 is invalid: use a number >= 1 and <= 3600"),
@@ -88,6 +89,7 @@ def test_good_settings_are_typed_and_unset_ones_keep_their_defaults():
     assert Settings.from_env({}) == Settings()
     # edge values the e2e tests rely on: a strict gate and a short lock
     assert Settings.from_env({"PROMOTION_MARGIN": "-1", "LOCK_TTL": "2"}).promotion_margin == -1.0
+    assert Settings.from_env({"TRAIN_IDLE_SECONDS": "0"}).train_idle_seconds == 0  # 0 = idle checks off
 
 
 def test_reading_settings_imports_no_torch():

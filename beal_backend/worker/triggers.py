@@ -1,0 +1,83 @@
+"""When a round is enqueued: by the webhook's count (``TRAIN_EVERY``), by Start Training, and by the idle check,
+which trains the end of a burst ``TRAIN_IDLE_SECONDS`` after its last annotation event (the count alone would
+leave those annotations untrained until more arrive). Each only claims the project's one pending slot and
+enqueues; the round itself reads every annotation when it starts.
+
+At most one idle check per project is scheduled at a time. The check frees its slot *before* it reads the time
+of the last annotation event, so an event that arrives while it runs either is seen by it or schedules the
+next check: none is left unchecked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from beal_backend.worker import embedding
+
+log = logging.getLogger(__name__)
+CHECK_SLOT_MARGIN = 600  # s: a check waits behind a running job in RQ; its slot outlives it by this much
+
+
+def enqueue_round(rt, project: str) -> dict:
+    """Enqueue a round unless one is already waiting (it will read everything); ``rt``: wiring.Runtime."""
+    # the counter restarts when the job starts (coordinator.running), not here: annotations that
+    # arrive before then are read by that job too, so they must not count towards the next one
+    job_id = _claim_and_enqueue(rt, project, rt.queue.enqueue, project)
+    return (
+        {"status": "queued", "project": project, "job_id": job_id}
+        if job_id
+        else {
+            "status": "coalesced",  # the waiting round will read everything
+            "project": project,
+        }
+    )
+
+
+def enqueue_embedding(rt, project: str) -> dict:
+    """Enqueue the low-priority job that caches imported tasks' features, unless one is waiting."""
+    job_id = _claim_and_enqueue(rt, embedding.embed_key(project), rt.queue.enqueue_embedding, project)
+    state = {"status": "queued", "job_id": job_id} if job_id else {"status": "coalesced"}
+    return {**state, "project": project, "job": "embedding"}
+
+
+def note_annotation_event(rt, project: str) -> None:
+    """Record the event's time and make sure one idle check is scheduled (``TRAIN_IDLE_SECONDS`` = 0: off)."""
+    idle = rt.settings.train_idle_seconds
+    if idle:
+        rt.coordinator.mark_annotated(project)
+        _schedule_check(rt, project, idle)
+
+
+def check_idle(rt, project: str) -> dict:
+    """The scheduled check: enqueue a round if annotations are untrained and none came for the idle time;
+    if one came since the check was scheduled, look again when the idle time after it has passed."""
+    wait = rt.settings.train_idle_seconds - rt.coordinator.release_idle_check(project)
+    if wait > 0:
+        _schedule_check(rt, project, wait)
+        return {"status": "waiting", "project": project, "seconds": round(wait, 3)}
+    if rt.coordinator.add_annotations(project, 0) == 0:
+        return {"status": "up to date", "project": project}  # the last round read everything
+    log.info("project %s: no annotation for %s s, training the untrained ones", project, rt.settings.train_idle_seconds)
+    return enqueue_round(rt, project)
+
+
+def _claim_and_enqueue(rt, slot: str, enqueue, project: str) -> str | None:
+    """The job id, or None when a job of this kind already waits (the pending ``slot`` is taken); the slot is
+    freed again if the queue refuses the job."""
+    if not rt.coordinator.claim_pending(slot):
+        return None
+    try:
+        return enqueue(project)
+    except Exception:
+        rt.coordinator.release_pending(slot)
+        raise
+
+
+def _schedule_check(rt, project: str, delay: float) -> None:
+    if not rt.coordinator.claim_idle_check(project, ttl=delay + CHECK_SLOT_MARGIN):
+        return  # one is scheduled: it will see this event's time
+    try:
+        rt.queue.enqueue_idle_check(project, delay)
+    except Exception:
+        rt.coordinator.release_idle_check(project)
+        raise

@@ -1,0 +1,195 @@
+"""TRAIN_IDLE_SECONDS: the end of an annotation burst is trained on once no annotation came for that long.
+The decision (`triggers.check_idle`) on a clock the test moves; then the two real delayed paths: a timer thread
+(embedded mode) and rq's scheduler in a `beal worker` on the real Redis."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+from rq import Queue
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+from rq.serializers import JSONSerializer
+
+from beal_backend import cli
+from beal_backend.wiring import Runtime, build_runtime
+from beal_backend.worker import coordination, triggers
+from beal_backend.worker.coordination import LocalCoordinator, RedisCoordinator
+from beal_backend.worker.queues import ThreadQueue
+
+from .conftest import CONFIG, REDIS_TEST_URL
+
+pytestmark = pytest.mark.redis
+ANNOTATED = {"action": "ANNOTATION_CREATED", "annotation": {"id": 1}, "project": {"id": 5}}
+
+
+class Clock:
+    """Stands in for the ``time`` module of coordination: the test says what time it is."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+    def time(self):
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock()
+    monkeypatch.setattr(coordination, "time", c)
+    return c
+
+
+@pytest.fixture
+def idle_app(app_factory, settings, clock):
+    """Project 5 with TRAIN_EVERY=10, TRAIN_IDLE_SECONDS=300; the queue records what was enqueued."""
+    app, rt = app_factory(rt=None, train_every=10, train_idle_seconds=300)
+    c = app.test_client()
+    assert c.post("/setup", json={"project": "5.1", "schema": CONFIG}).status_code == 200
+    return c, rt
+
+
+def _annotate(c, n=1):
+    return [c.post("/webhook", json=ANNOTATED).get_json()["status"] for _ in range(n)]
+
+
+def test_a_burst_shorter_than_train_every_is_trained_once_it_goes_quiet(idle_app, clock):
+    c, rt = idle_app
+    assert _annotate(c, 3) == ["counted"] * 3  # 3 < TRAIN_EVERY: no round from the count
+    assert rt.queue.idle_checks == [("5", 300)] and rt.queue.jobs == []  # one check for the whole burst
+    clock.now += 100
+    assert _annotate(c) == ["counted"]
+    assert rt.queue.idle_checks == [("5", 300)]  # still one: it will see this event's time
+
+    clock.now += 200  # the check is due; the last event was 200 s ago, so it looks again 100 s later
+    assert triggers.check_idle(rt, "5") == {"status": "waiting", "project": "5", "seconds": 100.0}
+    assert rt.queue.idle_checks == [("5", 300), ("5", 100.0)] and rt.queue.jobs == []
+
+    clock.now += 100  # 300 s without an annotation, 4 untrained: a round
+    assert triggers.check_idle(rt, "5")["status"] == "queued"
+    assert rt.queue.jobs == ["5"]
+
+
+def test_the_check_trains_nothing_when_the_last_round_read_everything(idle_app, clock):
+    c, rt = idle_app
+    _annotate(c, 2)
+    with rt.coordinator.running("5", timeout=1):  # a round starts: it reads those 2, the counter restarts
+        pass
+    clock.now += 300
+    assert triggers.check_idle(rt, "5") == {"status": "up to date", "project": "5"}
+    assert rt.queue.jobs == []
+    _annotate(c)  # the check freed its slot: the next event schedules a new one
+    assert rt.queue.idle_checks == [("5", 300), ("5", 300)]
+
+
+def test_an_event_during_the_check_is_never_left_unchecked(idle_app, clock, monkeypatch):
+    """The check frees its slot before it reads the time: an event saved in between schedules its own check."""
+    c, rt = idle_app
+    _annotate(c)
+    clock.now += 300
+    read = rt.coordinator.release_idle_check
+
+    def released_then_annotated(project):
+        quiet = read(project)
+        clock.now += 1
+        _annotate(c)  # arrives after the slot was freed
+        return quiet
+
+    monkeypatch.setattr(rt.coordinator, "release_idle_check", released_then_annotated)
+    assert triggers.check_idle(rt, "5")["status"] == "queued"  # it saw 300 s of quiet before that event
+    assert rt.queue.idle_checks == [("5", 300), ("5", 300)]  # ... which scheduled the next check
+
+
+def test_a_count_that_reaches_train_every_leaves_the_check_nothing_to_do(idle_app, clock):
+    c, rt = idle_app
+    assert _annotate(c, 10)[-1] == "queued"
+    with rt.coordinator.running("5", timeout=1):
+        pass
+    clock.now += 300
+    assert triggers.check_idle(rt, "5")["status"] == "up to date" and rt.queue.jobs == ["5"]
+
+
+def test_zero_turns_idle_checks_off(app_factory):
+    app, rt = app_factory(train_idle_seconds=0)
+    c = app.test_client()
+    c.post("/setup", json={"project": "5.1", "schema": CONFIG})
+    assert _annotate(c, 3) == ["counted"] * 3 and rt.queue.idle_checks == []
+
+
+def test_a_check_the_queue_refused_frees_its_slot(app_factory, clock):
+    """Redis refusing the delayed job must not leave the slot taken until it expires."""
+    app, rt = app_factory(train_idle_seconds=300)
+    c = app.test_client()
+    c.post("/setup", json={"project": "5.1", "schema": CONFIG})
+    recorded = rt.queue.enqueue_idle_check
+    rt.queue.enqueue_idle_check = lambda p, d: (_ for _ in ()).throw(ConnectionError("queue down"))
+    assert c.post("/webhook", json=ANNOTATED).status_code >= 500
+    rt.queue.enqueue_idle_check = recorded
+    assert _annotate(c) == ["counted"] and rt.queue.idle_checks == [("5", 300)]
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+def test_the_idle_slot_and_the_quiet_time(kind, redis_conn):
+    coord = RedisCoordinator(redis_conn, lock_ttl=5) if kind == "redis" else LocalCoordinator()
+    assert coord.release_idle_check("1") == float("inf")  # never annotated
+    assert coord.claim_idle_check("1", ttl=10) is True
+    assert coord.claim_idle_check("1", ttl=10) is False
+    assert coord.claim_idle_check("2", ttl=10) is True  # per project
+    coord.mark_annotated("1")
+    time.sleep(0.3)
+    assert 0.25 < coord.release_idle_check("1") < 2.0
+    assert coord.claim_idle_check("1", ttl=10) is True
+
+
+def test_embedded_mode_runs_the_check_on_a_timer(settings):
+    """No REDIS_URL: a timer thread of the API process runs the check, which enqueues the round in process."""
+    rounds = []
+
+    class Recorded(ThreadQueue):
+        def enqueue(self, project):  # the round itself needs Label Studio; the decision is what is tested
+            rounds.append((project, time.monotonic()))
+            return "train-recorded"
+
+    rt = Runtime.build(replace(settings, train_every=10, train_idle_seconds=1))
+    rt.queue = Recorded(rt)
+    rt.store.write_project("5", {"label_config": CONFIG})
+    from beal_backend.service.app import create_app
+
+    c = create_app(rt).test_client()
+    t0 = time.monotonic()
+    assert _annotate(c, 2) == ["counted", "counted"]
+    deadline = time.monotonic() + 10
+    while not rounds and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p for p, _ in rounds] == ["5"] and rounds[0][1] - t0 >= 1.0
+
+
+def test_a_beal_worker_schedules_the_check_and_it_enqueues_the_round(redis_conn, settings, monkeypatch):
+    """REDIS_URL: the check is a delayed rq job; the scheduler of a worker started as `beal worker` starts it
+    (with_scheduler=True), and the check, rebuilt from the worker's environment, enqueues the round."""
+    s = replace(settings, redis_url=REDIS_TEST_URL, train_every=10, train_idle_seconds=1)
+    for env, value in {"REDIS_URL": REDIS_TEST_URL, "MODEL_DIR": s.model_dir, "TRAIN_IDLE_SECONDS": "1"}.items():
+        monkeypatch.setenv(env, value)
+    rt = build_runtime(s)
+    rt.store.write_project("5", {"label_config": CONFIG})
+    from beal_backend.service.app import create_app
+
+    c = create_app(rt).test_client()
+    assert _annotate(c, 3) == ["counted"] * 3
+    q = Queue(s.queue_name, connection=redis_conn, serializer=JSONSerializer)
+    scheduled = ScheduledJobRegistry(queue=q)
+    [job_id] = scheduled.get_job_ids()
+    assert q.fetch_job(job_id).func_name == "beal_backend.wiring.check_idle" and q.count == 0
+
+    time.sleep(1.2)  # due now; a burst worker's scheduler enqueues due jobs once, then the worker runs them
+    assert cli.main(["worker", "--burst"]) == 0
+    assert q.fetch_job(job_id).return_value()["status"] == "queued"
+    # the round it enqueued ran next, and stopped where this test gave it no Label Studio
+    [round_id] = FailedJobRegistry(queue=q).get_job_ids()
+    round_job = q.fetch_job(round_id)
+    assert round_job.func_name == "beal_backend.wiring.train_project" and list(round_job.args) == ["5"]
+    assert "no Label Studio URL and API key for project 5" in round_job.latest_result().exc_string

@@ -241,6 +241,7 @@ class BealModel:
             out[pid] = {
                 "model_version": self.model_version(pid),
                 "pending": self.rt.coordinator.is_pending(pid),
+                "annotations_since_training": self.rt.coordinator.annotations(pid),  # since the last round started
                 "current_job": st.get("current"),
                 "last_job": st.get("last"),
             }
@@ -295,6 +296,9 @@ class BealModel:
                     "project": pid,
                     "current_version": current,
                     "pending": st["pending"],
+                    "annotations_since_training": st["annotations_since_training"],
+                    "train_every": self.rt.settings.train_every,
+                    "train_idle_seconds": self.rt.settings.train_idle_seconds,
                     "current_job": st["current_job"],
                     "last_job": st["last_job"],
                     "versions": versions,

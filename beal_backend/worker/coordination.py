@@ -47,7 +47,11 @@ def _as_failed(st: dict) -> dict:
 
 class Coordinator:
     def add_annotations(self, project: str, n: int = 1) -> int:
-        """Count changed annotations since the last round started; returns the new count (n=0 reads it)."""
+        """Count changed annotations since the last round started; returns the new count."""
+        raise NotImplementedError
+
+    def annotations(self, project: str) -> int:
+        """The count ``add_annotations`` returned last (a read: writes nothing)."""
         raise NotImplementedError
 
     def mark_annotated(self, project: str) -> None:
@@ -141,6 +145,10 @@ class LocalCoordinator(Coordinator):
             self._counts[project] = self._counts.get(project, 0) + n
             return self._counts[project]
 
+    def annotations(self, project):
+        with self._mu:
+            return self._counts.get(project, 0)
+
     def reset_annotations(self, project):
         with self._mu:
             self._counts[project] = 0
@@ -230,6 +238,9 @@ class RedisCoordinator(Coordinator):
 
     def add_annotations(self, project, n=1):
         return int(self.r.incrby(self._key("count", project), n))
+
+    def annotations(self, project):
+        return int(self.r.get(self._key("count", project)) or 0)
 
     def reset_annotations(self, project):
         self.r.delete(self._key("count", project))

@@ -55,7 +55,7 @@ def check_idle(rt, project: str) -> dict:
     if wait > 0:
         _schedule_check(rt, project, wait)
         return {"status": "waiting", "project": project, "seconds": round(wait, 3)}
-    if rt.coordinator.add_annotations(project, 0) == 0:
+    if rt.coordinator.annotations(project) == 0:
         return {"status": "up to date", "project": project}  # the last round read everything
     log.info("project %s: no annotation for %s s, training the untrained ones", project, rt.settings.train_idle_seconds)
     return enqueue_round(rt, project)

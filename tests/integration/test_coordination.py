@@ -31,7 +31,9 @@ def test_counter_and_reset(coord):
     assert [coord.add_annotations("1") for _ in range(3)] == [1, 2, 3]
     assert coord.add_annotations("1", 4) == 7
     assert coord.add_annotations("2") == 1  # per project
+    assert (coord.annotations("1"), coord.annotations("2"), coord.annotations("3")) == (7, 1, 0)
     coord.reset_annotations("1")
+    assert coord.annotations("1") == 0
     assert coord.add_annotations("1") == 1
 
 

@@ -61,6 +61,7 @@ def test_a_burst_shorter_than_train_every_is_trained_once_it_goes_quiet(idle_app
     c, rt = idle_app
     assert _annotate(c, 3) == ["counted"] * 3  # 3 < TRAIN_EVERY: no round from the count
     assert rt.queue.idle_checks == [("5", 300)] and rt.queue.jobs == []  # one check for the whole burst
+    assert c.get("/jobs").get_json()["5"]["annotations_since_training"] == 3
     clock.now += 100
     assert _annotate(c) == ["counted"]
     assert rt.queue.idle_checks == [("5", 300)]  # still one: it will see this event's time
@@ -79,6 +80,7 @@ def test_the_check_trains_nothing_when_the_last_round_read_everything(idle_app, 
     _annotate(c, 2)
     with rt.coordinator.running("5", timeout=1):  # a round starts: it reads those 2, the counter restarts
         pass
+    assert c.get("/jobs").get_json()["5"]["annotations_since_training"] == 0
     clock.now += 300
     assert triggers.check_idle(rt, "5") == {"status": "up to date", "project": "5"}
     assert rt.queue.jobs == []

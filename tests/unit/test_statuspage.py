@@ -205,6 +205,28 @@ def test_charts_progress_bar_and_hint_are_in_the_page():
     assert ids and max(ids.values()) == 1
 
 
+@pytest.mark.parametrize(
+    "counts, shown",
+    [
+        (
+            (4, 10, 300),
+            "4 annotation changes since the last round started; next round after 6 more or 5 min without any",
+        ),
+        ((1, 10, 90), "1 annotation change since the last round started; next round after 9 more or 90 s without any"),
+        ((12, 10, 0), "12 annotation changes since the last round started; next round after 1 more"),
+        (
+            (3, 10, 7200),
+            "3 annotation changes since the last round started; next round after 7 more or 2.0 h without any",
+        ),
+    ],
+)
+def test_the_card_says_what_is_untrained_and_what_starts_the_next_round(counts, shown):
+    n, every, idle = counts
+    html = render([full_project(annotations_since_training=n, train_every=every, train_idle_seconds=idle)], now=NOW)
+    assert re.findall(r'<span class="muted small untrained">(.*?)</span>', html) == [f"· {shown}"]
+    assert 'class="muted small untrained"' not in render([full_project(annotations_since_training=0)], now=NOW)
+
+
 def test_flat_project_shows_the_amber_stop_hint():
     vs = versions((50, 0.80, 0.70), (100, 0.80, 0.70), (150, 0.801, 0.70), (200, 0.802, 0.701))
     html = render([full_project(versions=vs)], now=NOW)

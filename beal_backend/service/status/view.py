@@ -76,6 +76,24 @@ def _ago(ts, now: float) -> str:
     return f"{d / 86400:.1f} d ago"
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _untrained(p: dict) -> str:
+    """The annotation changes since the last round started, and what starts the next round."""
+    n, every, idle = (num(p.get(k)) for k in ("annotations_since_training", "train_every", "train_idle_seconds"))
+    if not n or n < 1:
+        return ""
+    text = f"{n:.0f} annotation change{'' if n == 1 else 's'} since the last round started"
+    if every is None:
+        return text
+    more = f"after {max(every - n, 1):.0f} more"
+    return f"{text}; next round {more} or {_duration(idle)} without any" if idle else f"{text}; next round {more}"
+
+
 def _iso(value) -> str:
     """An ISO timestamp shortened for a table cell ("2026-05-01 12:03:04")."""
     if value is None:
@@ -313,6 +331,7 @@ def project(p: dict, now: float) -> dict:
         "title": short(p.get("title"), 120) if p.get("title") else "",
         "current": _text(current) if current else "",
         "pending": bool(p.get("pending")),
+        "untrained": _untrained(p),
         "job": _job(p, now),
         "counts": _round_counts(job if "skipped" in job else _dict(p.get("last_job"))),
         "previous": _previous(p, now),

@@ -331,7 +331,15 @@ def main() -> int:
                 f"!! benchmark override: the worker's Label Studio timeout is {args.ls_timeout:.0f} s (shipped: 30 s)"
             )
         backend = Backend(
-            url, key, work, args.redis, LEARNER="frozen", MC_PASSES=args.passes, TRAIN_EVERY=10**6, **extra
+            url,
+            key,
+            work,
+            args.redis,
+            LEARNER="frozen",
+            MC_PASSES=args.passes,
+            TRAIN_EVERY=10**6,
+            TRAIN_IDLE_SECONDS=0,
+            **extra,
         )
         if args.prefill:
             pf = prefill(backend, project, texts, args.prefill)

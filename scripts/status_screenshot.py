@@ -43,6 +43,7 @@ def main():
             "MODEL_DIR": tmp,
             "HF_HUB_OFFLINE": "1",
             "TRAIN_EVERY": "100000",
+            "TRAIN_IDLE_SECONDS": "0",  # rounds only from the script's Start Training
             "EPOCHS": "3",
             "MC_PASSES": "20",
             "VAL_FRACTION": "0.25",

@@ -4,7 +4,7 @@
 req=$1
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-stamp=".venv/.installed-$(basename "$req")-$(cat requirements*.txt pyproject.toml | sha256sum | cut -c1-12)"
+stamp=".venv/.installed-$(basename "$req")-$(cat requirements*.txt pyproject.toml beal_backend/__init__.py | sha256sum | cut -c1-12)"  # __init__: the version
 if [ ! -f "$stamp" ]; then
   echo "installing $req and beal-backend (editable) into .venv (first run only)..." >&2
   .venv/bin/python -m pip install -q --upgrade pip >&2

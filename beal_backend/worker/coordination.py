@@ -247,7 +247,7 @@ class RedisCoordinator(Coordinator):
 
     def mark_annotated(self, project):  # Redis's clock: the API and the workers may run on different hosts
         sec, usec = self.r.time()
-        self.r.set(self._key("annotated", project), f"{sec}.{usec:06d}", ex=self.pending_ttl)
+        self.r.set(self._key("annotated", project), f"{sec}.{usec:06d}")  # no TTL: idle times may be days
 
     def claim_idle_check(self, project, ttl):
         return bool(self.r.set(self._key("idle", project), "1", nx=True, ex=max(1, math.ceil(ttl))))

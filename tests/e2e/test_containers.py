@@ -62,6 +62,7 @@ def stack(engine, host_label_studio, tmp_path_factory):
         "LABEL_STUDIO_URL": ls_url.replace("127.0.0.1", engine.host_alias),
         "LABEL_STUDIO_API_KEY": token,
         "TRAIN_EVERY": "10",
+        "TRAIN_IDLE_SECONDS": "5",  # the end of a burst: test_one_round_through_the_containers' second round
         "EPOCHS": "2",
         "MC_PASSES": "8",
         "MC_SCOPE": "full",
@@ -115,6 +116,14 @@ def test_one_round_through_the_containers(stack):
     assert status.status_code == 200 and version in status.text
     metrics = requests.get(url + "/metrics", timeout=10).text
     assert f'beal_model_info{{project="{project}",version="{version}"}} 1.0' in metrics
+
+    # two more annotations, fewer than TRAIN_EVERY: 5 s after the last, the idle check (a delayed rq job that
+    # the worker container's scheduler starts) enqueues the round that trains on them
+    for t, row in zip(tasks[10:12], data[10:12]):
+        ls.annotate(t["id"], row["labels"])
+    second = wait_until(lambda: (v := trained()) != version and v, 600, "the idle round in the worker container")
+    versions = requests.get(f"{url}/projects/{project}/versions", timeout=5).json()["versions"]
+    assert [v["n_annotations"] for v in versions if v["version"] == second] == [12], versions
 
 
 @pytest.mark.parametrize("service", ["api", "worker"])

@@ -180,7 +180,7 @@ def delete_stale(client, project: str, version: str) -> dict:
         versions = client.model_versions(pid)
     except LabelStudioError as e:
         log.warning("project %s: model versions not listed (%s); the next round deletes the stale ones", project, e)
-        return {"removed_versions": [], "stale_versions_left": ["(not listed)"]}
+        return {"removed_versions": [], "versions_not_listed": str(e)[:200]}  # which are stale is unknown
     stale = {v: n for v, n in versions.items() if v != version and v.startswith(VERSION_PREFIX)}
     for v, n in stale.items():
         try:

@@ -369,5 +369,5 @@ def test_a_stale_version_that_cannot_be_deleted_is_left_to_the_next_round():
 
     assert jobs.delete_stale(Unreachable(), "3", "beal-new") == {
         "removed_versions": [],
-        "stale_versions_left": ["(not listed)"],
+        "versions_not_listed": "connection refused",
     }

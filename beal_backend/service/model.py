@@ -217,8 +217,8 @@ class BealModel:
             deleted = data.get("annotations")
             changed = len(deleted) if event == "ANNOTATIONS_DELETED" and isinstance(deleted, list) else 1
             count = self.rt.coordinator.add_annotations(pid, max(changed, 1))
-            triggers.note_annotation_event(self.rt, pid)
-            if count < self.rt.settings.train_every:
+            if count < self.rt.settings.train_every:  # (a round due now reads this event: no idle check needed)
+                triggers.note_annotation_event(self.rt, pid)
                 return {"status": "counted", "project": pid, "annotations_since_training": count}
         elif event == "TASKS_CREATED":
             return self._trigger_embedding(pid)

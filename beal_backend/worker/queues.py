@@ -25,6 +25,8 @@ from beal_backend.worker.embedding import embed_tasks
 from beal_backend.worker.rounds import run_round
 
 log = logging.getLogger(__name__)
+# a check that failed (Redis away for a moment) freed its slot first: retried, it cannot leave events unchecked
+CHECK_RETRY = rq.Retry(max=3, interval=[10, 60, 300])
 
 
 def worker_alive(conn, hostname: str) -> bool:
@@ -64,11 +66,18 @@ class RQQueue:
 
     def enqueue_idle_check(self, project: str, delay: float) -> str:
         """Due after ``delay`` s: the scheduler of a ``beal worker`` (rq's, in the worker) moves it to the queue."""
-        at = datetime.now(timezone.utc) + timedelta(seconds=delay)
-        return self._put(self.q, "check_idle", f"idle-{project}", project, result_ttl=3600, at=at)
+        at = datetime.now(timezone.utc) + timedelta(seconds=delay + 1)  # rq rounds due times down to the second
+        return self._put(self.q, "check_idle", f"idle-{project}", project, result_ttl=3600, at=at, retry=CHECK_RETRY)
 
     def _put(
-        self, queue: rq.Queue, entry: str, prefix: str, project: str, result_ttl: int, at: datetime | None = None
+        self,
+        queue: rq.Queue,
+        entry: str,
+        prefix: str,
+        project: str,
+        result_ttl: int,
+        at: datetime | None = None,
+        retry: rq.Retry | None = None,
     ) -> str:
         """Enqueue ``wiring.<entry>(project)``, at once or at ``at``: only the project id crosses the queue."""
         put = partial(queue.enqueue_at, at) if at else queue.enqueue
@@ -79,6 +88,7 @@ class RQQueue:
             job_timeout=self.timeout,
             result_ttl=result_ttl,
             failure_ttl=7 * 24 * 3600,
+            retry=retry,
         )
         return job.id
 

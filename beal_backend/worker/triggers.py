@@ -3,9 +3,9 @@ which trains the end of a burst ``TRAIN_IDLE_SECONDS`` after its last annotation
 leave those annotations untrained until more arrive). Each only claims the project's one pending slot and
 enqueues; the round itself reads every annotation when it starts.
 
-At most one idle check per project is scheduled at a time. The check frees its slot *before* it reads the time
-of the last annotation event, so an event that arrives while it runs either is seen by it or schedules the
-next check: none is left unchecked.
+Normally one idle check per project is scheduled at a time (see ``CHECK_SLOT_MARGIN``). The check frees
+its slot *before* it reads the time of the last annotation event, so an event that arrives while it runs either
+is seen by it or schedules the next check: none is left unchecked.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import logging
 from beal_backend.worker import embedding
 
 log = logging.getLogger(__name__)
-CHECK_SLOT_MARGIN = 600  # s: a check waits behind a running job in RQ; its slot outlives it by this much
+# s the slot outlives its check's due time. A check queued behind a longer round outlives its slot: then an event
+# may schedule a second check, which is harmless (a check enqueues a round only through the pending slot).
+CHECK_SLOT_MARGIN = 600
 
 
 def enqueue_round(rt, project: str) -> dict:

@@ -8,11 +8,13 @@ import time
 from dataclasses import replace
 
 import pytest
+import redis
 from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from beal_backend import cli
+from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import Runtime, build_runtime
 from beal_backend.worker import coordination, triggers
 from beal_backend.worker.coordination import LocalCoordinator, RedisCoordinator
@@ -122,16 +124,30 @@ def test_zero_turns_idle_checks_off(app_factory):
     assert _annotate(c, 3) == ["counted"] * 3 and rt.queue.idle_checks == []
 
 
-def test_a_check_the_queue_refused_frees_its_slot(app_factory, clock):
-    """Redis refusing the delayed job must not leave the slot taken until it expires."""
-    app, rt = app_factory(train_idle_seconds=300)
+def test_a_check_redis_refused_is_a_503_and_frees_its_slot(app_factory, settings, redis_conn):
+    """Redis refusing the delayed job: the webhook answers 503 naming Redis, and the slot is free again, so the
+    next event schedules the check (it must not stay taken until it expires)."""
+    rt = Runtime(
+        replace(settings, train_idle_seconds=300), ModelStore(settings.model_dir), RedisCoordinator(redis_conn, 5)
+    )
+    app, rt = app_factory(rt=rt)
     c = app.test_client()
     c.post("/setup", json={"project": "5.1", "schema": CONFIG})
     recorded = rt.queue.enqueue_idle_check
-    rt.queue.enqueue_idle_check = lambda p, d: (_ for _ in ()).throw(ConnectionError("queue down"))
-    assert c.post("/webhook", json=ANNOTATED).status_code >= 500
+    rt.queue.enqueue_idle_check = lambda p, d: (_ for _ in ()).throw(redis.ConnectionError("connection refused"))
+    r = c.post("/webhook", json=ANNOTATED)
+    assert r.status_code == 503 and "Redis" in r.get_json()["error"]
     rt.queue.enqueue_idle_check = recorded
     assert _annotate(c) == ["counted"] and rt.queue.idle_checks == [("5", 300)]
+
+
+def test_an_event_that_makes_a_round_due_schedules_no_check(idle_app):
+    """The round it enqueues reads that event: an idle check would have nothing to add."""
+    c, rt = idle_app
+    _annotate(c, 9)
+    assert rt.queue.idle_checks == [("5", 300)]
+    rt.coordinator.release_idle_check("5")  # as if that check ran
+    assert _annotate(c) == ["queued"] and rt.queue.jobs == ["5"] and rt.queue.idle_checks == [("5", 300)]
 
 
 @pytest.mark.parametrize("kind", ["redis", "local"])
@@ -185,9 +201,12 @@ def test_a_beal_worker_schedules_the_check_and_it_enqueues_the_round(redis_conn,
     q = Queue(s.queue_name, connection=redis_conn, serializer=JSONSerializer)
     scheduled = ScheduledJobRegistry(queue=q)
     [job_id] = scheduled.get_job_ids()
-    assert q.fetch_job(job_id).func_name == "beal_backend.wiring.check_idle" and q.count == 0
+    check = q.fetch_job(job_id)
+    assert check.func_name == "beal_backend.wiring.check_idle" and q.count == 0
+    assert check.retries_left == 3  # a check that failed (e.g. Redis away) is retried: its events stay covered
 
-    time.sleep(1.2)  # due now; a burst worker's scheduler enqueues due jobs once, then the worker runs them
+    # due after 1 s plus the 1 s that rq may round off; a burst worker's scheduler enqueues due jobs once
+    time.sleep(2.2)
     assert cli.main(["worker", "--burst"]) == 0
     assert q.fetch_job(job_id).return_value()["status"] == "queued"
     # the round it enqueued ran next, and stopped where this test gave it no Label Studio

@@ -213,7 +213,7 @@ def test_charts_progress_bar_and_hint_are_in_the_page():
             "4 annotation changes since the last round started; next round after 6 more or 5 min without any",
         ),
         ((1, 10, 90), "1 annotation change since the last round started; next round after 9 more or 90 s without any"),
-        ((12, 10, 0), "12 annotation changes since the last round started; next round after 1 more"),
+        ((9, 10, 0), "9 annotation changes since the last round started; next round after 1 more"),
         (
             (3, 10, 7200),
             "3 annotation changes since the last round started; next round after 7 more or 2.0 h without any",
@@ -222,8 +222,10 @@ def test_charts_progress_bar_and_hint_are_in_the_page():
 )
 def test_the_card_says_what_is_untrained_and_what_starts_the_next_round(counts, shown):
     n, every, idle = counts
-    html = render([full_project(annotations_since_training=n, train_every=every, train_idle_seconds=idle)], now=NOW)
-    assert re.findall(r'<span class="muted small untrained">(.*?)</span>', html) == [f"· {shown}"]
+    card = full_project(annotations_since_training=n, train_every=every, train_idle_seconds=idle, pending=False)
+    assert re.findall(r'<span class="muted small untrained">(.*?)</span>', render([card], now=NOW)) == [f"· {shown}"]
+    queued = render([{**card, "pending": True}], now=NOW)
+    assert f"· {n} annotation change" in queued and "a round is queued and will read them</span>" in queued
     assert 'class="muted small untrained"' not in render([full_project(annotations_since_training=0)], now=NOW)
 
 

@@ -88,6 +88,8 @@ def _untrained(p: dict) -> str:
     if not n or n < 1:
         return ""
     text = f"{n:.0f} annotation change{'' if n == 1 else 's'} since the last round started"
+    if p.get("pending"):
+        return f"{text}; a round is queued and will read them"
     if every is None:
         return text
     more = f"after {max(every - n, 1):.0f} more"

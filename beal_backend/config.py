@@ -8,6 +8,7 @@ configs are built from them by ``wiring`` (``Runtime.train`` / ``Runtime.scoring
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
@@ -95,6 +96,8 @@ RULES = {
         ("strategy", "STRATEGY", _one_of(STRATEGIES)),
     ]
 }
+# what a project may set for itself, in its Label Studio model connection's extra_params (config.project_params)
+PROJECT_PARAMS = ("train_every", "train_idle_seconds")
 PAIRS = (  # set both or neither: a half-set pair would fail open (auth) or mix credentials (Label Studio)
     ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "label_studio_url", "label_studio_api_key"),
     ("BASIC_AUTH_USER", "BASIC_AUTH_PASS", "basic_auth_user", "basic_auth_pass"),
@@ -178,6 +181,34 @@ class Settings:
                 except ValueError:
                     raise SettingsError(f"{rule.env}={raw!r} is invalid: use {rule.allowed}") from None
         return cls(**values)
+
+
+def project_params(raw) -> dict:
+    """A project's own settings from Label Studio's ``extra_params`` (a JSON object; a JSON string is read too):
+    only ``PROJECT_PARAMS``, each checked by its environment variable's rule. Raises ``SettingsError``."""
+    if isinstance(raw, str) and raw.strip():
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise SettingsError('extra_params is not JSON: use an object such as {"train_every": 20}') from None
+    if raw in (None, "", {}):
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsError('extra_params must be a JSON object such as {"train_every": 20}')
+    out = {}
+    for key, value in raw.items():
+        if key not in PROJECT_PARAMS:
+            allowed = ", ".join(PROJECT_PARAMS)
+            raise SettingsError(f"extra_params {str(key)[:80]!r} is not a per-project setting: use {allowed}")
+        rule = RULES[key]
+        try:
+            parsed = None if isinstance(value, bool) else rule.parse(str(value).strip())
+        except ValueError:
+            parsed = None
+        if parsed is None or not rule.ok(parsed):
+            raise SettingsError(f"extra_params {key}={str(value)[:80]!r} is invalid: use {rule.allowed}")
+        out[key] = parsed
+    return out
 
 
 def configure_logging(level: str) -> None:

@@ -3,12 +3,12 @@ builds them), and the RQ entry points, which rebuild all of it from a worker's e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 import rq
 
-from beal_backend.config import Settings
+from beal_backend.config import PROJECT_PARAMS, Settings
 from beal_backend.engine.scoring import ScoringConfig
 from beal_backend.engine.training import TrainConfig
 from beal_backend.labelstudio.client import LabelStudioClient
@@ -59,6 +59,12 @@ class Runtime:
         return cls(
             settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout), redis=conn, train=train
         )
+
+    def project_settings(self, project: str) -> Settings:
+        """The settings with the project's own applied (Label Studio's extra_params, checked and stored at /setup)."""
+        params = (self.store.read_project(project) or {}).get("params") or {}
+        own = {k: params[k] for k in PROJECT_PARAMS if k in params}
+        return replace(self.settings, **own) if own else self.settings
 
     def client(self, project: str) -> LabelStudioClient:
         """URL and key are one pair, never mixed: the environment's (then a /setup hostname is never

@@ -106,7 +106,11 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
         body = _json_body()
         return jsonify(
             model.setup(
-                _field(body, "project"), _field(body, "schema", str), body.get("hostname"), body.get("access_token")
+                _field(body, "project"),
+                _field(body, "schema", str),
+                body.get("hostname"),
+                body.get("access_token"),
+                body.get("extra_params"),
             )
         )
 

@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from dataclasses import replace
 
+from beal_backend.config import SettingsError, project_params
 from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.store.versions import check_id
@@ -67,11 +68,17 @@ class BealModel:
 
     # ---- /setup
 
-    def setup(self, project, schema, hostname=None, access_token=None, **_) -> dict:
+    def setup(self, project, schema, hostname=None, access_token=None, extra_params=None) -> dict:
         pid = project_id(project)
         parse_label_config(schema)  # refuse a config we cannot serve now, not at the first round
+        try:  # Label Studio sends the connection's extra_params with every /setup: the stored ones follow them
+            params = project_params(extra_params)
+        except SettingsError as e:
+            raise BadRequest(str(e)) from None
         old = self.rt.store.read_project(pid) or {}
-        info = {**old, "label_config": schema}
+        info = {k: v for k, v in old.items() if k != "params"} | {"label_config": schema}
+        if params:
+            info["params"] = params
         if (hostname or access_token) and not self.rt.settings.label_studio_url:
             # URL and token are one pair (runtime.client): a new host never inherits an old token
             info = {k: v for k, v in info.items() if k not in ("hostname", "access_token")}
@@ -217,8 +224,9 @@ class BealModel:
             deleted = data.get("annotations")
             changed = len(deleted) if event == "ANNOTATIONS_DELETED" and isinstance(deleted, list) else 1
             count = self.rt.coordinator.add_annotations(pid, max(changed, 1))
-            if count < self.rt.settings.train_every:  # (a round due now reads this event: no idle check needed)
-                triggers.note_annotation_event(self.rt, pid)
+            s = self.rt.project_settings(pid)
+            if count < s.train_every:  # (a round due now reads this event: no idle check needed)
+                triggers.note_annotation_event(self.rt, pid, s.train_idle_seconds)
                 return {"status": "counted", "project": pid, "annotations_since_training": count}
         elif event == "TASKS_CREATED":
             return self._trigger_embedding(pid)
@@ -291,14 +299,15 @@ class BealModel:
             versions = self.versions(pid) if self.rt.store.project_dir(pid).is_dir() else []
             meta = self.rt.store.metadata(pid, current) if current else {}
             scores = self.rt.store.scores(pid, current) if current else {"tasks": {}}
+            own = self.rt.project_settings(pid)
             out.append(
                 {
                     "project": pid,
                     "current_version": current,
                     "pending": st["pending"],
                     "annotations_since_training": st["annotations_since_training"],
-                    "train_every": self.rt.settings.train_every,
-                    "train_idle_seconds": self.rt.settings.train_idle_seconds,
+                    "train_every": own.train_every,
+                    "train_idle_seconds": own.train_idle_seconds,
                     "current_job": st["current_job"],
                     "last_job": st["last_job"],
                     "versions": versions,

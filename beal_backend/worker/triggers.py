@@ -15,8 +15,8 @@ import logging
 from beal_backend.worker import embedding
 
 log = logging.getLogger(__name__)
-# s the slot outlives its check's due time. A check queued behind a longer round outlives its slot: then an event
-# may schedule a second check, which is harmless (a check enqueues a round only through the pending slot).
+# How long (s) an idle-check slot outlives its check's due time. A check queued behind a longer round outlives
+# its slot; an event may then schedule a second check, which is harmless (rounds go through the pending slot).
 CHECK_SLOT_MARGIN = 600
 
 
@@ -25,14 +25,9 @@ def enqueue_round(rt, project: str) -> dict:
     # the counter restarts when the job starts (coordinator.running), not here: annotations that
     # arrive before then are read by that job too, so they must not count towards the next one
     job_id = _claim_and_enqueue(rt, project, rt.queue.enqueue, project)
-    return (
-        {"status": "queued", "project": project, "job_id": job_id}
-        if job_id
-        else {
-            "status": "coalesced",  # the waiting round will read everything
-            "project": project,
-        }
-    )
+    if job_id is None:
+        return {"status": "coalesced", "project": project}  # the waiting round will read everything
+    return {"status": "queued", "project": project, "job_id": job_id}
 
 
 def enqueue_embedding(rt, project: str) -> dict:
@@ -42,9 +37,9 @@ def enqueue_embedding(rt, project: str) -> dict:
     return {**state, "project": project, "job": "embedding"}
 
 
-def note_annotation_event(rt, project: str) -> None:
-    """Record the event's time and make sure one idle check is scheduled (``TRAIN_IDLE_SECONDS`` = 0: off)."""
-    idle = rt.settings.train_idle_seconds
+def note_annotation_event(rt, project: str, idle: int) -> None:
+    """Record the event's time and make sure one idle check is scheduled (``idle``: the project's
+    ``TRAIN_IDLE_SECONDS``; 0: off)."""
     if idle:
         rt.coordinator.mark_annotated(project)
         _schedule_check(rt, project, idle)
@@ -53,13 +48,14 @@ def note_annotation_event(rt, project: str) -> None:
 def check_idle(rt, project: str) -> dict:
     """The scheduled check: enqueue a round if annotations are untrained and none came for the idle time;
     if one came since the check was scheduled, look again when the idle time after it has passed."""
-    wait = rt.settings.train_idle_seconds - rt.coordinator.release_idle_check(project)
+    idle = rt.project_settings(project).train_idle_seconds
+    wait = idle - rt.coordinator.release_idle_check(project)
     if wait > 0:
         _schedule_check(rt, project, wait)
         return {"status": "waiting", "project": project, "seconds": round(wait, 3)}
     if rt.coordinator.annotations(project) == 0:
         return {"status": "up to date", "project": project}  # the last round read everything
-    log.info("project %s: no annotation for %s s, training the untrained ones", project, rt.settings.train_idle_seconds)
+    log.info("project %s: no annotation for %s s, training the untrained ones", project, idle)
     return enqueue_round(rt, project)
 
 

@@ -147,14 +147,18 @@ def test_embedded_mode_trains_in_process(label_studio, backend_factory):
 
 
 def test_the_end_of_a_burst_is_trained_once_annotation_goes_quiet(label_studio, backend_factory):
-    """TRAIN_EVERY=100 is never reached: 6 annotations are trained on TRAIN_IDLE_SECONDS=3 after the last one,
-    by the idle check that rq's scheduler, run by the `beal worker` process, starts."""
+    """TRAIN_EVERY=100 is never reached and the service's TRAIN_IDLE_SECONDS is 0 (off): the project's own
+    {"train_idle_seconds": 3}, set in Label Studio's model connection (extra_params, sent with /setup), makes
+    the idle check that rq's scheduler in the `beal worker` process starts train the 6 annotations."""
     ls = LS(*label_studio)
-    b = backend_factory(LEARNER="frozen", TRAIN_EVERY=100, TRAIN_IDLE_SECONDS=3)
+    b = backend_factory(LEARNER="frozen", TRAIN_EVERY=100)
+    assert b["env"]["TRAIN_IDLE_SECONDS"] == "0"
     b.worker()
     data = rows(16, offset=60)
     project, tasks = make_project(ls, data, title="idle")
-    ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
+    extra = {"train_idle_seconds": 3}
+    ml = ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal", "extra_params": extra})
+    assert ml["extra_params"] == extra
     for task, row in zip(tasks[:6], data[:6]):
         ls.annotate(task["id"], row["labels"])
     version = wait_for_version(b, project)

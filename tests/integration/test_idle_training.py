@@ -150,6 +150,30 @@ def test_an_event_that_makes_a_round_due_schedules_no_check(idle_app):
     assert _annotate(c) == ["queued"] and rt.queue.jobs == ["5"] and rt.queue.idle_checks == [("5", 300)]
 
 
+def test_a_project_sets_its_own_triggers_through_extra_params(app_factory, clock):
+    """Label Studio sends the model connection's extra_params with every /setup: they replace TRAIN_EVERY and
+    TRAIN_IDLE_SECONDS for that project only, a bad one is a 400 naming it, and a /setup without them restores
+    the service's settings."""
+    app, rt = app_factory(train_every=10, train_idle_seconds=300)
+    c = app.test_client()
+    own = {"project": "5.1", "schema": CONFIG, "extra_params": {"train_every": 3, "train_idle_seconds": 60}}
+    assert c.post("/setup", json=own).status_code == 200
+    assert c.post("/setup", json={"project": "6.1", "schema": CONFIG, "extra_params": None}).status_code == 200
+    assert _annotate(c, 2) == ["counted"] * 2 and rt.queue.idle_checks == [("5", 60)]
+    other = c.post("/webhook", json={**ANNOTATED, "project": {"id": 6}}).get_json()
+    assert other["status"] == "counted" and rt.queue.idle_checks[-1] == ("6", 300)
+    clock.now += 60
+    assert triggers.check_idle(rt, "5")["status"] == "queued"  # quiet for the project's 60 s, not 300
+    assert _annotate(c) == ["coalesced"]  # the 3rd makes a round due (10 would not): the queued one reads it
+
+    bad = c.post("/setup", json={**own, "extra_params": {"train_every": 0}})
+    assert bad.status_code == 400
+    assert bad.get_json()["error"] == "extra_params train_every='0' is invalid: use an integer >= 1"
+    assert rt.project_settings("5").train_every == 3  # a refused /setup changes nothing
+    assert c.post("/setup", json={"project": "5.1", "schema": CONFIG}).status_code == 200
+    assert (rt.project_settings("5").train_every, rt.project_settings("5").train_idle_seconds) == (10, 300)
+
+
 @pytest.mark.parametrize("kind", ["redis", "local"])
 def test_the_idle_slot_and_the_quiet_time(kind, redis_conn):
     coord = RedisCoordinator(redis_conn, lock_ttl=5) if kind == "redis" else LocalCoordinator()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from beal_backend.cli import main
-from beal_backend.config import Settings, SettingsError
+from beal_backend.config import Settings, SettingsError, project_params
 from beal_backend.wiring import scoring_config, train_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,3 +153,36 @@ def test_settings_defaults_are_the_engine_defaults():
     s = Settings.from_env({"DEVICE": "cpu", "POOLING": "cls"})  # the two settings the engine has no "auto" for
     assert train_config(s) == TrainConfig(device="cpu")
     assert scoring_config(s).passes == ScoringConfig().passes
+
+
+@pytest.mark.parametrize(
+    "raw, params",
+    [
+        (None, {}),
+        ("", {}),
+        ({}, {}),
+        ({"train_every": 20}, {"train_every": 20}),
+        ({"train_every": "20", "train_idle_seconds": 0}, {"train_every": 20, "train_idle_seconds": 0}),
+        ('{"train_idle_seconds": 600}', {"train_idle_seconds": 600}),  # the connection form may send a string
+    ],
+)
+def test_a_projects_own_settings_come_from_extra_params(raw, params):
+    assert project_params(raw) == params
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"epochs": 3}, "extra_params 'epochs' is not a per-project setting: use train_every, train_idle_seconds"),
+        ({"train_every": 0}, "extra_params train_every='0' is invalid: use an integer >= 1"),
+        ({"train_every": 2.5}, "extra_params train_every='2.5' is invalid: use an integer >= 1"),
+        ({"train_every": True}, "extra_params train_every='True' is invalid: use an integer >= 1"),
+        ({"train_idle_seconds": 10**7}, "extra_params train_idle_seconds='10000000' is invalid: use an integer from 0"),
+        ("train_every=5", 'extra_params is not JSON: use an object such as {"train_every": 20}'),
+        ([5], 'extra_params must be a JSON object such as {"train_every": 20}'),
+    ],
+)
+def test_bad_extra_params_are_refused_naming_them(raw, message):
+    with pytest.raises(SettingsError) as info:
+        project_params(raw)
+    assert str(info.value).startswith(message)

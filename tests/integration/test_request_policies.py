@@ -69,7 +69,7 @@ def test_deeply_nested_body_is_400_not_500(app_factory, path, depth, caplog):
 def test_nesting_within_the_limit_still_reaches_the_handler(app_factory):
     c = app_factory()[0].test_client()
     body = json.loads(nested(60))
-    r = c.post("/setup", json={"project": "3", "schema": CONFIG, "extra_params": body})
+    r = c.post("/setup", json={"project": "3", "schema": CONFIG, "context": body})  # a key /setup does not read
     assert r.status_code == 200
 
 

@@ -60,9 +60,11 @@ class Runtime:
             settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout), redis=conn, train=train
         )
 
-    def project_settings(self, project: str) -> Settings:
-        """The settings with the project's own applied (Label Studio's extra_params, checked and stored at /setup)."""
-        params = (self.store.read_project(project) or {}).get("params") or {}
+    def project_settings(self, project: str, info: dict | None = None) -> Settings:
+        """The settings with the project's own applied (Label Studio's extra_params, checked and stored at /setup);
+        ``info``: the project's stored record, when the caller has read it already."""
+        info = self.store.read_project(project) if info is None else info
+        params = (info or {}).get("params") or {}
         own = {k: params[k] for k in PROJECT_PARAMS if k in params}
         return replace(self.settings, **own) if own else self.settings
 

@@ -216,15 +216,14 @@ class BealModel:
         if not isinstance(project, dict) or "id" not in project:
             raise BadRequest("webhook payload has no project.id")
         pid = project_id(project["id"])
-        if self.rt.store.read_project(pid) is None and not (
-            self.rt.settings.label_studio_url and self.rt.settings.label_studio_api_key
-        ):
+        info = self.rt.store.read_project(pid)
+        if info is None and not (self.rt.settings.label_studio_url and self.rt.settings.label_studio_api_key):
             raise NotFound(f"project {pid} was never set up with this backend (connect it in Label Studio first)")
         if event in ANNOTATION_EVENTS:
             deleted = data.get("annotations")
             changed = len(deleted) if event == "ANNOTATIONS_DELETED" and isinstance(deleted, list) else 1
             count = self.rt.coordinator.add_annotations(pid, max(changed, 1))
-            s = self.rt.project_settings(pid)
+            s = self.rt.project_settings(pid, info or {})
             if count < s.train_every:  # (a round due now reads this event: no idle check needed)
                 triggers.note_annotation_event(self.rt, pid, s.train_idle_seconds)
                 return {"status": "counted", "project": pid, "annotations_since_training": count}

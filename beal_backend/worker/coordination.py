@@ -158,10 +158,7 @@ class LocalCoordinator(Coordinator):
             self._annotated[project] = time.monotonic()
 
     def claim_idle_check(self, project, ttl):  # one process: a scheduled check is never lost, so no TTL
-        with self._mu:
-            claimed = project not in self._idle_checks
-            self._idle_checks.add(project)
-            return claimed
+        return self._claim(self._idle_checks, project)
 
     def release_idle_check(self, project):
         with self._mu:
@@ -169,11 +166,14 @@ class LocalCoordinator(Coordinator):
             return time.monotonic() - self._annotated.get(project, -math.inf)
 
     def claim_pending(self, project):
+        return self._claim(self._pending, project)
+
+    def _claim(self, slots: set[str], project: str) -> bool:
+        """True for the one caller that finds the project's slot free (and takes it)."""
         with self._mu:
-            if project in self._pending:
-                return False
-            self._pending.add(project)
-            return True
+            free = project not in slots
+            slots.add(project)
+            return free
 
     def release_pending(self, project):
         with self._mu:

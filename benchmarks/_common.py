@@ -39,6 +39,20 @@ def add_data_arg(ap) -> None:
     )
 
 
+def add_protocol_args(ap, datasets: list[str]) -> None:
+    """The fine-tuned simulation protocol of issue #13 (pool 1,000, 50 + 19 x 50, 3 repeats, 7 strategies), for
+    benchmarks that measure or extrapolate its cost, and where its data comes from."""
+    ap.add_argument("--datasets", nargs="+", default=datasets)
+    add_data_arg(ap)
+    ap.add_argument("--encoder", default="minilm")
+    ap.add_argument("--pool-size", type=int, default=1000)
+    ap.add_argument("--initial", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=19)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--strategies", type=int, default=7, help="strategies of the run (each trains every round)")
+
+
 def set_threads(n: int) -> None:
     torch.set_num_threads(n)
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DATASETS, load_dataset, machine, timed
+from _common import add_protocol_args, load_dataset, machine, timed
 
 from beal_backend.engine import learners
 from beal_backend.engine.training import TrainConfig
@@ -56,18 +56,10 @@ def run(name: str, args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=["goemotions"])
-    p.add_argument("--data", type=Path, default=DATASETS)
-    p.add_argument("--encoder", default="minilm")
-    p.add_argument("--pool-size", type=int, default=1000)
+    add_protocol_args(p, datasets=["goemotions"])
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 400, 1000], help="labeled-set sizes to fit on")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--val-fraction", type=float, default=0.0)
-    p.add_argument("--initial", type=int, default=50)
-    p.add_argument("--batch", type=int, default=50)
-    p.add_argument("--rounds", type=int, default=19)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--strategies", type=int, default=7)
     p.add_argument("--cores", type=int, default=2, help="CPU cores the run would share (CPU-s / cores = wall)")
     args = p.parse_args()
     print(f"# bench_finetune_cost  {machine()}")

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DATASETS, load_dataset, machine, timed
+from _common import add_protocol_args, load_dataset, machine, timed
 
 from beal_backend.engine import learners
 from beal_backend.engine.batching import encode
@@ -79,17 +79,9 @@ def run(name: str, args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=["goemotions", "aapd"])
-    p.add_argument("--data", type=Path, default=DATASETS)
-    p.add_argument("--encoder", default="minilm")
-    p.add_argument("--pool-size", type=int, default=1000)
+    add_protocol_args(p, datasets=["goemotions", "aapd"])
     p.add_argument("--labeled", type=int, default=300, help="texts the model is trained on (a mid-run round)")
     p.add_argument("--subsample", type=int, default=150, help="pool texts scored by every setting")
-    p.add_argument("--initial", type=int, default=50)
-    p.add_argument("--batch", type=int, default=50)
-    p.add_argument("--rounds", type=int, default=19)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--strategies", type=int, default=7, help="strategies of the run (each trains every round)")
     args = p.parse_args()
     print(f"# bench_mc_agreement  {machine()}")
     for name in args.datasets:

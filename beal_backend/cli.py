@@ -42,14 +42,28 @@ def _add_serve(sub) -> None:
     )
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=None, help="default: PORT or 9090")
+    p.add_argument("--log-level", default=None, help="default: LOG_LEVEL or INFO")
+    p.add_argument("--model-dir", default=None, help="default: MODEL_DIR or ./model_store")
     p.set_defaults(run=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from beal_backend.config import Settings
+    import logging
+    import os
+
+    from beal_backend.config import Settings, SettingsError
     from beal_backend.service.app import make_app
 
-    settings = Settings.from_env()
+    # the options stand in for their variables, so they are checked by the same rules
+    for name, value in (("LOG_LEVEL", args.log_level), ("MODEL_DIR", args.model_dir)):
+        if value:
+            os.environ[name] = value
+    try:
+        settings = Settings.from_env()
+    except SettingsError as e:
+        print(f"beal: {e}", file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(settings.log_level)
     make_app(settings).run(host=args.host, port=args.port or settings.port, threaded=True)
     return 0
 

@@ -1,4 +1,4 @@
-"""The metrics of benchmarks/diagnose_acquisition.py (issue #13) on tiny arrays with hand-computed answers;
+"""The metrics of experiments/diagnose_acquisition.py (issue #13) on tiny arrays with hand-computed answers;
 they are pure NumPy, so importing them pulls in no torch."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "experiments"))
 
 import _diagnosis_metrics as dm  # noqa: E402
 
@@ -77,7 +77,7 @@ def test_bootstrap_interval_of_a_perfect_against_a_useless_score():
 
 
 def test_the_metrics_import_without_torch():
-    code = "import sys; sys.path.insert(0, 'benchmarks'); import _diagnosis_metrics; print('torch' in sys.modules)"
+    code = "import sys; sys.path.insert(0, 'experiments'); import _diagnosis_metrics; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

@@ -17,7 +17,7 @@ Reads the runs in ``--results`` (partial runs are fine: every complete line is u
 ``diagnosis.md`` and ``diagnosis.json`` to ``--out``. Features come from the runs' feature cache, so (a)
 and (b) take seconds; (c) fine-tunes MiniLM on the CPU (minutes).
 
-    HF_HUB_OFFLINE=1 nice -n 5 .venv/bin/python benchmarks/diagnose_acquisition.py \
+    HF_HUB_OFFLINE=1 nice -n 5 .venv/bin/python experiments/diagnose_acquisition.py \
         --results /work/main/docs/results --out docs/results
 
 Not run by the test suite; its metric functions (``_diagnosis_metrics.py``) are unit-tested.
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # their shared helpers (_common)
 
 import _diagnosis_metrics as dm
 import _diagnosis_report as report

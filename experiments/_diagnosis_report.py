@@ -175,7 +175,7 @@ def render(result: dict) -> str:
     lines = [
         "# Diagnosis of issue #13: why lowest-EC batches can lose to random",
         "",
-        f"Written by `benchmarks/diagnose_acquisition.py` in {result['seconds']:.0f} s ({result['machine']}).",
+        f"Written by `experiments/diagnose_acquisition.py` in {result['seconds']:.0f} s ({result['machine']}).",
         'Each cell: all rounds (rounds 1-5 in brackets). Δ random and "higher than random": paired with the random '
         "batch of the same repeat and round. Features: the runs' frozen sentence features (cosine).",
         "",

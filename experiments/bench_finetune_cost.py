@@ -6,7 +6,7 @@ A fine-tuned run retrains the encoder from scratch on 50, 100, ..., 1,000 labele
 texts of a few sizes, prints CPU seconds per fit, fits CPU-s = a + b * texts through them (training is linear
 in texts x epochs), and sums that line over the rounds of a whole run, labelled as extrapolated.
 
-    python benchmarks/bench_finetune_cost.py --datasets goemotions --sizes 100 400 1000
+    python experiments/bench_finetune_cost.py --datasets goemotions --sizes 100 400 1000
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # their shared helpers (_common)
 
 from _common import add_protocol_args, load_dataset, machine, timed
 

@@ -9,7 +9,7 @@ much of the disagreement is MC noise alone. Then, from the measured costs, the e
 fine-tuned run on 2 cores (``--rounds`` rounds, ``--repeats`` repeats, ``--strategies`` strategies each
 training every round at the cost measured here, three MC strategies scoring the pool), labelled as such.
 
-    python benchmarks/bench_mc_agreement.py --datasets goemotions aapd
+    python experiments/bench_mc_agreement.py --datasets goemotions aapd
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # their shared helpers (_common)
 
 from _common import add_protocol_args, load_dataset, machine, timed
 

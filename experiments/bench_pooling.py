@@ -4,7 +4,7 @@ For each dataset and pooling: the service's ``learners.FrozenLearner`` (the same
 round) is fitted on the whole pool, seeded, and micro/macro-F1 on the test set are printed, mean ± std
 over ``--seeds``. Features are computed once per (encoder, pooling) and kept in ``--cache-dir``.
 
-    python benchmarks/bench_pooling.py --datasets aapd,goemotions,stackoverflow_titles \
+    python experiments/bench_pooling.py --datasets aapd,goemotions,stackoverflow_titles \
         --pool-size 2000 --test-size 1000 --seeds 3
 
 Full datasets take hours of encoder time on a CPU (one forward per text and pooling); the defaults are a
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # their shared helpers (_common)
 
 from _common import DATASETS, machine
 

@@ -49,17 +49,13 @@ def _add_serve(sub) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import logging
-    import os
 
     from beal_backend.config import Settings, SettingsError
     from beal_backend.service.app import make_app
 
-    # the options stand in for their variables, so they are checked by the same rules
-    for name, value in (("LOG_LEVEL", args.log_level), ("MODEL_DIR", args.model_dir)):
-        if value:
-            os.environ[name] = value
+    options = {"LOG_LEVEL": args.log_level, "MODEL_DIR": args.model_dir}  # checked as the variables are
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(overrides={k: v for k, v in options.items() if v})
     except SettingsError as e:
         print(f"beal: {e}", file=sys.stderr)
         return 2

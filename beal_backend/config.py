@@ -165,9 +165,10 @@ class Settings:
         return f"Basic {token}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings from the environment; an empty variable counts as unset. Raises ``SettingsError``."""
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the environment; an empty variable counts as unset. ``overrides``: variables given
+        another way (command-line options), checked by the same rules. Raises ``SettingsError``."""
+        env = {**(os.environ if env is None else env), **(overrides or {})}
         values: dict = {
             "label_studio_api_key": env.get("LABEL_STUDIO_API_KEY") or None,
             "basic_auth_user": env.get("BASIC_AUTH_USER") or None,

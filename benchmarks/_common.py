@@ -95,3 +95,23 @@ def loadavg() -> float:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+def choices_config(labels, name: str = "c", choice: str = "multiple") -> str:
+    """A Label Studio config of one <Choices> (``name``) over one <Text> with ``labels`` as its values."""
+    return (
+        f'<View><Text name="text" value="$text"/><Choices name="{name}" toName="text" choice="{choice}">'
+        + "".join(f'<Choice value="{c}"/>' for c in labels)
+        + "</Choices></View>"
+    )
+
+
+def seconds(runs: list[dict]) -> str:
+    """``timed()`` results as 'cpu a, b s; wall c, d s'."""
+    return (
+        "cpu "
+        + ", ".join(f"{t['cpu']:.2f}" for t in runs)
+        + " s; wall "
+        + ", ".join(f"{t['wall']:.2f}" for t in runs)
+        + " s"
+    )

@@ -19,12 +19,20 @@ the speed-up at T=100 is at least the one measured at the smaller T (the reporte
 Times: process CPU time (all threads) decides PASS/FAIL, because the 2 cores are shared with other work and
 wall time depends on the share this process gets; wall-clock ratios are printed next to them.
 
+Two more kinds of scoring (``--kind``):
+- frozen : the frozen learner's whole scoring step (``score_pool`` on cached features, T = 100) vs ONE deterministic
+           encoder pass over the same pool (the import-time embedding it replaces). Target <= 0.1x.
+- predict-uncached : ``POST /predict`` of a task the current version never scored, frozen vs finetune learner,
+           p50 latency (the Flask app, embedded mode; one new text per request, alternating; one warm-up each).
+
 Run (each about 3-6 min on 2 shared cores; the naive loop dominates):
   HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --dataset goemotions --full-passes 20
   HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --dataset aapd --n 200 \
       --naive-passes 2 --full-passes 2 --last-passes 10
   HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --dataset aapd --n 1000 \
       --scopes head --check-n 32
+  HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --kind frozen --n 2000
+  HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_scoring.py --kind predict-uncached --requests 40
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_data_arg, load_dataset, loadavg, machine, set_threads, timed, verdict
+from _common import add_data_arg, choices_config, load_dataset, loadavg, machine, seconds, set_threads, timed, verdict
 
 from beal_backend import acquisition
 from beal_backend.engine import encoders
@@ -125,7 +133,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="goemotions", help="sub-folder of --data")
     add_data_arg(ap)
-    ap.add_argument("--n", type=int, default=1000, help="pool size (seeded sample of train.jsonl)")
+    ap.add_argument("--kind", choices=("pool", "frozen", "predict-uncached"), default="pool")
+    ap.add_argument("--n", type=int, default=None, help="pool size (seeded sample): default 1000, frozen 2000")
+    ap.add_argument("--labeled", type=int, default=200, help="frozen, predict-uncached: texts the model trains on")
+    ap.add_argument("--requests", type=int, default=40, help="predict-uncached: timed requests per learner")
     ap.add_argument("--passes", type=int, default=100, help="T, the number of MC-dropout passes")
     ap.add_argument("--naive-passes", type=int, default=3, help="passes of the naive loop actually run")
     ap.add_argument(
@@ -143,6 +154,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     set_threads(args.threads)
+    if args.kind == "frozen":
+        return frozen_vs_encoder(args)
+    if args.kind == "predict-uncached":
+        return predict_uncached(args)
+    args.n = args.n or 1000
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
     naive_batch = args.naive_batch or args.max_batch
 
@@ -190,11 +206,7 @@ def main(argv=None) -> int:
         naive_cpu = float(np.mean([p["cpu"] for p in per_pass]))
         naive_wall = float(np.mean([p["wall"] for p in per_pass]))
         print(
-            f"[measured] naive loop, {args.naive_passes} passes on all {len(enc)} texts: per pass cpu "
-            + ", ".join(f"{p['cpu']:.2f}" for p in per_pass)
-            + "s; wall "
-            + ", ".join(f"{p['wall']:.2f}" for p in per_pass)
-            + "s"
+            f"[measured] naive loop, {args.naive_passes} passes on all {len(enc)} texts: per pass {seconds(per_pass)}"
         )
         print(
             f"[extrapolated] naive at T passes = T x mean pass (cpu {naive_cpu:.2f}s, wall {naive_wall:.2f}s): "
@@ -294,6 +306,113 @@ def main(argv=None) -> int:
         "all_pass": check_ok and all(r["pass"] for r in results),
     }
     print(json.dumps(summary))
+    return 0
+
+
+# ------------------------------------------------------------------ --kind frozen
+
+
+def frozen_vs_encoder(args) -> int:
+    """The frozen learner's scoring step on cached features (T passes of the head) vs one encoder pass.
+    Encoder and scoring are measured ``--repeats`` times, interleaved; the minimum of each is compared."""
+    from beal_backend.config import Settings
+    from beal_backend.engine import learners
+    from beal_backend.labelstudio.label_config import parse_label_config
+    from beal_backend.wiring import train_config
+    from beal_backend.worker import rounds
+
+    n = args.n or 2000
+    print(f"# bench_scoring --kind frozen  {machine()}")
+    texts, label_sets, labels = load_dataset(args.dataset, n + args.labeled, seed=0, data=args.data)
+    train_texts, pool = texts[: args.labeled], texts[args.labeled :]
+    learner = learners.FrozenLearner(train_config(Settings.from_env({"DEVICE": "cpu"})))  # service defaults, no cache
+    trained = learner.fit(train_texts, label_sets[: args.labeled], labels)
+    encoder, tokenizer = learner.pretrained
+    schema, cfg, ids = parse_label_config(choices_config(labels)), ScoringConfig(args.passes), list(range(len(pool)))
+    print(
+        f"dataset={args.dataset} pool N={len(pool)} J={len(labels)} pooling={learner.cfg.pooling} T={args.passes} "
+        f"head trained on {args.labeled} texts"
+    )
+    enc, score = [], []
+    for _ in range(args.repeats):
+        with timed() as t:
+            feats = learners.embed(encoder, tokenizer, pool, learner.cfg.pooling, learner.cfg.max_wordpieces, "cpu")
+        enc.append(t)
+        with timed() as t:
+            rounds.score_pool(trained, ids, pool, schema, cfg, features=feats)
+        score.append(t)
+    print(f"[measured] one deterministic encoder pass over the pool: {seconds(enc)}")
+    print(f"[measured] frozen scoring, T={args.passes}, cached features (rounds.score_pool): {seconds(score)}")
+    e_cpu, s_cpu = min(t["cpu"] for t in enc), min(t["cpu"] for t in score)
+    e_wall, s_wall = min(t["wall"] for t in enc), min(t["wall"] for t in score)
+    ratio = s_cpu / e_cpu
+    print(f"## {args.dataset}, N={len(pool)}, T={args.passes} (load average now {loadavg():.1f})")
+    print("| measure | frozen scoring T=100 | one encoder pass | ratio | target | result |")
+    print("|---|---|---|---|---|---|")
+    print(f"| CPU s (decides) | {s_cpu:.2f} | {e_cpu:.2f} | {ratio:.3f} | <= 0.1 | {verdict(ratio <= 0.1)} |")
+    wall = s_wall / e_wall
+    print(f"| wall s | {s_wall:.2f} | {e_wall:.2f} | {wall:.3f} | <= 0.1 | {verdict(wall <= 0.1)} |")
+    summary = {"dataset": args.dataset, "n": len(pool), "passes": args.passes, "score_cpu": s_cpu}
+    print(json.dumps({**summary, "encoder_cpu": e_cpu, "ratio_cpu": ratio, "ratio_wall": wall}))
+    return 0
+
+
+# ------------------------------------------------------------------ --kind predict-uncached
+
+
+def predict_uncached(args) -> int:
+    """p50 latency of ``/predict`` for a never-scored task: the frozen model embeds the text once and samples
+    its head ``PREDICT_PASSES`` times; the fine-tuned one runs ``PREDICT_PASSES`` MC passes under ``MC_SCOPE``."""
+    import tempfile
+    import time
+    from dataclasses import replace
+
+    from beal_backend.config import Settings
+    from beal_backend.engine import learners
+    from beal_backend.service.app import create_app
+    from beal_backend.wiring import build_runtime, train_config
+
+    print(f"# bench_scoring --kind predict-uncached  {machine()}")
+    texts, label_sets, labels = load_dataset(
+        "goemotions", args.labeled + 2 * (args.requests + 1), seed=1, data=args.data
+    )
+    train, new = texts[: args.labeled], texts[args.labeled :]
+    settings = Settings.from_env(
+        {"MODEL_DIR": tempfile.mkdtemp(prefix="bench-predict-"), "DEVICE": "cpu", "MC_SCOPE": "last-2"}
+    )
+    rt = build_runtime(settings)
+    for project, name in (("1", "frozen"), ("2", "finetune")):  # its weights do not change the cost: 1 epoch
+        cfg = train_config(settings) if name == "frozen" else replace(train_config(settings), epochs=1)
+        trained = learners.build(name, cfg).fit(train, label_sets[: args.labeled], labels)
+        version = rt.store.publish(project, trained, {"tasks": {}}, {"learner": name})
+        rt.store.set_current(project, version)
+        rt.store.write_project(project, {"label_config": choices_config(labels)})
+    client = create_app(rt).test_client()
+    print(
+        f"PREDICT_PASSES={settings.predict_passes} MC_SCOPE={settings.mc_scope} "
+        f"pooling (frozen)={learners.build('frozen', train_config(settings)).cfg.pooling}; "
+        f"{args.requests} timed requests per learner, one uncached task each, alternating; one warm-up each"
+    )
+    lat: dict[str, list[float]] = {"frozen": [], "finetune": []}
+    for i in range(args.requests + 1):
+        for project, name in (("1", "frozen"), ("2", "finetune")):
+            text = new[2 * i + (project == "2")]
+            body = {"project": project, "tasks": [{"id": 10**6 + 2 * i + int(project), "data": {"text": text}}]}
+            t0 = time.perf_counter()
+            r = client.post("/predict", json=body)
+            dt = time.perf_counter() - t0
+            assert r.status_code == 200 and r.get_json()["results"][0], (name, r.status_code, r.get_data()[:300])
+            if i:  # the first request of each loads the version from the store
+                lat[name].append(dt * 1000)
+    q = {n: np.percentile(v, [50, 90]) for n, v in lat.items()}
+    ratio = q["finetune"][0] / q["frozen"][0]
+    print(f"## /predict, 1 uncached task per request, CPU (load average now {loadavg():.1f})")
+    print("| learner | requests | p50 ms | p90 ms | mean ms |")
+    print("|---|---|---|---|---|")
+    for n in ("frozen", "finetune"):
+        print(f"| {n} | {len(lat[n])} | {q[n][0]:.0f} | {q[n][1]:.0f} | {np.mean(lat[n]):.0f} |")
+    print(f"[measured] p50 finetune / frozen = {ratio:.1f}x")
+    print(json.dumps({"p50_ms": {n: q[n][0] for n in q}, "ratio_p50": ratio}))
     return 0
 
 

@@ -94,6 +94,15 @@ def test_raw_bytes_never_cause_a_server_error(client, path):
 
 
 def test_valid_predict_still_works_after_fuzzing(client):
+    """The app that was just fuzzed on every path (not a fresh one) still scores a valid task."""
+    for path in sorted(bodies):
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(body=bodies[path] | json_values)
+        def run(body):
+            _check(client.post(path, data=json.dumps(body), content_type="application/json"))
+
+        run()
     r = client.post(
         "/predict", json={"tasks": [{"id": 101, "data": {"text": POOL[101]}}], "project": "7", "label_config": CONFIG}
     )

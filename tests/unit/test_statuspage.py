@@ -198,7 +198,8 @@ def test_charts_progress_bar_and_hint_are_in_the_page():
     for label in ("learning curve", "label frequency", "distribution of EC/H_J"):
         assert f'aria-label="{label}' in html
     assert 'role="progressbar"' in html and 'aria-valuenow="40"' in html and "width:40.0%" in html
-    assert "retrain pending" in html.lower() or "pending" in html
+    assert '<span class="badge pending">retrain pending</span>' in html  # the project's header badge
+    assert "retrain pending" not in render([full_project(pending=False)], now=NOW)
     assert 'data-stopped="false"' in html
     # svg ids are unique across the page (several charts share one document)
     ids = collections.Counter(re.findall(r'\bid="([^"]+)"', html))

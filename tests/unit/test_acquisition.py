@@ -475,6 +475,25 @@ def test_stochastic_lowest_is_gumbel_top_k_over_log_rank():
     assert list(acq.stochastic_lowest(scores, 2, np.random.default_rng(7))) == expected
 
 
+class FixedGumbel:
+    """A generator whose Gumbel draws are given, so the expected order is computed by hand."""
+
+    def __init__(self, draws):
+        self.draws = np.asarray(draws, dtype=np.float64)
+
+    def gumbel(self, size):
+        assert size == len(self.draws)
+        return self.draws
+
+
+def test_stochastic_lowest_by_hand():
+    """Ranks of [0.3, 0.1, 0.2] are [3, 1, 2]. Draws [2.0, 0.0, 0.5]: keys -ln 3 + 2 = 0.90, 0, -ln 2 + 0.5 = -0.19,
+    so text 0 (the highest EC) comes first, then 1, then 2; with beta = 3: keys -1.30, 0, -1.58 -> 1, 0, 2."""
+    scores = np.array([0.3, 0.1, 0.2])
+    assert list(acq.stochastic_lowest(scores, 3, FixedGumbel([2.0, 0.0, 0.5]))) == [0, 1, 2]
+    assert list(acq.stochastic_lowest(scores, 2, FixedGumbel([2.0, 0.0, 0.5]), beta=3.0)) == [1, 0]
+
+
 def test_stochastic_lowest_draws_the_first_text_with_probability_proportional_to_inverse_rank():
     """p(rank r first) = (1/r) / H_3 for three texts: 6/11, 3/11, 2/11."""
     scores = np.array([0.5, 0.9, 0.1])  # ranks 2, 3, 1

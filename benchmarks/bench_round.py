@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,12 +42,7 @@ from _common import DATASETS, loadavg, machine, timed
 
 from beal_backend.simulation import datasets
 from tests.e2e.label_studio import LabelStudio
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 def goemotions(n: int, data: Path) -> tuple[list[str], list[list[str]], list[str]]:

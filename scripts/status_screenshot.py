@@ -22,9 +22,11 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import _free_port, _wait  # noqa: E402
+from tests.browser import CHROMIUM, run_chromium  # noqa: E402
+from tests.e2e.conftest import _wait  # noqa: E402
 from tests.e2e.helpers import LS, make_project, rows  # noqa: E402
 from tests.e2e.label_studio import LabelStudio  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 
 def main():
@@ -34,7 +36,7 @@ def main():
     args = ap.parse_args()
     server = LabelStudio(instance="beal-screenshot")
     url, key = server.start()
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         api_env = {
             **os.environ,
@@ -80,28 +82,10 @@ def main():
                 print(f"{step} annotations: {st['current_job'].get('outcome')} {st['model_version']}", flush=True)
             page = requests.get(backend + "/status", timeout=60)
             assert page.status_code == 200, page.text[:500]
-            shot = subprocess.run(
-                [
-                    "chromium",
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--hide-scrollbars",
-                    f"--user-data-dir={tempfile.mkdtemp()}",
-                    "--window-size=1280,1700",
-                    f"--screenshot={args.out}",
-                    backend + "/status",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=120,
+            run_chromium(
+                CHROMIUM, Path(tmp) / "chromium", f"--screenshot={args.out}", backend + "/status", window=(1280, 1700)
             )
-            print(shot.stderr[-500:] if shot.returncode else f"wrote {args.out}")
+            print(f"wrote {args.out}")
         finally:
             api.terminate()
             api.wait(20)

@@ -11,7 +11,6 @@ import contextlib
 import functools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,8 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import redis
+
+from tests.ports import free_port
 
 DEFAULT = "redis://127.0.0.1:6379"
 
@@ -50,37 +51,54 @@ def resolve(
     return (start or start_private)()
 
 
+class PrivateRedis:
+    """A ``redis-server`` of the caller's own on a free port, without persistence: stopping it (an outage a test
+    makes) touches no one else's. ``start`` may be called again after ``stop`` (same port: Redis comes back)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.workdir = tempfile.mkdtemp(prefix="beal-test-redis-")
+        self.proc: subprocess.Popen | None = None
+        # short timeouts: a test of an outage must see it within a second
+        self.conn = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.2)
+
+    def start(self, timeout: float = 10.0) -> PrivateRedis:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("no Redis: install redis-server (apt-get install redis-server) or set REDIS_URL")
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [exe, *args, "--dir", self.workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.time() + timeout
+        while not answers(self.url):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
 def start_private() -> str:
-    """A ``redis-server`` on a free port with no persistence, stopped when the test process exits."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise RuntimeError("no Redis: install redis-server (apt-get install redis-server) or set REDIS_URL")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="beal-test-redis-")
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    atexit.register(_stop, proc, workdir)
-    url = f"redis://127.0.0.1:{port}"
-    deadline = time.time() + 10
-    while not answers(url):
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"redis-server on port {port} did not start")
-        time.sleep(0.05)
-    return url
+    """A private server for the whole test session, stopped when the test process exits."""
+    server = PrivateRedis().start()
+    atexit.register(_stop, server)
+    return server.url
 
 
-def _stop(proc: subprocess.Popen, workdir: str) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(workdir, ignore_errors=True)
+def _stop(server: PrivateRedis) -> None:
+    server.stop()
+    shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 @functools.cache

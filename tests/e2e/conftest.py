@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ import pytest
 import requests
 
 from .. import redis_server
+from ..ports import free_port
 from .label_studio import LabelStudio
 
 ROOT = Path(__file__).resolve().parents[2]
 # a db of its own, flushed by these tests (REDIS_URL's server, else 127.0.0.1:6379, else a private one)
 REDIS_URL = f"{redis_server.base_url()}/7"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, timeout: float = 60.0) -> None:
@@ -73,7 +67,7 @@ class Backend:
 
     def __init__(self, label_studio, tmp_path, **overrides):
         url, key = label_studio
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.logs = tmp_path
         self.env = {

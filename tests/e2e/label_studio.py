@@ -22,13 +22,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+
+from tests.ports import free_port
 
 VERSION = "1.23.2"
 USER, PASSWORD, TOKEN = "e2e@example.com", "e2e-password-123", "e2e0123456789token"
@@ -39,12 +40,6 @@ def cache_dir() -> Path:
     if os.environ.get("BEAL_CACHE"):
         return Path(os.environ["BEAL_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "beal-backend"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class LabelStudio:

@@ -15,9 +15,10 @@ import time
 import pytest
 import requests
 
+from ..ports import free_port
 from .containers import ROOT, find_engine, has_nvidia_gpu
 from .helpers import LS, make_project, rows, wait_until
-from .label_studio import LabelStudio, free_port
+from .label_studio import LabelStudio
 
 pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.slow]
 COMPOSE = ROOT / "docker" / "compose.yaml"

@@ -4,7 +4,6 @@ resumes once Redis is back."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -12,54 +11,14 @@ import requests
 
 from beal_backend.store.versions import ModelStore
 
-from .conftest import _free_port
+from .. import redis_server
 from .helpers import LS, job_status, make_project, rows, wait_for_version, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-class PrivateRedis:
-    def __init__(self, tmp_path):
-        self.port = _free_port()
-        self.dir = tmp_path
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        import redis
-
-        wait_until(lambda: _pings(redis.Redis(port=self.port)), 10, "private redis")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-def _pings(conn):
-    try:
-        return conn.ping()
-    except Exception:
-        return False
-
-
-def test_redis_outage_and_recovery(label_studio, backend_factory, tmp_path):
-    r = PrivateRedis(tmp_path)
+def test_redis_outage_and_recovery(label_studio, backend_factory):
+    r = redis_server.PrivateRedis()
     r.start()
     try:
         b = backend_factory(REDIS_URL=f"redis://127.0.0.1:{r.port}/0", TRAIN_EVERY=1000, EPOCHS=1, MC_PASSES=4)
@@ -102,5 +61,4 @@ def test_redis_outage_and_recovery(label_studio, backend_factory, tmp_path):
         assert ModelStore(b.env["MODEL_DIR"]).metadata(str(project), v2)["n_annotations"] == 7
         assert job_status(b.url, project)["model_version"] == v2
     finally:
-        if r.proc and r.proc.poll() is None:
-            r.stop()
+        r.stop()

@@ -73,14 +73,18 @@ def client(app_factory, published):
     return app.test_client()
 
 
-@pytest.mark.parametrize("path", sorted(bodies))
-def test_json_bodies_never_cause_a_server_error(client, path):
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+def _fuzz_json(client, path: str, examples: int) -> None:
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
     @given(body=bodies[path] | json_values)
     def run(body):
         _check(client.post(path, data=json.dumps(body), content_type="application/json"))
 
     run()
+
+
+@pytest.mark.parametrize("path", sorted(bodies))
+def test_json_bodies_never_cause_a_server_error(client, path):
+    _fuzz_json(client, path, 150)
 
 
 @pytest.mark.parametrize("path", sorted(bodies))
@@ -96,13 +100,7 @@ def test_raw_bytes_never_cause_a_server_error(client, path):
 def test_valid_predict_still_works_after_fuzzing(client):
     """The app that was just fuzzed on every path (not a fresh one) still scores a valid task."""
     for path in sorted(bodies):
-
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-        @given(body=bodies[path] | json_values)
-        def run(body):
-            _check(client.post(path, data=json.dumps(body), content_type="application/json"))
-
-        run()
+        _fuzz_json(client, path, 40)
     r = client.post(
         "/predict", json={"tasks": [{"id": 101, "data": {"text": POOL[101]}}], "project": "7", "label_config": CONFIG}
     )

@@ -4,15 +4,12 @@ reads that must not write, the annotation counter of a coalesced trigger, and er
 from __future__ import annotations
 
 import logging
-import socket
-import subprocess
 import threading
 import time
 from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
-import redis
 from label_studio_sdk.core.api_error import ApiError
 
 from beal_backend.labelstudio import client as client_module
@@ -25,6 +22,7 @@ from beal_backend.worker import rounds as jobs
 from beal_backend.worker.coordination import WORKER_DIED, LocalCoordinator, RedisCoordinator
 from beal_backend.worker.locks import LockLost, ProjectLocked
 
+from .. import redis_server
 from .conftest import CONFIG, LABELS, POOL, REDIS_TEST_URL, TEXTS, RecordingQueue
 
 pytestmark = pytest.mark.redis
@@ -65,37 +63,9 @@ def _annotation(labels):
     return {"result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": labels}}]}
 
 
-class PrivateRedis:
-    """A redis-server of the test's own, so stopping it never touches anyone else's."""
-
-    def __init__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.conn = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.2)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                if self.conn.ping():
-                    return
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 @pytest.fixture
 def private_redis():
-    r = PrivateRedis()
+    r = redis_server.PrivateRedis().start()
     yield r
     r.stop()
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from beal_backend.service import statuspage
+from tests.browser import CHROMIUM, run_chromium
 
-CHROMIUM = Path(os.environ.get("BEAL_CHROMIUM", "/usr/bin/chromium"))
 DOCS_PNG = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
 NOW = 1_777_000_000.0  # a fixed clock: 2026-04-24 03:06:40 UTC
 WINDOW = (1280, 1800)
@@ -228,35 +228,6 @@ def page_url():
         thread.join(5)
 
 
-def run_chromium(binary: Path, profile: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    cmd = [
-        str(binary),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--mute-audio",
-        "--no-default-browser-check",
-        f"--user-data-dir={profile}",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}",
-        # anything but this machine is unreachable, so a page that needed external assets would show it
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-        *args,
-    ]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"chromium did not finish within {timeout}s: {' '.join(cmd)}\n{str(exc.stderr or '')[-2000:]}")
-    assert done.returncode == 0, f"chromium exited {done.returncode}: {done.stderr[-3000:]}"
-    return done
-
-
 class DomSummary(HTMLParser):
     """What the assertions need from the browser's serialised DOM."""
 
@@ -298,7 +269,7 @@ class DomSummary(HTMLParser):
 def test_status_page_in_headless_chromium(chromium, page_url, tmp_path):
     url, requests = page_url
 
-    dom_run = run_chromium(chromium, tmp_path / "profile-dom", "--dump-dom", url)
+    dom_run = run_chromium(chromium, tmp_path / "profile-dom", "--dump-dom", url, window=WINDOW)
     dom = DomSummary()
     dom.feed(dom_run.stdout)
 
@@ -327,7 +298,7 @@ def test_status_page_in_headless_chromium(chromium, page_url, tmp_path):
 
     target = DOCS_PNG if os.environ.get("BEAL_WRITE_SCREENSHOT") == "1" else tmp_path / "status-page.png"
     target.parent.mkdir(parents=True, exist_ok=True)
-    run_chromium(chromium, tmp_path / "profile-shot", f"--screenshot={target}", url)
+    run_chromium(chromium, tmp_path / "profile-shot", f"--screenshot={target}", url, window=WINDOW)
     assert target.is_file() and target.stat().st_size > 20_000
 
     from PIL import Image

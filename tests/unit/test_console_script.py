@@ -45,7 +45,7 @@ def test_wsgi_script_serves_with_the_label_studio_ml_backend_options(tmp_path):
     import requests
 
     from beal_backend.store.versions import ModelStore
-    from tests.e2e.label_studio import free_port
+    from tests.ports import free_port
 
     root = Path(__file__).resolve().parents[2]
     ModelStore(tmp_path / "store").write_project("5", {"label_config": "<View/>"})

@@ -100,17 +100,10 @@ def build_tiny_bert(
 
 
 def build_tiny_classifier(
-    hidden_dropout: float = 0.0,
-    attention_dropout: float = 0.0,
-    head_dropout: float = 0.0,
-    layers: int = 4,
-    num_labels: int = 3,
-    attn_implementation: str = "sdpa",
-    seed: int = 0,
+    head_dropout: float = 0.0, num_labels: int = 3, seed: int = 0, **bert
 ) -> MultiLabelClassifier:
-    encoder = build_tiny_bert(
-        hidden_dropout, attention_dropout, layers, attn_implementation=attn_implementation, seed=seed
-    )
+    """A tiny random BERT (``bert``: the keyword arguments of ``build_tiny_bert``) under a 16-unit head."""
+    encoder = build_tiny_bert(seed=seed, **bert)
     torch.manual_seed(seed + 1)
     model = MultiLabelClassifier(encoder, num_labels, hidden_size=16, dropout=head_dropout)
     return model.eval()

@@ -199,6 +199,16 @@ def test_strategy_scores_ascending_is_the_strategy_order(strategy):
         assert sorted(scores.tolist()) == [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
+def test_strategy_scores_pass_single_choice_to_badge():
+    """A single-choice round's BADGE takes the argmax as the prediction (hand case of test_acquisition:
+    row 0 is the largest gradient under the argmax, row 1 under p > 0.5)."""
+    p = np.array([[0.40, 0.30, 0.30], [0.45, 0.45, 0.10]])
+    m = learners.Moments(acquisition.relevance(p), p, acquisition.binary_entropy(p), 1)
+    out = learners.PoolOutputs(m, p, np.ones((2, 1)))
+    assert learners.strategy_scores("badge", out, 3, seed=0, single_label=True).tolist() == [0.0, 1.0]
+    assert learners.strategy_scores("badge", out, 3, seed=0).tolist() == [1.0, 0.0]
+
+
 def test_score_pool_records_the_strategy(tiny_classifier):
     model = build_tiny_classifier(layers=2, num_labels=2)
     trained = TrainedModel(model, None, ["A", "B"], TrainConfig(learner="frozen"), {})

@@ -236,6 +236,7 @@ def finetune_estimate(env: dict, project: int, passes: int, sample: int, seed: i
     ``sample`` pool texts measured, scaled to EPOCHS and to the whole pool."""
     from beal_backend.config import Settings
     from beal_backend.engine import learners
+    from beal_backend.engine.holdout import held_out_split
     from beal_backend.labelstudio.client import LabelStudioClient
     from beal_backend.labelstudio.label_config import parse_label_config
     from beal_backend.wiring import scoring_config, train_config
@@ -247,7 +248,7 @@ def finetune_estimate(env: dict, project: int, passes: int, sample: int, seed: i
     schema = parse_label_config(client.label_config(project))
     ex = collect_examples(client.tasks(project), schema, s.max_text_chars)
     cfg = replace(train_config(s), epochs=1, single_label=schema.single_label)
-    held = jobs.held_out_rows(ex.task_ids, cfg.val_fraction, cfg.min_val)
+    held = held_out_split(ex.task_ids, cfg.val_fraction, cfg.min_val).stop  # an estimate: the gate half trains
     steps: list[float] = []  # time of each optimiser step: separates model loading from the epoch
     with timed() as t_train:
         trained = learners.build("finetune", cfg).fit(

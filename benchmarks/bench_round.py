@@ -407,7 +407,7 @@ def main() -> int:
                 f"job total {sum(e['seconds'] for e in emb):.1f} s, all cached {done:.1f} s after the import call; "
                 f"{rate}; peak RSS {max(e['maxrss_mb'] for e in emb):.0f} MB"
             )
-        cache_mb = sum(f.stat().st_size for f in cache.folder.glob("*.safetensors")) / 2**20
+        cache_mb = sum(f.stat().st_size for f in cache.folder.glob("*.features")) / 2**20
         print(f"[measured] embedding cache: {cache.size()} rows, {cache_mb:.1f} MB on disk")
         pool = args.tasks - args.annotations
         previous, results = None, []

@@ -151,6 +151,17 @@ def test_auto_pooling_detects_sentence_transformers_checkpoints(tmp_path, tiny_e
         encoders.pooling_for("minilm", "max")
 
 
+def test_auto_pooling_refuses_a_missing_folder_and_says_when_it_guesses(tmp_path, caplog):
+    """A typo in ENCODER used to train with cls pooling in silence; an uncached hub name is a logged guess."""
+    with pytest.raises(ValueError, match="ENCODER='/no/such/encoder' is neither a folder nor"):
+        encoders.pooling_for("/no/such/encoder", "auto")
+    with pytest.raises(ValueError, match="ENCODER"):
+        learners.FrozenLearner(TrainConfig(encoder=str(tmp_path / "typo"), pooling="auto"))
+    with caplog.at_level("WARNING", logger="beal_backend.engine.encoders"):
+        assert encoders.pooling_for("some-org/not-downloaded", "auto") == "cls"
+    assert "some-org/not-downloaded is not in the Hugging Face cache" in caplog.text
+
+
 @pytest.mark.parametrize("name, value", [("LEARNER", "gpu"), ("POOLING", "max"), ("STRATEGY", "beal-fast")])
 def test_bad_choice_in_env_is_refused_at_startup(name, value):
     with pytest.raises(SettingsError, match=f"{name}='{value}' is invalid: use one of"):

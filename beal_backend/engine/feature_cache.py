@@ -174,12 +174,13 @@ class EmbeddingCache:
         """The rows of the safetensors file earlier versions wrote (read once, verified, then removed): an
         upgrade must not re-embed a whole project."""
         legacy = self.path.with_suffix(".safetensors")
-        rows = legacy_feature_cache.read(legacy, self.encoder) if legacy.exists() else None
-        if rows is None:
+        if not legacy.exists():
             return Contents([], None)
-        self._rewrite(*rows)
+        rows = legacy_feature_cache.read(legacy, self.encoder)  # None: unreadable, so nothing worth keeping
+        if rows is not None:
+            self._rewrite(*rows)
         legacy.unlink(missing_ok=True)
-        return Contents(*rows)
+        return Contents(*rows) if rows is not None else Contents([], None)
 
     @contextmanager
     def _locked(self):

@@ -136,6 +136,11 @@ def test_the_old_safetensors_cache_is_carried_over_without_embedding(tmp_path):
     np.testing.assert_array_equal(c.features(["ccc", "a b"], embed), [[3, 0], [3, 1]])
     assert embed.calls == [] and not legacy.exists() and c.path.exists()
 
+    other = cache(tmp_path, encoder="enc-b")  # an unreadable old file is removed and its texts embedded
+    other.path.with_suffix(".safetensors").write_bytes(b"damaged")
+    np.testing.assert_array_equal(other.features(["a b"], embed), [[3, 1]])
+    assert embed.calls == [["a b"]] and not other.path.with_suffix(".safetensors").exists()
+
 
 def test_wrong_embed_shape_is_refused(tmp_path):
     with pytest.raises(ValueError, match="shape"):

@@ -82,3 +82,18 @@ def test_clients_share_one_pool_per_label_studio_and_close_it(label_studio):
     assert pool.is_closed
     third = LabelStudioClient(*label_studio)
     assert third._http is not pool and third.delete_model_version(project, "beal-a", 2) == 2
+
+
+def test_a_personal_access_token_works_on_the_sdk_calls_and_the_plain_ones(label_studio):
+    """LABEL_STUDIO_API_KEY may be a personal access token (a JWT refresh token): the plain calls exchange it
+    for an access token through the SDK's public tokens.refresh, as the SDK's own calls do."""
+    ls = LS(*label_studio)
+    assert ls("GET", "/api/jwt/settings")["api_tokens_enabled"]
+    pat = ls("POST", "/api/token/")["token"]
+    project, tasks = make_project(ls, rows(2), title="client pat")
+    client = LabelStudioClient(label_studio[0], pat, retries=0)
+    assert (
+        client.push_predictions(project, "beal-p", [{"task": t["id"], "score": 0.2, "result": []} for t in tasks]) == 2
+    )
+    assert client.model_versions(project) == {"beal-p": 2}
+    assert client.delete_model_version(project, "beal-p", 2) == 2 and client.model_versions(project) == {}

@@ -70,17 +70,20 @@ def paired_bootstrap(
     if n == 0 or a.shape != y.shape or b.shape != y.shape:
         raise ValueError(f"need equal non-empty [N, J] arrays, got {y.shape}, {a.shape}, {b.shape}")
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)  # [B, N] draws per text
+    diffs = []  # [resamples, 2]: (micro, macro) differences, resampled in chunks of at most ~32 MB of counts
+    for size in np.diff(np.append(np.arange(0, resamples, max(1, 4_000_000 // n)), resamples)):
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)  # [B, N] draws per text
+        diffs.append(np.subtract(_f1(counts, y, a), _f1(counts, y, b)).T)
+    diff = np.concatenate(diffs)
     whole = np.ones((1, n))
     out = {}
     for k, metric in enumerate(("micro_f1", "macro_f1")):
         full_a, full_b = _f1(whole, y, a)[k][0], _f1(whole, y, b)[k][0]
-        diff = _f1(counts, y, a)[k] - _f1(counts, y, b)[k]
         out[metric] = {
             "candidate": float(full_a),
             "current": float(full_b),
             "difference": float(full_a - full_b),
-            "upper": float(np.quantile(diff, confidence)),
+            "upper": float(np.quantile(diff[:, k], confidence)),
         }
     return out
 

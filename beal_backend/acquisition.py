@@ -105,8 +105,12 @@ def kcenter_greedy(pool: np.ndarray, labeled: np.ndarray | None, b: int) -> np.n
     return chosen
 
 
-def badge(probs: np.ndarray, hidden: np.ndarray, b: int, rng: np.random.Generator) -> np.ndarray:
-    """BADGE for multi-label sigmoid outputs: k-means++ seeding on g_i = (p_i - yhat_i) (x) h_i.
+def badge(
+    probs: np.ndarray, hidden: np.ndarray, b: int, rng: np.random.Generator, single_label: bool = False
+) -> np.ndarray:
+    """BADGE: k-means++ seeding on g_i = (p_i - yhat_i) (x) h_i, the last layer's loss gradient at the
+    predicted label yhat_i: every p > 0.5 for sigmoid outputs, the one-hot argmax for a softmax
+    (``single_label``: there the argmax is the prediction, even below 0.5).
 
     ``probs[N, J]`` deterministic probabilities, ``hidden[N, H]`` the head's hidden layer. The N x (J*H)
     gradient matrix is never built: ||g_i - g_k||^2 = |a_i|^2|h_i|^2 + |a_k|^2|h_k|^2 - 2 (a_i.a_k)(h_i.h_k)
@@ -115,7 +119,7 @@ def badge(probs: np.ndarray, hidden: np.ndarray, b: int, rng: np.random.Generato
     p = np.asarray(probs, dtype=np.float64)
     h = np.asarray(hidden, dtype=np.float64)
     _check_budget(len(p), b)
-    a = p - (p > 0.5)
+    a = p - (np.eye(p.shape[1])[p.argmax(1)] if single_label else (p > 0.5))
     sq_norm = (a * a).sum(1) * (h * h).sum(1)
     chosen = [int(np.argmax(sq_norm))]
     d2 = _grad_sq_dist(a, h, sq_norm, chosen[0])
@@ -132,13 +136,16 @@ def badge(probs: np.ndarray, hidden: np.ndarray, b: int, rng: np.random.Generato
     return np.asarray(chosen, dtype=np.int64)
 
 
-def diverse_lowest(ec: np.ndarray, num_labels: int, embeddings: np.ndarray, b: int, factor: float = 3.0) -> np.ndarray:
+def diverse_lowest(
+    ec: np.ndarray, num_labels: int, embeddings: np.ndarray, b: int, factor: float = 3.0, single_label: bool = False
+) -> np.ndarray:
     """BEAL-diverse: the paper's future work, EC combined with diversity.
 
     Rule: take the ``ceil(factor * b)`` lowest-EC texts as candidates; pick the lowest-EC one first,
     then greedily the candidate maximising ``(1 - EC/H_J) * d``, where d is its Euclidean distance to
     the nearest text already picked in this batch. ``factor = 1`` is plain BEAL; larger factors trade
-    uncertainty for coverage, so near-duplicate uncertain texts do not fill a batch.
+    uncertainty for coverage, so near-duplicate uncertain texts do not fill a batch. ``single_label``: EC of
+    a softmax vector, whose largest value is 1, not H_J (``normalized_score``).
     """
     ec = np.asarray(ec, dtype=np.float64)
     _check_budget(len(ec), b)
@@ -147,7 +154,7 @@ def diverse_lowest(ec: np.ndarray, num_labels: int, embeddings: np.ndarray, b: i
     m = min(len(ec), int(np.ceil(factor * b)))
     cand = np.argsort(ec, kind="stable")[:m]
     x = np.asarray(embeddings, dtype=np.float64)[cand]
-    weight = 1.0 - normalized_score(ec[cand], num_labels) + EPS
+    weight = 1.0 - normalized_score(ec[cand], num_labels, single_label) + EPS
     picked = [0]
     nearest = _sq_dist_to(x, x[0])
     while len(picked) < b:
@@ -203,6 +210,7 @@ class PoolView:
     det_probs: np.ndarray | None = None
     hidden: np.ndarray | None = None
     labeled_hidden: np.ndarray | None = None
+    single_label: bool = False  # softmax outputs (single-choice project): EC tops at 1, argmax predicts
 
     def require(self, *names: str) -> list[np.ndarray]:
         """The named arrays, in order; an ``AcquisitionError`` names those the caller did not compute."""
@@ -240,7 +248,8 @@ def _select_beal(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray
 
 def _select_beal_diverse(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
     mean_relevance, hidden = view.require("mean_relevance", "hidden")
-    return diverse_lowest(ec_from_mean_relevance(mean_relevance), view.num_labels, hidden, b)
+    ec = ec_from_mean_relevance(mean_relevance)
+    return diverse_lowest(ec, view.num_labels, hidden, b, single_label=view.single_label)
 
 
 def _select_beal_stochastic(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
@@ -265,7 +274,7 @@ def _select_entropy(view: PoolView, b: int, rng: np.random.Generator) -> np.ndar
 
 def _select_badge(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
     det_probs, hidden = view.require("det_probs", "hidden")
-    return badge(det_probs, hidden, b, rng)
+    return badge(det_probs, hidden, b, rng, view.single_label)
 
 
 def _select_coreset(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:

@@ -230,6 +230,7 @@ def finetune_estimate(env: dict, project: int, passes: int, sample: int, seed: i
     ``sample`` pool texts measured, scaled to EPOCHS and to the whole pool."""
     from beal_backend.config import Settings
     from beal_backend.engine import learners
+    from beal_backend.engine.holdout import held_out_split
     from beal_backend.labelstudio.client import LabelStudioClient
     from beal_backend.labelstudio.label_config import parse_label_config
     from beal_backend.wiring import scoring_config, train_config
@@ -241,7 +242,7 @@ def finetune_estimate(env: dict, project: int, passes: int, sample: int, seed: i
     schema = parse_label_config(client.label_config(project))
     ex = collect_examples(client.tasks(project), schema, s.max_text_chars)
     cfg = replace(train_config(s), epochs=1, single_label=schema.single_label)
-    held = jobs.held_out_rows(ex.task_ids, cfg.val_fraction, cfg.min_val)
+    held = held_out_split(ex.task_ids, cfg.val_fraction, cfg.min_val).stop  # an estimate: the gate half trains
     steps: list[float] = []  # time of each optimiser step: separates model loading from the epoch
     with timed() as t_train:
         trained = learners.build("finetune", cfg).fit(
@@ -400,7 +401,7 @@ def main() -> int:
                 f"job total {sum(e['seconds'] for e in emb):.1f} s, all cached {done:.1f} s after the import call; "
                 f"{rate}; peak RSS {max(e['maxrss_mb'] for e in emb):.0f} MB"
             )
-        cache_mb = sum(f.stat().st_size for f in cache.folder.glob("*.safetensors")) / 2**20
+        cache_mb = sum(f.stat().st_size for f in cache.folder.glob("*.features")) / 2**20
         print(f"[measured] embedding cache: {cache.size()} rows, {cache_mb:.1f} MB on disk")
         pool = args.tasks - args.annotations
         previous, results = None, []

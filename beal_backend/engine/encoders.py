@@ -7,12 +7,16 @@ service works offline. Loading honours ``HF_HUB_OFFLINE`` (set by ``config.Setti
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 hf_logging.set_verbosity_error()  # the load report lists the unused pooler on every round
+log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "minilm"  # alias for the packaged model
 
@@ -53,8 +57,13 @@ def pooling_for(ref: str, pooling: str = "auto") -> str:
     if folder.is_dir():
         return "mean" if any((folder / m).exists() for m in SENTENCE_TRANSFORMERS_MARKERS) else "cls"
     try:  # a hub name: ask the (possibly offline) hub cache for the marker file
-        from huggingface_hub import try_to_load_from_cache
-
-        return "mean" if isinstance(try_to_load_from_cache(ref, "modules.json"), str) else "cls"
-    except Exception:
-        return "cls"
+        found = try_to_load_from_cache(ref, "modules.json")
+    except HFValidationError:  # a missing folder (a typo in ENCODER) would otherwise train with a guessed pooling
+        raise ValueError(f"ENCODER={ref!r} is neither a folder nor a Hugging Face model name") from None
+    if found is None:
+        log.warning(
+            "POOLING=auto: %s is not in the Hugging Face cache, so whether it is a sentence-transformers "
+            "checkpoint (mean pooling) is unknown; using cls (set POOLING to choose)",
+            ref,
+        )
+    return "mean" if isinstance(found, str) else "cls"

@@ -258,6 +258,7 @@ def strategy_scores(
         det_probs=outputs.probs,
         hidden=outputs.hidden,
         labeled_hidden=labeled_hidden,
+        single_label=single_label,
     )
     order = st.select(view, view.size, np.random.default_rng(seed))
     return acquisition.order_scores(order, view.size)

@@ -178,10 +178,15 @@ def predicted(probs: np.ndarray, single_label: bool) -> np.ndarray:
 
 def evaluate(trained: TrainedModel, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> dict:
     """Held-out micro/macro-F1 of a trained model (deterministic pass; > 0.5, or the argmax if single-label)."""
+    y, pred = evaluation.multi_hot(label_sets, trained.labels), predictions(trained, texts)
+    return {"micro_f1": evaluation.micro_f1(y, pred), "macro_f1": evaluation.macro_f1(y, pred)}
+
+
+def predictions(trained: TrainedModel, texts: Sequence[str]) -> np.ndarray:
+    """Boolean [N, J] predictions of the whole model (what /predict serves), one deterministic pass."""
     enc = encode(trained.tokenizer, texts, trained.config.max_wordpieces)
-    y = evaluation.multi_hot(label_sets, trained.labels)
-    scores = _evaluate(trained.model, enc, np.arange(len(texts)), y, trained.config)
-    return {"micro_f1": scores["val_micro_f1"], "macro_f1": scores["val_macro_f1"]}
+    probs = deterministic_outputs(trained.model, enc, ScoringConfig(device=trained.config.device)).probs
+    return predicted(probs, trained.config.single_label)
 
 
 def split_rows(n: int, cfg, val_rows: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -6,9 +6,12 @@ The API key is never logged.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +21,8 @@ import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.core.request_options import RequestOptions
+
+from beal_backend.labelstudio.auth import LabelStudioAuth
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,6 +53,8 @@ ONCE: RequestOptions = {"max_retries": 0}
 # what a call to Label Studio may fail with: an HTTP error answer, a network error, or an answer that does
 # not parse (ValueError covers JSON and pydantic validation errors); anything else is a bug and propagates
 LS_ERRORS = (ApiError, httpx.HTTPError, ValueError)
+_POOLS: dict[tuple[int, str], httpx.Client] = {}  # (process id, Label Studio URL) -> its connection pool
+_POOLS_LOCK = threading.Lock()
 
 
 class LabelStudioError(RuntimeError):
@@ -64,7 +71,9 @@ class Task:
 class LabelStudioClient:
     def __init__(self, url: str, api_key: str, timeout: float = 30.0, retries: int = 4, backoff: float = 0.5):
         self.url = url.rstrip("/")
-        self._ls = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+        self._http = _pool(self.url)
+        self._ls = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout, httpx_client=self._http)
+        self._auth = LabelStudioAuth(api_key, lambda: self._ls.tokens.refresh(refresh=api_key).access)
         self._timeout, self._retries, self._backoff = timeout, retries, backoff
 
     # ---- reads
@@ -163,8 +172,10 @@ class LabelStudioClient:
     # ---- plumbing
 
     def _raw(self, method: str, path: str, json=None, params=None, options: RequestOptions = ONCE) -> httpx.Response:
-        resp = self._ls._client_wrapper.httpx_client.request(
-            path, method=method, json=json, params=params, request_options=options
+        """A call the SDK has no method for (model versions, webhooks), with the SDK's auth, on the shared pool."""
+        timeout = options.get("timeout_in_seconds", self._timeout)
+        resp = self._http.request(
+            method, f"{self.url}/{path}", json=json, params=params, timeout=timeout, auth=self._auth
         )
         if resp.status_code >= 400:
             raise ApiError(status_code=resp.status_code, body=resp.text)
@@ -187,6 +198,25 @@ class LabelStudioClient:
         delay = self._backoff * 2**attempt
         log.warning("Label Studio call failed (%s); retry %d in %.1f s", _describe(e), attempt + 1, delay)
         time.sleep(delay)
+
+
+def _pool(url: str) -> httpx.Client:
+    """The connection pool to ``url``, one per process, shared by every client: a round, a rollback and /setup
+    each make a client, and a pool each was opened per call and never closed. A forked process (an RQ work
+    horse) opens its own; ``close_pools`` closes this process's at exit."""
+    key = (os.getpid(), url)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None or pool.is_closed:
+            pool = _POOLS[key] = httpx.Client(follow_redirects=True)
+        return pool
+
+
+@atexit.register
+def close_pools() -> None:
+    with _POOLS_LOCK:
+        for key in [k for k in _POOLS if k[0] == os.getpid()]:
+            _POOLS.pop(key).close()
 
 
 def _transient(e: Exception) -> bool:

@@ -8,7 +8,6 @@ A crash at any step leaves the previous version serving. Only the project id cro
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -19,11 +18,11 @@ import numpy as np
 import redis
 
 from beal_backend import acquisition
-from beal_backend.engine import learners, scoring, training
+from beal_backend.engine import holdout, learners, scoring, training
 from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.worker import promotion
-from beal_backend.worker.examples import Examples, collect_examples, left_out
+from beal_backend.worker.examples import collect_examples, left_out
 
 log = logging.getLogger(__name__)
 VERSION_PREFIX = "beal-"
@@ -74,18 +73,19 @@ def _round(project: str, rt, report: _Reporter) -> dict:
         report(stage="embedding", progress=0.0)
         learner.features(ex.texts + ex.pool_texts, keep=ex.texts + ex.pool_texts)
     report(stage="training", progress=0.0)
-    held = held_out_rows(ex.task_ids, rt.train.val_fraction, rt.train.min_val)
+    held = holdout.held_out_split(ex.task_ids, rt.train.val_fraction, rt.train.min_val)
+    rows, stop = held.training_rows(len(ex.texts))  # the gate half never reaches the learner
     trained = learner.fit(
-        ex.texts,
-        ex.label_sets,
+        [ex.texts[i] for i in rows],
+        [ex.label_sets[i] for i in rows],
         list(schema.labels),
         on_progress=lambda p: report.throttled(
             stage="training", progress=0.8 * p.step / p.steps, loss=round(p.loss, 4)
         ),
-        val_rows=held,
+        val_rows=stop,
     )
     train_seconds = time.perf_counter() - t0
-    gate = promotion.decide(trained, _current_on_slice(rt, project, schema, ex, held), s.promotion_margin, len(held))
+    gate = promotion.judge(rt, project, schema, ex, held, trained, s.promotion_margin)
 
     report(stage="scoring", progress=0.8)
     t0 = time.perf_counter()
@@ -232,34 +232,6 @@ def pool_ec(scores: dict, num_labels: int, single_label: bool = False) -> list[f
 def _mean_ec(scores: dict, num_labels: int, single_label: bool) -> float | None:
     ec = pool_ec(scores, num_labels, single_label)
     return float(np.mean(ec)) if ec else None
-
-
-def held_out_rows(task_ids: list[int], fraction: float, min_val: int) -> list[int]:
-    """Rows whose task is in the stable held-out slice: a task is held out by a hash of its id, so it
-    stays held out in every round and versions are compared on texts none of them trained on."""
-    rows = [i for i, t in enumerate(task_ids) if _bucket(t) < fraction]
-    return rows if len(rows) >= min_val and len(rows) < len(task_ids) else []
-
-
-def _bucket(task_id: int) -> float:
-    return int(hashlib.sha256(str(task_id).encode()).hexdigest()[:8], 16) / 16**8
-
-
-def _current_on_slice(rt, project: str, schema: LabelSchema, ex: Examples, held: list[int]) -> dict | None:
-    """The current version's F1 on this round's held-out slice (None: no current, no slice, other labels).
-    A version trained before the project had a slice trained on those very tasks: its F1 there is not a fair
-    yardstick (it made every later candidate look worse), so it is marked not comparable instead."""
-    current = rt.store.current(project)
-    if current is None or not held:
-        return None
-    meta = rt.store.metadata(project, current)
-    if not schema.serves(meta["labels"], meta.get("hparams", {}).get("single_label", False)):
-        return {"version": current, "labels_changed": True}
-    if not meta.get("promotion", {}).get("candidate", {}).get("n_held_out"):
-        return {"version": current, "saw_the_slice": True}
-    model = rt.store.load(project, current, rt.train.device)
-    f1 = training.evaluate(model, [ex.texts[i] for i in held], [ex.label_sets[i] for i in held])
-    return {"version": current, **f1}
 
 
 def empty_scores(cfg: scoring.ScoringConfig, trained=None, strategy: str = "beal") -> dict:

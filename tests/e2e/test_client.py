@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from beal_backend.labelstudio.client import LabelStudioClient
+from beal_backend.labelstudio import client as client_module
+from beal_backend.labelstudio.client import LabelStudioClient, LabelStudioError
 from beal_backend.worker import rounds
 
 from .helpers import LS, make_project, rows
@@ -63,3 +64,36 @@ def test_bulk_push_and_stale_deletion(label_studio):
     out = rounds.delete_stale(client, str(project), "beal-2")
     assert out == {"removed_versions": ["beal-1"]}  # another model's predictions are not ours to delete
     assert client.model_versions(project) == {"beal-2": 6, "other-model": 6}
+
+
+def test_clients_share_one_pool_per_label_studio_and_close_it(label_studio):
+    """A round, a rollback and /setup each make a client; each opened an httpx pool that was never closed.
+    Now one pool per Label Studio serves the SDK's calls and the plain ones (model versions), with the same auth."""
+    ls = LS(*label_studio)
+    project, tasks = make_project(ls, rows(2), title="client pool")
+    first, second = LabelStudioClient(*label_studio), LabelStudioClient(*label_studio)
+    assert first._http is second._http
+    first.push_predictions(project, "beal-a", [{"task": t["id"], "score": 0.1, "result": []} for t in tasks])
+    assert second.model_versions(project) == {"beal-a": 2}
+    with pytest.raises(LabelStudioError, match="HTTP 401"):  # the plain calls carry the key: a wrong one is refused
+        LabelStudioClient(label_studio[0], "not-the-token-123", retries=0).model_versions(project)
+    pool = first._http
+    client_module.close_pools()
+    assert pool.is_closed
+    third = LabelStudioClient(*label_studio)
+    assert third._http is not pool and third.delete_model_version(project, "beal-a", 2) == 2
+
+
+def test_a_personal_access_token_works_on_the_sdk_calls_and_the_plain_ones(label_studio):
+    """LABEL_STUDIO_API_KEY may be a personal access token (a JWT refresh token): the plain calls exchange it
+    for an access token through the SDK's public tokens.refresh, as the SDK's own calls do."""
+    ls = LS(*label_studio)
+    assert ls("GET", "/api/jwt/settings")["api_tokens_enabled"]
+    pat = ls("POST", "/api/token/")["token"]
+    project, tasks = make_project(ls, rows(2), title="client pat")
+    client = LabelStudioClient(label_studio[0], pat, retries=0)
+    assert (
+        client.push_predictions(project, "beal-p", [{"task": t["id"], "score": 0.2, "result": []} for t in tasks]) == 2
+    )
+    assert client.model_versions(project) == {"beal-p": 2}
+    assert client.delete_model_version(project, "beal-p", 2) == 2 and client.model_versions(project) == {}

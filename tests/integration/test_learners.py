@@ -151,6 +151,17 @@ def test_auto_pooling_detects_sentence_transformers_checkpoints(tmp_path, tiny_e
         encoders.pooling_for("minilm", "max")
 
 
+def test_auto_pooling_refuses_a_missing_folder_and_says_when_it_guesses(tmp_path, caplog):
+    """A typo in ENCODER used to train with cls pooling in silence; an uncached hub name is a logged guess."""
+    with pytest.raises(ValueError, match="ENCODER='/no/such/encoder' is neither a folder nor"):
+        encoders.pooling_for("/no/such/encoder", "auto")
+    with pytest.raises(ValueError, match="ENCODER"):
+        learners.FrozenLearner(TrainConfig(encoder=str(tmp_path / "typo"), pooling="auto"))
+    with caplog.at_level("WARNING", logger="beal_backend.engine.encoders"):
+        assert encoders.pooling_for("some-org/not-downloaded", "auto") == "cls"
+    assert "some-org/not-downloaded is not in the Hugging Face cache" in caplog.text
+
+
 @pytest.mark.parametrize("name, value", [("LEARNER", "gpu"), ("POOLING", "max"), ("STRATEGY", "beal-fast")])
 def test_bad_choice_in_env_is_refused_at_startup(name, value):
     with pytest.raises(SettingsError, match=f"{name}='{value}' is invalid: use one of"):
@@ -197,6 +208,16 @@ def test_strategy_scores_ascending_is_the_strategy_order(strategy):
         np.testing.assert_allclose(scores, out.moments.ec / (1 + 1 / 2 + 1 / 3))
     else:
         assert sorted(scores.tolist()) == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_strategy_scores_pass_single_choice_to_badge():
+    """A single-choice round's BADGE takes the argmax as the prediction (hand case of test_acquisition:
+    row 0 is the largest gradient under the argmax, row 1 under p > 0.5)."""
+    p = np.array([[0.40, 0.30, 0.30], [0.45, 0.45, 0.10]])
+    m = learners.Moments(acquisition.relevance(p), p, acquisition.binary_entropy(p), 1)
+    out = learners.PoolOutputs(m, p, np.ones((2, 1)))
+    assert learners.strategy_scores("badge", out, 3, seed=0, single_label=True).tolist() == [0.0, 1.0]
+    assert learners.strategy_scores("badge", out, 3, seed=0).tolist() == [1.0, 0.0]
 
 
 def test_score_pool_records_the_strategy(tiny_classifier):

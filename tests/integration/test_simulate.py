@@ -83,7 +83,7 @@ def test_outputs_have_the_promised_files_and_columns(env):
     assert keyed[("all-data", "0", "0")]["fraction_labeled"] == "1.000000"
     for r in rows:
         assert 0.0 <= float(r["micro_f1"]) <= 1.0 and 0.0 <= float(r["macro_f1"]) <= 1.0
-    assert len(list(env.cache.glob("*.safetensors"))) == 1  # pool + test features, cached once (embedding_cache)
+    assert len(list(env.cache.glob("*.features"))) == 1  # pool + test features, cached once (feature_cache)
 
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["strategies"]) == {"random", "beal"}

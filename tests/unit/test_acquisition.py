@@ -355,6 +355,18 @@ def test_badge_identical_gradients_still_distinct():
     assert sorted(got.tolist()) == list(range(6))
 
 
+def test_badge_single_choice_predicts_the_argmax_even_below_one_half():
+    # unit hidden features, so |g|^2 = |p - yhat|^2. Softmax rows, J = 3:
+    # row 0 [.40 .30 .30]: argmax yhat = e0 -> a = [-.60 .30 .30], |a|^2 = .54 (p > 0.5 would give yhat = 0: .34)
+    # row 1 [.45 .45 .10]: argmax (first) e0 -> a = [-.55 .45 .10], |a|^2 = .515 (yhat = 0: .415)
+    probs = np.array([[0.40, 0.30, 0.30], [0.45, 0.45, 0.10]])
+    hidden = np.ones((2, 1))
+    assert acq.badge(probs, hidden, 1, np.random.default_rng(0), single_label=True).tolist() == [0]
+    assert acq.badge(probs, hidden, 1, np.random.default_rng(0)).tolist() == [1]  # sigmoids: p > 0.5 predicts
+    view = PoolView(size=2, num_labels=3, det_probs=probs, hidden=hidden, single_label=True)
+    assert acq.get_strategy("badge").select(view, 1, np.random.default_rng(0)).tolist() == [0]
+
+
 # ---------------------------------------------------------------- BEAL-diverse
 
 
@@ -384,6 +396,19 @@ def test_diverse_lowest_weights_distance_by_uncertainty():
     np.testing.assert_array_equal(acq.diverse_lowest(ec, 3, emb, 2, factor=1.5), [0, 1])
     # with text 2 as uncertain as text 1 its distance decides
     np.testing.assert_array_equal(acq.diverse_lowest(np.array([0.1, 0.2, 0.2]), 3, emb, 2, factor=1.5), [0, 2])
+
+
+def test_diverse_lowest_single_choice_normalises_by_one_not_h_j():
+    # EC of a softmax vector tops at 1. After text 0 (lowest EC), with d = 1 for text 1 and 2 for text 2:
+    # softmax: text 1 gains (1 - 0.5) * 1 = 0.5, text 2 (1 - 0.8) * 2 = 0.4 -> text 1;
+    # divided by H_3 = 11/6 instead: (1 - 0.5/H_3) * 1 = 0.727, (1 - 0.8/H_3) * 2 = 1.127 -> text 2.
+    ec = np.array([0.1, 0.5, 0.8])
+    emb = np.array([[0.0], [1.0], [-2.0]])
+    assert acq.diverse_lowest(ec, 3, emb, 2, factor=1.5, single_label=True).tolist() == [0, 1]
+    assert acq.diverse_lowest(ec, 3, emb, 2, factor=1.5).tolist() == [0, 2]
+    relevance = np.column_stack([ec, np.zeros(3), np.zeros(3)])  # EC = the one nonzero posterior relevance
+    view = PoolView(size=3, num_labels=3, mean_relevance=relevance, hidden=emb, single_label=True)
+    assert acq.get_strategy("beal-diverse").select(view, 2, np.random.default_rng(0)).tolist() == [0, 1]
 
 
 # ---------------------------------------------------------------- registry

@@ -59,29 +59,87 @@ def test_other_encoder_or_pooling_gets_its_own_file(tmp_path):
     assert len(embed.calls) == 4
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip_feature_byte", "other_encoder"])
-def test_corrupt_file_is_rebuilt_not_trusted(tmp_path, damage):
+RECORD = 32 + 4 * 2 + 8  # text hash, two float32 features, checksum
+
+
+def test_a_round_appends_only_its_new_rows(tmp_path):
+    embed = CountingEmbed()
+    c = cache(tmp_path)
+    c.features(["a b", "ccc", "d"], embed)
+    before = c.path.read_bytes()
+    cache(tmp_path).features(["a b", "ccc", "d", "e f", "g"], embed, keep=["a b", "ccc", "d", "e f", "g"])
+    after = c.path.read_bytes()
+    assert after[: len(before)] == before and len(after) - len(before) == 2 * RECORD  # nothing rewritten
+    assert embed.calls[1:] == [["e f", "g"]]
+
+
+@pytest.mark.parametrize("damage", ["torn_tail", "flip_first_record", "flip_last_checksum"])
+def test_damaged_records_cost_only_their_own_rows(tmp_path, damage):
+    embed = CountingEmbed()
+    c = cache(tmp_path)
+    c.features(["a b", "ccc", "d e f"], embed)
+    raw = bytearray(c.path.read_bytes())
+    start = len(raw) - 3 * RECORD
+    if damage == "torn_tail":  # a crash in the middle of appending the last record
+        raw = raw[:-5]
+    elif damage == "flip_first_record":
+        raw[start + 32] ^= 0xFF  # a feature byte of "a b": its checksum fails
+    else:
+        raw[-1] ^= 0xFF  # the checksum of "d e f"
+    c.path.write_bytes(bytes(raw))
+
+    fresh = cache(tmp_path)
+    out = fresh.features(["a b", "ccc", "d e f"], embed)
+    np.testing.assert_array_equal(out, [[3, 1], [3, 0], [5, 2]])
+    lost = "a b" if damage == "flip_first_record" else "d e f"
+    assert embed.calls[1:] == [[lost]] and fresh.dropped == 1 and fresh.rebuilt == 0
+    assert len(c.path.read_bytes()) == start + 3 * RECORD  # rewritten without the damage
+    again = cache(tmp_path)
+    assert again.features(["a b", "ccc", "d e f"], embed).tolist() == out.tolist() and len(embed.calls) == 2
+    assert again.dropped == 0
+
+
+@pytest.mark.parametrize("damage", ["garbage", "torn_header", "other_encoder"])
+def test_a_file_without_a_sound_header_is_started_afresh(tmp_path, damage):
     embed = CountingEmbed()
     c = cache(tmp_path)
     c.features(["a b", "ccc"], embed)
-    raw = bytearray(c.path.read_bytes())
-    if damage == "truncate":
-        c.path.write_bytes(bytes(raw[: len(raw) // 2]))
-    elif damage == "garbage":
-        c.path.write_bytes(b"not a safetensors file")
-    elif damage == "flip_feature_byte":
-        raw[-1] ^= 0xFF  # the last byte belongs to the features array: parses, but the checksum fails
-        c.path.write_bytes(bytes(raw))
+    if damage == "garbage":
+        c.path.write_bytes(b"not a feature cache")
+    elif damage == "torn_header":
+        c.path.write_bytes(c.path.read_bytes()[:20])
     else:  # a file from another encoder moved into this one's name
         other = cache(tmp_path, encoder="enc-b")
         other.features(["a b", "ccc"], lambda t: np.full((len(t), 2), 9.0, dtype=np.float32))
         other.path.replace(c.path)
 
     fresh = cache(tmp_path)
-    out = fresh.features(["a b", "ccc"], embed)
-    np.testing.assert_array_equal(out, [[3, 1], [3, 0]])
+    np.testing.assert_array_equal(fresh.features(["a b", "ccc"], embed), [[3, 1], [3, 0]])
     assert fresh.rebuilt == 1 and embed.calls[1] == ["a b", "ccc"]
-    assert cache(tmp_path).features(["a b"], embed).tolist() == [[3, 1]] and len(embed.calls) == 2  # rewritten soundly
+    assert cache(tmp_path).features(["a b"], embed).tolist() == [[3, 1]] and len(embed.calls) == 2
+
+
+def test_the_old_safetensors_cache_is_carried_over_without_embedding(tmp_path):
+    from safetensors.numpy import save_file
+
+    from beal_backend.engine import legacy_feature_cache
+    from beal_backend.engine.feature_cache import text_key
+
+    c = cache(tmp_path)
+    c.folder.mkdir(parents=True)
+    keys = np.frombuffer(text_key("a b") + text_key("ccc"), dtype=np.uint8).reshape(2, 32)
+    feats = np.array([[3, 1], [3, 0]], dtype=np.float32)
+    legacy = c.path.with_suffix(".safetensors")
+    meta = {"encoder": c.encoder, "sha256": legacy_feature_cache._digest(keys, feats)}
+    save_file({"keys": keys, "features": feats}, str(legacy), metadata=meta)
+    embed = CountingEmbed()
+    np.testing.assert_array_equal(c.features(["ccc", "a b"], embed), [[3, 0], [3, 1]])
+    assert embed.calls == [] and not legacy.exists() and c.path.exists()
+
+    other = cache(tmp_path, encoder="enc-b")  # an unreadable old file is removed and its texts embedded
+    other.path.with_suffix(".safetensors").write_bytes(b"damaged")
+    np.testing.assert_array_equal(other.features(["a b"], embed), [[3, 1]])
+    assert embed.calls == [["a b"]] and not other.path.with_suffix(".safetensors").exists()
 
 
 def test_wrong_embed_shape_is_refused(tmp_path):
@@ -92,7 +150,7 @@ def test_wrong_embed_shape_is_refused(tmp_path):
 def test_no_pickle_in_the_file(tmp_path):
     c = cache(tmp_path)
     c.features(["a"], CountingEmbed())
-    assert c.path.suffix == ".safetensors" and b"pickle" not in c.path.read_bytes()
+    assert c.path.suffix == ".features" and b"pickle" not in c.path.read_bytes()
 
 
 def test_home_folder_is_expanded(tmp_path, monkeypatch):

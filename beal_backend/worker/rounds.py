@@ -8,7 +8,6 @@ A crash at any step leaves the previous version serving. Only the project id cro
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -20,6 +19,7 @@ import redis
 
 from beal_backend import acquisition
 from beal_backend.engine import learners, scoring, training
+from beal_backend.engine.held_out import held_out_rows  # moved to the engine (beal simulate holds out alike)
 from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.worker import promotion
@@ -232,17 +232,6 @@ def pool_ec(scores: dict, num_labels: int, single_label: bool = False) -> list[f
 def _mean_ec(scores: dict, num_labels: int, single_label: bool) -> float | None:
     ec = pool_ec(scores, num_labels, single_label)
     return float(np.mean(ec)) if ec else None
-
-
-def held_out_rows(task_ids: list[int], fraction: float, min_val: int) -> list[int]:
-    """Rows whose task is in the stable held-out slice: a task is held out by a hash of its id, so it
-    stays held out in every round and versions are compared on texts none of them trained on."""
-    rows = [i for i, t in enumerate(task_ids) if _bucket(t) < fraction]
-    return rows if len(rows) >= min_val and len(rows) < len(task_ids) else []
-
-
-def _bucket(task_id: int) -> float:
-    return int(hashlib.sha256(str(task_id).encode()).hexdigest()[:8], 16) / 16**8
 
 
 def _current_on_slice(rt, project: str, schema: LabelSchema, ex: Examples, held: list[int]) -> dict | None:

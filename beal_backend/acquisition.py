@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from beal_backend import typical
+
 EPS = 1e-12
 
 
@@ -257,6 +259,13 @@ def _select_beal_stochastic(view: PoolView, b: int, rng: np.random.Generator) ->
     return stochastic_lowest(ec_from_mean_relevance(mean_relevance), b, rng)
 
 
+def _select_beal_typical(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
+    mean_relevance, hidden = view.require("mean_relevance", "hidden")
+    ec = ec_from_mean_relevance(mean_relevance)
+    _check_budget(len(ec), b)
+    return typical.typical_lowest(ec, 1.0 - normalized_score(ec, view.num_labels), hidden, b)
+
+
 def _select_random(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
     _check_budget(view.size, b)
     return rng.choice(view.size, size=b, replace=False)
@@ -289,6 +298,7 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("beal", _MC, _select_beal, doc="lowest expected confidence under MC dropout"),
         Strategy("beal-deterministic", _MC, _select_beal, deterministic_passes=True, doc="EC with T = 1, dropout off"),
         Strategy("beal-diverse", _MC | _DET, _select_beal_diverse, doc="lowest EC re-ranked for diversity"),
+        Strategy("beal-typical", _MC | _DET, _select_beal_typical, doc="lowest EC, typical texts, covered"),
         Strategy("beal-stochastic", _MC, _select_beal_stochastic, doc="EC batch drawn by rank^-1 (Gumbel-top-k)"),
         Strategy("random", frozenset(), _select_random, doc="uniform sample"),
         Strategy("bald", _MC, _select_bald, doc="highest Bernoulli mutual information, summed over labels"),

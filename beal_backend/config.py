@@ -55,6 +55,7 @@ STRATEGIES = (
     "beal",
     "beal-deterministic",
     "beal-diverse",
+    "beal-typical",
     "beal-stochastic",
     "random",
     "bald",

@@ -56,7 +56,7 @@ EARLY = range(1, 6)  # rounds 1-5: a few hundred labels, where the model's uncer
 NEAR = 0.9  # cosine above which two texts count as near-identical
 NEIGHBOURS = 10
 BATCH_METRICS = ("cosine", "near_dup", "label_freq", "rare_share", "labels_per_text", "outlier")
-THRESHOLD = 0.5  # the simulation's decision threshold (runner.THRESHOLD)
+THRESHOLD = 0.5  # the simulation's decision threshold (training.predicted, multi-label)
 
 
 # ---------------------------------------------------------------- loading a run

@@ -33,10 +33,10 @@ fi
 out=${1:?usage: gpu_evidence.sh OUT [SIM_SECONDS] | --prepare}
 sim_seconds=${2:-400}
 device=${DEVICE:-cuda}  # DEVICE=cpu + SMOKE=1: a dry run of this script on a CPU
-protocol="--pool-size 1000 --test-size 1000 --initial 50 --batch 50 --repeats 3 --epochs 15"
+protocol="--protocol paper --pool-size 1000 --test-size 1000 --initial 50 --batch 50 --repeats 3 --epochs 15"
 round_sets="stackoverflow_titles:10000 aapd:1000" round_args=""
 if [ -n "${SMOKE:-}" ]; then
-  protocol="--pool-size 40 --test-size 20 --initial 10 --batch 10 --rounds 1 --repeats 1 --epochs 1"
+  protocol="--protocol paper --pool-size 40 --test-size 20 --initial 10 --batch 10 --rounds 1 --repeats 1 --epochs 1"
   round_sets="aapd:30 stackoverflow_titles:40" round_args="--labeled 10 --epochs 1 --passes 2"
 fi
 mkdir -p "$out"

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from beal_backend.simulation import comparison as cmp
 
-VARIANTS = ["beal", "beal-deterministic", "beal-diverse", "beal-stochastic"]
+VARIANTS = ["beal", "beal-deterministic", "beal-diverse", "beal-typical", "beal-stochastic"]
 
 
 def interval(ci: dict, digits: int = 0) -> str:
@@ -83,6 +83,8 @@ def main() -> None:
     print("\n".join(lodo_table(runs, variants)), end="\n\n")
     for v in variants:
         print(f"- `{v}` may be the default (rule of issue #13 on every dataset): {cmp.may_be_default(runs, v)}")
+        ok = cmp.may_be_service_default(runs, v)
+        print(f"- `{v}` may be the default (rule of issue 20, service-regime runs): {ok}")
 
 
 if __name__ == "__main__":

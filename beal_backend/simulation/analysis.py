@@ -63,15 +63,15 @@ def summarize(rows, cfg: SimulationConfig, data: Dataset | None = None) -> dict:
     table = {(r["strategy"], int(r["repeat"]), int(r["round"])): r for r in rows}
     target = {
         rep: {m: float(table[(ALL_DATA, rep, 0)][m]) for m in METRICS}
-        for rep in range(cfg.repeats)
+        for rep in range(cfg.n_repeats)
         if (ALL_DATA, rep, 0) in table
     }
     curves, out = {}, {}
     for name in dict.fromkeys(cfg.strategies):  # each strategy once, in the order given
-        reps = [rep for rep in target if all((name, rep, r) in table for r in range(cfg.rounds + 1))]
+        reps = [rep for rep in target if all((name, rep, r) in table for r in range(cfg.n_rounds + 1))]
         if reps:
-            curves[name] = _curves(table, name, reps, cfg.rounds, target)
-            out[name] = _entry(table, name, cfg.rounds, curves[name])
+            curves[name] = _curves(table, name, reps, cfg.n_rounds, target)
+            out[name] = _entry(table, name, cfg.n_rounds, curves[name])
     if "random" in curves:
         pool = len(data.pool_texts) if data else int(table[(ALL_DATA, min(target), 0)]["n_labeled"])
         for name, curve in curves.items():
@@ -85,9 +85,10 @@ def summarize(rows, cfg: SimulationConfig, data: Dataset | None = None) -> dict:
         "dataset": data.name if data else Path(cfg.data).name,
         "settings": {
             **cfg.identity(),
+            "protocol": cfg.protocol,
             "strategies": list(cfg.strategies),
-            "rounds": cfg.rounds,
-            "repeats": cfg.repeats,
+            "rounds": cfg.n_rounds,
+            "repeats": cfg.n_repeats,
             "pool": len(data.pool_texts) if data else None,
             "test": len(data.test_y) if data else None,
             "labels": len(data.labels) if data else None,

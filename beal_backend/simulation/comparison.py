@@ -54,6 +54,19 @@ def may_be_default(summaries: dict[str, dict], strategy: str) -> bool:
     return all(beats_random(s, strategy) and not_worse_than_beal(s, strategy) for s in summaries.values())
 
 
+def not_worse_than(summary: dict, strategy: str, base: str) -> bool:
+    """No metric where the area is below ``base``'s beyond the noise (the paired interval lies below zero)."""
+    return all((paired_auc(summary, strategy, base, m)["high"] or 0) >= 0 for m in METRICS)
+
+
+def may_be_service_default(summaries: dict[str, dict], strategy: str) -> bool:
+    """Issue 20's rule (service-regime runs): on every dataset not worse than random nor than BEAL beyond the
+    noise in micro- and macro-F1 area, and better than BEAL beyond the noise somewhere (a dataset and a metric)."""
+    never_worse = all(not_worse_than(s, strategy, b) for s in summaries.values() for b in ("random", "beal"))
+    better = any((paired_auc(s, strategy, "beal", m)["low"] or 0) > 0 for s in summaries.values() for m in METRICS)
+    return never_worse and better
+
+
 def labels_saved(summary: dict, strategy: str, metric: str) -> dict:
     """Labels ``strategy`` saves against random to reach 98 % of the all-data F1 (paired t-interval)."""
     return summary["strategies"][strategy]["vs_random"][metric]["labels_saved_98pct"]

@@ -1,9 +1,13 @@
-"""The settings of a simulation run (one dataclass, the single source of the defaults ``beal simulate`` shows)
-and the names shared by the run, its analysis and its report."""
+"""The settings of a simulation run and the names shared by the run, its analysis and its report.
+
+The dataclass's own defaults are the paper's setting (``protocol="paper"``: [CLS], T = 100, a fixed number of
+epochs, no held-out slice), what the published runs used. ``beal simulate`` defaults to ``--protocol service``,
+whose learner, training and scoring settings the command line reads from the service's own (``config.Settings``
+-> ``wiring.train_config`` / ``scoring_config``): the simulation package may not import them itself."""
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from beal_backend import acquisition
@@ -11,6 +15,7 @@ from beal_backend.engine import encoders
 from beal_backend.engine.batching import MAX_WORDPIECES
 from beal_backend.engine.features import DEFAULT_CACHE_DIR, HeadConfig
 from beal_backend.engine.training import TrainConfig
+from beal_backend.simulation import protocol as protocols
 
 MODES = ("frozen", "finetune")
 ALL_DATA = "all-data"  # the strategy name of the rows that train on the whole pool
@@ -24,10 +29,11 @@ class SimulationConfig:
     data: str
     out: str
     strategies: tuple[str, ...] = tuple(acquisition.STRATEGIES)
-    initial: int = 500  # the paper: 500 random texts, then 19 rounds of 500
-    batch: int = 500
-    rounds: int = 19
-    repeats: int = 5
+    protocol: str = "paper"  # service | paper (protocol.py): the schedule below, when left None, and held_out
+    initial: int | None = None  # None: the protocol's (``resolve``); the paper: 5 % of the pool, 19 rounds of 5 %
+    batch: int | None = None
+    rounds: int | None = None
+    repeats: int | None = None
     mc_passes: int = 100  # T
     pool_size: int | None = None  # subsample train.jsonl to this many texts
     test_size: int | None = None
@@ -41,12 +47,36 @@ class SimulationConfig:
     scope: str = "full"  # finetune: MC-dropout scope of scoring.mc_moments
     head: HeadConfig = field(default_factory=HeadConfig)  # frozen mode
     train: TrainConfig = field(default_factory=TrainConfig)  # finetune mode
+    held_out: bool = False  # early stopping on the service's stable held-out slice (protocol.early_stopping_rows)
     workers: int = 1  # > 1: curves run in that many processes, one torch thread each
     progress: bool = True
 
     def __post_init__(self):
         # a strategy named twice would be run twice (two workers writing the same rows) and reported twice
         object.__setattr__(self, "strategies", tuple(dict.fromkeys(self.strategies)))
+
+    def resolve(self, pool_size: int) -> SimulationConfig:
+        """The config with the protocol's schedule and repeats filled in for a pool of ``pool_size`` texts."""
+        initial, batch, rounds = protocols.schedule(self.protocol, pool_size, self.initial, self.batch, self.rounds)
+        repeats = protocols.REPEATS[self.protocol] if self.repeats is None else self.repeats
+        return replace(self, initial=initial, batch=batch, rounds=rounds, repeats=repeats)
+
+    # the schedule once resolved (``Simulation`` resolves its config when it has read the pool)
+    @property
+    def n_initial(self) -> int:
+        return _resolved(self.initial, "initial")
+
+    @property
+    def n_batch(self) -> int:
+        return _resolved(self.batch, "batch")
+
+    @property
+    def n_rounds(self) -> int:
+        return _resolved(self.rounds, "rounds")
+
+    @property
+    def n_repeats(self) -> int:
+        return _resolved(self.repeats, "repeats")
 
     def identity(self) -> dict:
         """The settings that determine the numbers: a resumed run must match them. Strategies, repeats and
@@ -60,22 +90,33 @@ class SimulationConfig:
             **{k: getattr(self, k) for k in keys},
             **({"scope": self.scope} if self.mode == "finetune" else {}),
             **({"pooling": self.pooling} if self.pooling != "cls" else {}),  # runs made before POOLING stay resumable
+            **({"protocol": self.protocol} if self.protocol != "paper" else {}),  # and those made before --protocol
+            **({"held_out": protocols.HELD_OUT} if self.held_out else {}),
             "hparams": hparams,
         }
 
     def validate(self, pool_size: int) -> None:
+        if self.protocol not in protocols.PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(protocols.PROTOCOLS)}, got {self.protocol!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         for name in self.strategies:
             acquisition.get_strategy(name)
-        if min(self.initial, self.batch, self.repeats, self.mc_passes, self.workers) < 1 or self.rounds < 0:
+        initial, batch, rounds = self.n_initial, self.n_batch, self.n_rounds
+        if min(initial, batch, self.n_repeats, self.mc_passes, self.workers) < 1 or rounds < 0:
             raise ValueError("initial, batch, repeats, mc-passes and workers must be >= 1 and rounds >= 0")
-        needed = self.initial + self.rounds * self.batch
+        needed = initial + rounds * batch
         if needed > pool_size:
             raise ValueError(
                 f"initial + rounds x batch = {self.initial} + {self.rounds} x {self.batch} = {needed} "
                 f"exceeds the pool ({pool_size} texts)"
             )
+
+
+def _resolved(value: int | None, name: str) -> int:
+    if value is None:
+        raise ValueError(f"{name} is the protocol's until the pool is known: resolve(pool size) first")
+    return value
 
 
 def default(config: type, name: str):

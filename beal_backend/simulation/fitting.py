@@ -13,6 +13,7 @@ from beal_backend.engine import learners
 from beal_backend.engine.batching import Encoded, encode
 from beal_backend.engine.scoring import ScoringConfig
 from beal_backend.engine.training import TrainConfig, TrainedModel
+from beal_backend.simulation import protocol
 from beal_backend.simulation.config import SimulationConfig
 from beal_backend.simulation.datasets import Dataset
 
@@ -32,7 +33,10 @@ class _FrozenLearner:
         self.cfg, self.data = cfg, data
 
     def fit(self, labeled: np.ndarray, seed: int) -> _Fit:
-        trained = self.impl.fit(*self.data.labeled(labeled), seed=seed, features=self.pool_x[labeled])
+        labeled, val_rows = _split(self.cfg, labeled, self.cfg.head)
+        trained = self.impl.fit(
+            *self.data.labeled(labeled), seed=seed, features=self.pool_x[labeled], val_rows=val_rows
+        )
         return _Fit(trained, self.cfg, pool=lambda rows: self.pool_x[rows], test=lambda: self.test_x)
 
 
@@ -45,12 +49,23 @@ class _FinetuneLearner:
         self.encoded: tuple[Encoded, Encoded] | None = None  # (pool, test) token ids, from the first tokenizer
 
     def fit(self, labeled: np.ndarray, seed: int) -> _Fit:
-        trained = self.impl.fit(*self.data.labeled(labeled), seed=seed)
+        labeled, val_rows = _split(self.cfg, labeled, self.cfg.train)
+        trained = self.impl.fit(*self.data.labeled(labeled), seed=seed, val_rows=val_rows)
         if self.encoded is None:
             tok, n = trained.tokenizer, self.cfg.max_wordpieces
             self.encoded = (encode(tok, self.data.pool_texts, n), encode(tok, self.data.test_texts, n))
         pool, test = self.encoded
         return _Fit(trained, self.cfg, pool=lambda rows: pool.subset(rows), test=lambda: test)
+
+
+def _split(cfg: SimulationConfig, labeled: np.ndarray, trainer) -> tuple[np.ndarray, list[int] | None]:
+    """(the labeled rows the learner is given, its early-stopping positions among them): a service round's
+    (``--protocol service``), else every labeled row and None (the trainer's own seeded split; none for the
+    paper's head, whose ``val_fraction`` is 0)."""
+    if not cfg.held_out:
+        return labeled, None
+    rows, stop = protocol.service_rows(labeled, trainer.val_fraction, trainer.min_val)
+    return labeled[rows], stop
 
 
 def _train_config(cfg: SimulationConfig) -> TrainConfig:

@@ -31,8 +31,8 @@ def _header(summary: dict) -> list[str]:
     return [
         f"# Active-learning simulation: {summary['dataset']}",
         "",
-        f"Mode `{s['mode']}`, encoder `{s['encoder']}`; pool {s['pool']} texts, test {s['test']}, "
-        f"{s['labels']} labels; "
+        f"Protocol `{s.get('protocol', 'paper')}`; mode `{s['mode']}`, encoder `{s['encoder']}`; "
+        f"pool {s['pool']} texts, test {s['test']}, {s['labels']} labels; "
         f"{s['initial']} initial + {s['rounds']} rounds x {s['batch']}; T = {s['mc_passes']}; seed {s['seed']}; "
         f"repeats per strategy: {repeats}.",
         "",

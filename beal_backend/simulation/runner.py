@@ -1,25 +1,27 @@
-"""Offline active-learning simulation of the paper's protocol on a labeled dataset (engine only).
+"""Offline active-learning simulation on a labeled dataset (engine only): the service's regime, or the paper's.
 
-Protocol (Algorithm 1): in every repeat ``initial`` random pool texts are labeled (the same texts for every
-strategy, so strategies are compared pairwise); each round a strategy picks ``batch`` texts of the remaining
-pool, their gold labels are revealed and the model is retrained from scratch; micro/macro-F1 on the test
-set are recorded after every training. An "all data" run trains on the whole pool: its F1 is the target
-of the paper's Table 2 metric (% of the pool that must be labeled to reach it).
+Protocol (Algorithm 1; the schedule and held-out rule by ``--protocol``, ``protocol.py``): in every repeat
+``initial`` random pool texts are labeled (the same texts for every strategy, so strategies are compared
+pairwise); each round a strategy picks ``batch`` texts of the remaining pool, their gold labels are revealed
+and the model is retrained from scratch; micro/macro-F1 on the test set are recorded after every training,
+labels decided by the engine's own rule (``training.predicted``). An "all data" run trains on the whole pool:
+its F1 is the target of the paper's Table 2 metric (% of the pool that must be labeled to reach it).
 
 Learners (``--learner``, the old ``--mode``): the service's own classes from ``engine.learners`` (through
 ``fitting.py``), so a simulation result is a statement about the service. ``frozen`` trains only the head on cached
 sentence features of a frozen encoder (CPU); ``finetune`` fine-tunes the encoder every round and samples it with
 ``scoring.mc_moments`` (GPU).
 
-Determinism and resume: every random choice draws from a generator derived from the seed and its place
-(repeat, round, strategy); the training seed depends on the repeat only, so a model is a function of its
-labeled set (the last round, which labels the whole pool, equals the all-data run). ``results.csv`` gets one
-row per finished round and ``selections.jsonl`` the texts each round picked; a rerun skips finished rounds,
-retrains the last finished round's model (identical, being seeded) and goes on, so an interrupted run ends
-with the results of an uninterrupted one.
+Where it differs from the service (on purpose): its seeds. A service round trains and samples with ``SEED``;
+here every random choice draws from a generator derived from the run's seed and its place (repeat, round,
+strategy), so that repeats are independent; the training seed depends on the repeat only, so a model is a
+function of its labeled set. There is no promotion gate (no model serves to compare with: each round's model
+orders the next batch). ``results.csv`` gets one row per finished round and ``selections.jsonl`` the texts each
+round picked; a rerun skips finished rounds, retrains the last finished round's model (identical, being seeded)
+and goes on, so an interrupted run ends with the results of an uninterrupted one.
 
 This module runs the jobs (serially or in a process pool) and keeps the run log; ``datasets``, ``config``,
-``fitting``, ``analysis`` and ``report`` hold the rest.
+``protocol``, ``fitting``, ``analysis`` and ``report`` hold the rest.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from tqdm.auto import tqdm
 
 from beal_backend import acquisition
 from beal_backend.acquisition import Strategy
-from beal_backend.engine import evaluation
+from beal_backend.engine import evaluation, training
 from beal_backend.simulation.analysis import summarize
 from beal_backend.simulation.config import (
     ALL_DATA,
@@ -64,7 +66,6 @@ RESULT_FIELDS = (
     "select_seconds",
     "train_seconds",
 )
-THRESHOLD = 0.5  # label j is predicted relevant when its output exceeds 0.5
 
 
 # ---------------------------------------------------------------- the run log (results.csv + selections.jsonl)
@@ -144,9 +145,10 @@ class Simulation:
     """One run in ``cfg.out``: jobs are the all-data fit and the (repeat, strategy) curves, each resumable."""
 
     def __init__(self, cfg: SimulationConfig, worker: bool = False):
-        self.cfg = cfg
         self.data = load_dataset(cfg.data, cfg.pool_size, cfg.test_size, cfg.seed)
+        cfg = cfg.resolve(len(self.data.pool_texts))
         cfg.validate(len(self.data.pool_texts))
+        self.cfg = cfg
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         _check_identity(self.out / "config.json", cfg.identity())
@@ -177,11 +179,11 @@ class Simulation:
         """Unfinished jobs, repeat by repeat (a run stopped early leaves whole repeats): (repeat, strategy or
         all-data)."""
         jobs = []
-        for repeat in range(self.cfg.repeats):
+        for repeat in range(self.cfg.n_repeats):
             if (ALL_DATA, repeat, 0) not in self.log.rows:
                 jobs.append((repeat, ALL_DATA))
             jobs += [
-                (repeat, s.name) for s in self.strategies if (s.name, repeat, self.cfg.rounds) not in self.log.rows
+                (repeat, s.name) for s in self.strategies if (s.name, repeat, self.cfg.n_rounds) not in self.log.rows
             ]
         return jobs
 
@@ -218,23 +220,26 @@ class Simulation:
     def train_seed(self, repeat: int) -> int:
         return int(_seed_seq(self.cfg.seed, SEED_TRAIN, repeat).generate_state(1)[0])
 
+    def mc_seed(self, repeat: int, rnd: int, name: str) -> int:
+        return int(_seed_seq(self.cfg.seed, SEED_MC, repeat, rnd, _name_key(name)).generate_state(1)[0])
+
     def initial_set(self, repeat: int) -> np.ndarray:
         rng = np.random.default_rng(_seed_seq(self.cfg.seed, SEED_INITIAL, repeat))
-        return rng.choice(self.n, size=self.cfg.initial, replace=False)
+        return rng.choice(self.n, size=self.cfg.n_initial, replace=False)
 
     # -- runs
 
     def _curve(self, strategy: Strategy, repeat: int) -> None:
         cfg, name = self.cfg, strategy.name
         done = 0
-        while done <= cfg.rounds and (name, repeat, done) in self.log.rows:
+        while done <= cfg.n_rounds and (name, repeat, done) in self.log.rows:
             done += 1
-        if done > cfg.rounds:
+        if done > cfg.n_rounds:
             return
         parts = [self.initial_set(repeat)] + [np.asarray(self.log.picks[(name, repeat, r)]) for r in range(1, done)]
         labeled = np.sort(np.concatenate(parts))
         fit = self.learner.fit(labeled, self.train_seed(repeat)) if done else None  # resume: same model again
-        rounds = tqdm(range(done, cfg.rounds + 1), desc=name, unit="round", leave=False, disable=not cfg.progress)
+        rounds = tqdm(range(done, cfg.n_rounds + 1), desc=name, unit="round", leave=False, disable=not cfg.progress)
         for rnd in rounds:
             select_seconds = 0.0
             if rnd > 0:
@@ -252,17 +257,17 @@ class Simulation:
     def _select(self, fit, strategy: Strategy, repeat: int, rnd: int, labeled: np.ndarray) -> np.ndarray:
         parts = (repeat, rnd, _name_key(strategy.name))
         rng = np.random.default_rng(_seed_seq(self.cfg.seed, SEED_SELECT, *parts))
-        mc_seed = int(_seed_seq(self.cfg.seed, SEED_MC, *parts).generate_state(1)[0])
         pool = np.setdiff1d(np.arange(self.n), labeled)
+        mc_seed = self.mc_seed(repeat, rnd, strategy.name)
         view = pool_view(fit, strategy, pool, labeled, len(self.data.labels), self.cfg.mc_passes, mc_seed)
-        picks = np.asarray(strategy.select(view, min(self.cfg.batch, len(pool)), rng), dtype=np.int64)
+        picks = np.asarray(strategy.select(view, min(self.cfg.n_batch, len(pool)), rng), dtype=np.int64)
         return pool[picks]
 
     def _train_and_record(self, name: str, repeat: int, rnd: int, labeled: np.ndarray, select_seconds: float):
         t0 = time.perf_counter()
         fit = self.learner.fit(labeled, self.train_seed(repeat))
         train_seconds = time.perf_counter() - t0
-        pred = fit.test_probs() > THRESHOLD
+        pred = training.predicted(fit.test_probs(), single_label=False)  # the service's decision rule
         y = self.data.test_y
         self.log.add_row(
             {

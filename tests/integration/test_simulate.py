@@ -13,7 +13,6 @@ import torch
 
 from beal_backend.cli import main
 from beal_backend.engine import learners
-from beal_backend.engine.features import HeadConfig
 from beal_backend.simulation import analysis, runner
 from beal_backend.simulation.config import SEED_MC, SimulationConfig
 from tests.conftest import LABELS, synthetic_texts
@@ -55,6 +54,22 @@ def _keyed(rows: list[dict]) -> dict:
         assert key not in keyed, f"duplicated row {key}"
         keyed[key] = {k: v for k, v in r.items() if k not in TIMING}
     return keyed
+
+
+def _config(argv: list[str]) -> SimulationConfig:
+    """The config ``beal simulate argv`` runs with."""
+    seen: list = []
+
+    def capture(cfg):
+        seen.append(cfg)
+        raise ValueError("captured")
+
+    real, runner.simulate = runner.simulate, capture
+    try:
+        assert main(argv) == 2
+    finally:
+        runner.simulate = real
+    return seen[0]
 
 
 @pytest.fixture(scope="module")
@@ -138,16 +153,13 @@ def test_every_strategy_starts_from_the_same_labels_and_random_and_beal_pick_dif
 def test_beal_picks_the_lowest_expected_confidence(env):
     """Round 1 of BEAL re-derived by hand from the round-0 model: the picks are the 10 lowest EC."""
     out = env.out
-    cfg = SimulationConfig(data=str(env.data), out=str(out), strategies=("beal",), initial=10, batch=10, rounds=2,
-                               repeats=2, mc_passes=4, cache_dir=str(env.cache), encoder=str(env.encoder),
-                               progress=False, head=HeadConfig(epochs=15, min_steps=0))  # fmt: skip
-    s = runner.Simulation(cfg)
+    s = runner.Simulation(_config(env.argv(out)))
     labeled = np.sort(s.initial_set(0))
     fit = s.learner.fit(labeled, s.train_seed(0))
     pool = np.setdiff1d(np.arange(s.n), labeled)
     got = [json.loads(line) for line in (out / "selections.jsonl").read_text().splitlines()]
     picked = next(r["rows"] for r in got if (r["strategy"], r["repeat"], r["round"]) == ("beal", 0, 1))
-    mc_seed = int(runner._seed_seq(cfg.seed, SEED_MC, 0, 1, runner._name_key("beal")).generate_state(1)[0])
+    mc_seed = int(runner._seed_seq(s.cfg.seed, SEED_MC, 0, 1, runner._name_key("beal")).generate_state(1)[0])
     ec = fit.moments(pool, 4, mc_seed, False).ec
     assert sorted(picked) == sorted(pool[np.argsort(ec, kind="stable")[:10]].tolist())
 
@@ -246,3 +258,52 @@ def test_head_moments_match_independent_dropout_passes():
     np.testing.assert_allclose(det.mean_prob, probs, atol=1e-6)
     np.testing.assert_allclose(det.mean_entropy, binary_entropy(probs), atol=1e-5)
     np.testing.assert_allclose(det.ec, expected_confidence(probs[None]), atol=1e-5)
+
+
+def test_a_simulated_round_trains_and_scores_as_a_service_round(env, tmp_path, monkeypatch):
+    """The default protocol's round = a service round with the same settings: the learner ``worker.rounds``
+    builds from Settings -> wiring, trained with the round's held-out slice (pool row r = task r), scored with
+    the round's ScoringConfig. Same labeled texts and seeds: the same model, test outputs and EC."""
+    from dataclasses import replace
+
+    from beal_backend.config import Settings
+    from beal_backend.engine import holdout
+    from beal_backend.wiring import scoring_config, train_config
+    from tests.unit.test_cli import _service_env
+
+    _service_env(monkeypatch, ENCODER=str(env.encoder), MC_PASSES="4")
+    data = _write_dataset(tmp_path / "data", n_pool=200)
+    sim = runner.Simulation(_config(["simulate", "--data", str(data), "--out", str(tmp_path / "o"),
+                                     "--cache-dir", str(env.cache), "--no-progress"]))  # fmt: skip
+    labeled, seed = np.arange(150), sim.train_seed(0)
+    simulated = sim.learner.fit(labeled, seed)
+
+    s = Settings.from_env()
+    learner = learners.build(s.learner, replace(train_config(s), seed=seed), tmp_path / "round-cache")
+    held = holdout.held_out_split(labeled.tolist(), s.val_fraction, s.min_val)  # what rounds._round splits
+    rows, stop = held.training_rows(len(labeled))
+    served = learner.fit(*sim.data.labeled(labeled[rows]), val_rows=stop)
+    assert simulated.trained.metrics["n_val"] == len(held.stop) >= 5  # the early-stopping half, as in the round
+    assert simulated.trained.metrics["n_train"] == len(labeled) - len(held.stop) - len(held.gate)
+    assert simulated.trained.metrics["epochs_run"] == served.metrics["epochs_run"]
+    test_x = learner.features(sim.data.test_texts)
+    np.testing.assert_allclose(
+        simulated.test_probs(), learners.pool_deterministic(served, scoring_config(s), features=test_x)[0], atol=1e-6
+    )
+    pool = np.arange(150, 200)
+    ec = learners.pool_moments(served, replace(scoring_config(s), seed=3), learner.features(sim.data.pool_texts[150:]))
+    np.testing.assert_allclose(simulated.moments(pool, sim.cfg.mc_passes, 3, False).ec, ec.ec, atol=1e-6)
+
+
+def test_test_f1_uses_the_engines_decision_rule(env, tmp_path, monkeypatch):
+    """The recorded F1 decides labels with ``training.predicted``, the rule /predict and the gate use."""
+    from beal_backend.engine import training
+
+    calls, real = [], training.predicted
+    monkeypatch.setattr(
+        training, "predicted", lambda p, single_label: calls.append(single_label) or real(p, single_label)
+    )
+    argv = env.argv(tmp_path / "o")
+    argv[argv.index("--rounds") + 1], argv[argv.index("--repeats") + 1] = "0", "1"
+    assert main(argv) == 0
+    assert calls == [False, False, False]  # all-data, random and beal at round 0

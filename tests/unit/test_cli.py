@@ -23,23 +23,31 @@ def test_worker_needs_redis(monkeypatch, capsys):
     assert "needs REDIS_URL" in capsys.readouterr().err
 
 
-def test_simulate_takes_learner_and_the_old_mode_name(monkeypatch, capsys):
+SERVICE_ENV = ("LEARNER", "POOLING", "MC_PASSES", "MC_SCOPE", "SEED", "DEVICE", "ENCODER", "EPOCHS", "BATCH_SIZE",
+               "LEARNING_RATE", "VAL_FRACTION", "MIN_VAL")  # fmt: skip
+
+
+def _service_env(monkeypatch, **env) -> None:
+    """The service's training and scoring settings: all unset (their defaults) but ``env``, on a CPU."""
+    for name in SERVICE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"DEVICE": "cpu", **env}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_simulate_takes_learner_and_the_old_mode_name(monkeypatch):
     import pytest
 
-    from beal_backend.simulation import runner as simulate
-
-    seen = []
-
-    def fake(cfg):
-        seen.append((cfg.mode, cfg.pooling))
-        raise ValueError("stop here")
-
-    monkeypatch.setattr(simulate, "simulate", fake)
+    _service_env(monkeypatch)
+    seen = _capture_config(monkeypatch)
     base = ["simulate", "--data", "d", "--out", "o"]
     assert main([*base, "--learner", "finetune", "--pooling", "mean"]) == 2
     assert main([*base, "--mode", "finetune"]) == 2
     assert main(base) == 2
-    assert seen == [("finetune", "mean"), ("finetune", "cls"), ("frozen", "cls")]
+    assert main([*base, "--protocol", "paper"]) == 2
+    # the service's POOLING=auto and LEARNER=auto (frozen on a CPU); the paper's [CLS]
+    assert [(c.mode, c.pooling) for c in seen] == [("finetune", "mean"), ("finetune", "auto"), ("frozen", "auto"),
+                                                   ("frozen", "cls")]  # fmt: skip
     with pytest.raises(SystemExit):
         main([*base, "--learner", "gpu"])
 
@@ -57,57 +65,63 @@ def _capture_config(monkeypatch) -> list:
     return seen
 
 
-def test_simulate_defaults_are_the_dataclasses(monkeypatch):
-    """An omitted option keeps the configuration's default: the CLI holds no numbers of its own that could drift."""
-    from dataclasses import dataclass
+def test_simulate_defaults_are_the_services_settings(monkeypatch, tmp_path):
+    """``beal simulate`` with no options trains and scores as a service round would with the same environment:
+    learner, pooling, T, scope and training from Settings -> wiring, the head the round's learner builds, the
+    held-out slice on; the schedule is the service protocol's (resolved once the pool is known)."""
+    from beal_backend.config import Settings
+    from beal_backend.engine import learners
+    from beal_backend.wiring import scoring_config, train_config
 
-    from beal_backend.engine import features
-    from beal_backend.simulation import config
-
+    _service_env(monkeypatch, MC_PASSES="7", MC_SCOPE="last-3", POOLING="mean", EPOCHS="3", VAL_FRACTION="0.2")
     seen = _capture_config(monkeypatch)
     assert main(["simulate", "--data", "d", "--out", "o"]) == 2
-    assert seen[-1] == config.SimulationConfig(data="d", out="o")
+    cfg, s = seen[-1], Settings.from_env()
+    assert (cfg.protocol, cfg.mc_passes, cfg.scope, cfg.pooling, cfg.mode) == ("service", 7, "last-3", "mean", "frozen")
+    assert cfg.train == train_config(s) and cfg.train.epochs == 3
+    assert cfg.mc_passes == scoring_config(s).passes and cfg.held_out
+    round_learner = learners.build(s.learner, train_config(s), tmp_path)  # what worker.rounds builds
+    assert cfg.head == round_learner.head_cfg
+    assert (cfg.head.val_fraction, cfg.head.min_val) == (0.2, 10)  # the paper's head holds nothing out (0.0)
+    assert (cfg.initial, cfg.batch, cfg.rounds, cfg.repeats) == (None, None, None, None)  # the protocol's
 
-    @dataclass(frozen=True)
-    class Changed(config.SimulationConfig):
-        initial: int = 7
-
-    @dataclass(frozen=True)
-    class ChangedHead(features.HeadConfig):
-        epochs: int = 3
-
-    monkeypatch.setattr(config, "SimulationConfig", Changed)
-    monkeypatch.setattr(features, "HeadConfig", ChangedHead)
+    _service_env(monkeypatch, LEARNER="finetune", MC_SCOPE="head")
     assert main(["simulate", "--data", "d", "--out", "o"]) == 2
-    assert (seen[-1].initial, seen[-1].head.epochs, seen[-1].batch) == (7, 3, 500)
+    assert (seen[-1].mode, seen[-1].scope, seen[-1].train) == ("finetune", "head", train_config(Settings.from_env()))
+
+
+def test_simulate_paper_protocol_keeps_the_papers_setting(monkeypatch):
+    from beal_backend.engine.features import HeadConfig
+    from beal_backend.engine.training import TrainConfig
+
+    _service_env(monkeypatch, MC_PASSES="7", POOLING="mean")
+    seen = _capture_config(monkeypatch)
+    assert main(["simulate", "--data", "d", "--out", "o", "--protocol", "paper"]) == 2
+    cfg = seen[-1]
+    assert (cfg.protocol, cfg.mc_passes, cfg.scope, cfg.pooling, cfg.held_out) == ("paper", 100, "full", "cls", False)
+    assert (cfg.head, cfg.train) == (HeadConfig(), TrainConfig())
 
 
 def test_simulate_given_options_win_and_reach_both_learners(monkeypatch):
+    _service_env(monkeypatch)
     seen = _capture_config(monkeypatch)
     argv = ["simulate", "--data", "d", "--out", "o", "--initial", "20", "--epochs", "4", "--lr", "0.01",
-            "--strategies", "random, beal", "--pool-size", "100", "--no-progress"]  # fmt: skip
+            "--strategies", "random, beal", "--pool-size", "100", "--no-progress", "--mc-passes", "9"]  # fmt: skip
     assert main(argv) == 2
     cfg = seen[-1]
     assert (cfg.initial, cfg.strategies, cfg.pool_size, cfg.progress) == (20, ("random", "beal"), 100, False)
-    assert (cfg.head.epochs, cfg.head.lr, cfg.train.epochs, cfg.train.lr_head) == (4, 0.01, 4, 0.01)
-    assert cfg.train.lr_encoder == 5e-5  # an option given for neither learner keeps its default
+    assert (cfg.head.epochs, cfg.head.lr, cfg.train.epochs, cfg.train.lr_head, cfg.mc_passes) == (4, 0.01, 4, 0.01, 9)
+    assert cfg.train.lr_encoder == 5e-5 and cfg.head.val_fraction == 0.1  # options not given keep the service's
 
 
-def test_simulate_help_reads_the_defaults_from_the_dataclasses(monkeypatch, capsys):
-    from dataclasses import dataclass
-
+def test_simulate_help_reads_the_defaults_from_where_they_come_from(monkeypatch, capsys):
     import pytest
 
-    from beal_backend.simulation import config
-
-    @dataclass(frozen=True)
-    class Changed(config.SimulationConfig):
-        batch: int = 9
-
-    monkeypatch.setattr(config, "SimulationConfig", Changed)
+    _service_env(monkeypatch, MC_PASSES="42", EPOCHS="3")
     with pytest.raises(SystemExit):
         main(["simulate", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "texts acquired per round (default: 9)" in out and "before the first round (default: 500)" in out
-    assert "(default: frozen 15, finetune 8)" in out  # --epochs: HeadConfig.epochs, TrainConfig.epochs
+    assert "texts acquired per round (default: service 20, paper 5% of the pool)" in out
+    assert "passes per text (default: service MC_PASSES = 42, paper 100)" in out
+    assert "(default: service: frozen 15, finetune 3; paper: frozen 15, finetune 8)" in out  # --epochs
     assert "used as the pool (default: all)" in out

@@ -52,3 +52,17 @@ def test_leave_one_dataset_out_chooses_on_the_other_datasets_only():
     assert out["B"]["chosen"] == "w"  # (0.11 + 0.02) / 2 = 0.065 for u vs (0.03 + 0.21) / 2 = 0.12 for w
     assert out["C"]["chosen"] == "u"  # (0.11 + 0.09) / 2 = 0.10 for u vs 0.03 for w
     assert out["C"]["vs_random"]["micro_f1"]["mean"] == pytest.approx(0.02)
+
+
+def test_the_service_default_rule_needs_no_sure_loss_and_one_sure_win_over_beal():
+    """Issue 20: never worse than random or BEAL beyond the noise, better than BEAL beyond it somewhere."""
+    rnd, beal = [0.50, 0.50, 0.50], [0.52, 0.53, 0.54]
+    level = _summary({"v": [0.52, 0.53, 0.54], "beal": beal, "random": rnd})  # differences to BEAL all 0
+    ahead = _summary({"v": [0.54, 0.55, 0.56], "beal": beal, "random": rnd})  # +0.02 every repeat: interval > 0
+    # 0.01 below random every repeat: worse beyond the noise, although level with BEAL
+    below_random = _summary({"v": [0.49, 0.49, 0.49], "beal": [0.49, 0.49, 0.49], "random": rnd})
+    assert not cmp.may_be_service_default({"x": level, "y": level}, "v")  # no sure win over BEAL anywhere
+    assert cmp.may_be_service_default({"x": level, "y": ahead}, "v")  # level on one, ahead on the other
+    assert not cmp.may_be_service_default({"x": ahead, "y": below_random}, "v")
+    # the #13 rule wanted a sure win over random everywhere: "level" (+0.03 over random) passes it, "ahead" too
+    assert cmp.may_be_default({"x": level, "y": ahead}, "v")

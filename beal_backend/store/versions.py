@@ -36,6 +36,7 @@ WEIGHTS, METADATA, SCORES, CURRENT, PROJECT = (
     "CURRENT",
     "project.json",
 )
+KEEP_REJECTED = 2  # rejected candidates kept for inspection (newest), apart from the KEEP_VERSIONS promoted ones
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PROJECT_DIR = re.compile(r"[1-9][0-9]*")  # canonical project ids only (service.project_id)
 
@@ -161,13 +162,17 @@ class ModelStore:
         shutil.rmtree(self.version_dir(project, version))
 
     def prune(self, project: str, keep: int) -> list[str]:
-        """Delete the oldest versions beyond the current one and the ``keep`` newest others."""
+        """Delete old versions; kept: the current one, the ``keep`` newest promoted others (the rollback
+        targets) and the ``min(keep, KEEP_REJECTED)`` newest rejected candidates. Rejections never count
+        against promoted versions: a run of them must not delete every version a team could roll back to."""
         current = self.current(project)
         others = [v for v in self.versions(project) if v != current]
-        doomed = others[: max(len(others) - keep, 0)]
-        for v in doomed:
+        rejected = [v for v in others if not (self.metadata(project, v).get("promotion") or {}).get("promoted", True)]
+        promoted = [v for v in others if v not in rejected]
+        doomed = promoted[: max(len(promoted) - keep, 0)] + rejected[: max(len(rejected) - min(keep, KEEP_REJECTED), 0)]
+        for v in sorted(doomed):
             shutil.rmtree(self.version_dir(project, v))
-        return doomed
+        return sorted(doomed)
 
     def remove_stale_tmp(self, older_than: float) -> list[Path]:
         """Delete ``<project>/.tmp-*`` folders in which nothing changed for ``older_than`` seconds."""

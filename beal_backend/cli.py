@@ -129,7 +129,10 @@ def _add_rollback(sub) -> None:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    print(json.dumps(_model().rollback(args.project, args.version), indent=1))
+    result = _model().rollback(args.project, args.version)
+    print(json.dumps(result, indent=1))
+    if result.get("warning"):  # stdout stays one JSON document; the operator still sees it
+        print(f"beal rollback: warning: {result['warning']}", file=sys.stderr)
     return 0
 
 

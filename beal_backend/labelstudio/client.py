@@ -108,6 +108,10 @@ class LabelStudioClient:
 
         return self._call(fetch)
 
+    def model_version(self, project: int) -> str | None:
+        """The version whose predictions order the project's tasks (None: none set)."""
+        return self._call(lambda: self._ls.projects.get(id=project, request_options=ONCE).model_version) or None
+
     def model_versions(self, project: int) -> dict[str, int]:
         return self._call(lambda: self._raw("GET", f"api/projects/{project}/model-versions/").json())
 

@@ -18,8 +18,8 @@ from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.store.versions import check_id
 from beal_backend.wiring import Runtime
+from beal_backend.worker import publishing, triggers
 from beal_backend.worker import rounds as jobs
-from beal_backend.worker import triggers
 
 log = logging.getLogger(__name__)
 UNTRAINED = "beal-untrained"  # what /setup reports before the first model (stable, so LS predicts once)
@@ -263,12 +263,13 @@ class BealModel:
         for v in self.rt.store.versions(pid):
             meta = self.rt.store.metadata(pid, v)
             gate = meta.get("promotion") or {}
-            promoted = gate.get("promoted", True)
+            status, publish_note = publishing.version_status(self.rt.store, pid, v, current, meta)
             out.append(
                 {
                     "version": v,
-                    "status": "current" if v == current else ("promoted" if promoted else "rejected"),
+                    "status": status,
                     "reason": gate.get("reason"),
+                    **({"publish": publish_note} if publish_note else {}),
                     "created_at": meta.get("created_at"),
                     "n_annotations": meta.get("n_annotations"),
                     "val_micro_f1": (gate.get("candidate") or {}).get(

@@ -4,11 +4,14 @@ A model directory holds ``model.safetensors`` (all weights, no pickle), ``encode
 ``tokenizer/``, ``metadata.json`` (labels, encoder reference, hyper-parameters, metrics, sha256 of the
 weights) and, for service versions, ``scores.json`` (the pool's cached scores).
 
-Project layout: ``<root>/<project>/<version>/`` plus ``CURRENT`` (the serving version) and
+Project layout: ``<root>/<project>/<version>/`` plus ``CURRENT`` (the serving version), ``SWITCHING``
+(while Label Studio is being switched to another version: see ``worker/publishing.py``) and
 ``project.json`` (what /setup said). Versions are written under a temporary name and renamed, so a
 crash never leaves a partial version visible; ``CURRENT`` is replaced atomically. A worker killed while
 writing leaves its ``.tmp-*`` folder behind: opening a store removes those untouched for longer than the
-lock TTL (a live writer holds the project lock and keeps touching its files).
+lock TTL (a live writer holds the project lock and keeps touching its files), and the project's next job
+removes them all (``remove_tmp``, with the project lock held: no one else may be writing there).
+A version folder may also hold ``publish.json``: how far making it serve got (``note_publish``).
 """
 
 from __future__ import annotations
@@ -29,13 +32,17 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from beal_backend.engine.model import MultiLabelClassifier
 from beal_backend.engine.training import TrainConfig, TrainedModel
 
-WEIGHTS, METADATA, SCORES, CURRENT, PROJECT = (
+WEIGHTS, METADATA, SCORES, CURRENT, PROJECT, SWITCHING, PUBLISH = (
     "model.safetensors",
     "metadata.json",
     "scores.json",
     "CURRENT",
     "project.json",
+    "SWITCHING",
+    "publish.json",
 )
+SERVED = "served"  # the publish state of a version that has been current
+KEEP_REJECTED = 2  # rejected candidates kept for inspection (newest), apart from the KEEP_VERSIONS promoted ones
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PROJECT_DIR = re.compile(r"[1-9][0-9]*")  # canonical project ids only (service.project_id)
 
@@ -142,9 +149,36 @@ class ModelStore:
         return version if (self.version_dir(project, version) / METADATA).is_file() else None
 
     def set_current(self, project: str, version: str) -> None:
+        """Make ``version`` the serving one; this ends any switch in progress (``begin_switch``)."""
         if not (self.version_dir(project, version) / METADATA).is_file():
             raise StoreError(f"project {project} has no version {version}")
         _atomic_write(self.project_dir(project) / CURRENT, version + "\n")
+        self.note_publish(project, version, SERVED)
+        (self.project_dir(project) / SWITCHING).unlink(missing_ok=True)
+
+    def begin_switch(self, project: str, version: str) -> None:
+        """Record that Label Studio is about to be switched to ``version`` (CURRENT not written yet)."""
+        info = {"to": version, "from": self.current(project)}
+        _atomic_write(self.project_dir(project) / SWITCHING, json.dumps(info))
+
+    def switching(self, project: str) -> dict | None:
+        """The switch a job began and did not end (``{"to", "from"}``), or None."""
+        path = self.project_dir(project) / SWITCHING
+        return read_json(path) if path.is_file() else None
+
+    def end_switch(self, project: str) -> None:
+        (self.project_dir(project) / SWITCHING).unlink(missing_ok=True)
+
+    def note_publish(self, project: str, version: str, state: str) -> None:
+        """Record how far making ``version`` serve got ("pushing", "push failed: ...", ``SERVED``). A version
+        that once served stays served (a failed rollback to it does not make it never-served)."""
+        if self.publish_state(project, version) != SERVED:
+            _atomic_write(self.version_dir(project, version) / PUBLISH, json.dumps({"state": state}))
+
+    def publish_state(self, project: str, version: str) -> str | None:
+        """None: no record (a version written before publish states were kept, or a rejected one)."""
+        path = self.version_dir(project, version) / PUBLISH
+        return read_json(path).get("state") if path.is_file() else None
 
     def metadata(self, project: str, version: str) -> dict:
         return read_json(self.version_dir(project, version) / METADATA)
@@ -161,12 +195,24 @@ class ModelStore:
         shutil.rmtree(self.version_dir(project, version))
 
     def prune(self, project: str, keep: int) -> list[str]:
-        """Delete the oldest versions beyond the current one and the ``keep`` newest others."""
+        """Delete old versions; kept: the current one, the ``keep`` newest promoted others (the rollback
+        targets) and the ``min(keep, KEEP_REJECTED)`` newest rejected candidates. Rejections never count
+        against promoted versions: a run of them must not delete every version a team could roll back to."""
         current = self.current(project)
         others = [v for v in self.versions(project) if v != current]
-        doomed = others[: max(len(others) - keep, 0)]
-        for v in doomed:
+        rejected = [v for v in others if not (self.metadata(project, v).get("promotion") or {}).get("promoted", True)]
+        promoted = [v for v in others if v not in rejected]
+        doomed = promoted[: max(len(promoted) - keep, 0)] + rejected[: max(len(rejected) - min(keep, KEEP_REJECTED), 0)]
+        for v in sorted(doomed):
             shutil.rmtree(self.version_dir(project, v))
+        return sorted(doomed)
+
+    def remove_tmp(self, project: str) -> list[Path]:
+        """Delete every ``.tmp-*`` folder of ``project``: call it only with the project lock held (only a
+        job holding it writes versions, so each such folder is a killed job's half-written version)."""
+        doomed = sorted(self.project_dir(project).glob(".tmp-*"))
+        for tmp in doomed:
+            shutil.rmtree(tmp, ignore_errors=True)
         return doomed
 
     def remove_stale_tmp(self, older_than: float) -> list[Path]:

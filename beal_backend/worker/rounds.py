@@ -1,9 +1,10 @@
 """Training jobs: one round of active learning for one project (run by ``queues.py``), and rollback.
 
 A round: fetch every annotation from Label Studio -> train from scratch -> score every unlabeled task
-with EC -> publish the version atomically -> push all scores under the new version -> switch the
-project's ``model_version`` -> make the version current -> delete superseded predictions.
-A crash at any step leaves the previous version serving. Only the project id crosses the queue.
+with EC -> write the version atomically -> make it serve (``publishing.py``: push, switch Label Studio,
+CURRENT, delete superseded predictions, the project lock re-confirmed before each). Label Studio and the
+store agree on the serving version after a crash at any step, once the next job has reconciled them.
+Only the project id crosses the queue.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.worker import promotion
 from beal_backend.worker.examples import collect_examples, left_out
+from beal_backend.worker.publishing import publish, reconcile
 
 log = logging.getLogger(__name__)
-VERSION_PREFIX = "beal-"
 EMBEDDINGS = "embeddings"  # <project dir>/embeddings/: the frozen learner's feature cache
 
 
@@ -50,6 +51,8 @@ def _round(project: str, rt, report: _Reporter) -> dict:
     client = rt.client(project)
     pid = int(project)
     schema = parse_label_config(client.label_config(pid))
+    rt.store.remove_tmp(project)  # a killed job's half-written version: the lock is ours, so no one writes there
+    reconcile(rt, client, project, report.lease)
     if s.basic_auth_user:  # webhooks added after /setup's own attempt get the credentials here
         client.authorize_webhooks(pid, s.basic_auth_header())
     ex = collect_examples(client.tasks(pid), schema, s.max_text_chars)
@@ -141,64 +144,37 @@ def _round(project: str, rt, report: _Reporter) -> dict:
     }
     if gate["promoted"]:
         report(stage="pushing predictions", progress=0.95, version=version)
-        summary.update(publish(rt, client, project, version, schema, scores, ex.pool_ids), outcome="trained")
+        summary.update(
+            publish(rt, client, project, version, schema, scores, ex.pool_ids, report.lease), outcome="trained"
+        )
     else:
         log.warning("project %s: candidate %s rejected: %s", project, version, gate["reason"])
         summary.update(outcome="rejected", pushed=0)
+    _reconcile_after(rt, client, project, report.lease)
+    report.lease.check(confirm=True)
     rt.store.prune(project, keep=s.keep_versions)
     return summary
 
 
-def publish(rt, client, project: str, version: str, schema: LabelSchema, scores: dict, pool_ids: list[int]) -> dict:
-    """Push ``version``'s scores for the pool, switch Label Studio to it once every score is in, make it
-    current here, then delete the predictions of every other beal version."""
-    pid = int(project)
-    pushed = 0
-    if pool_ids:
-        predictions = [
-            {
-                "task": int(t),
-                "result": schema.result(scores["tasks"][str(t)]["choices"]),
-                "score": scores["tasks"][str(t)]["score"],
-            }
-            for t in pool_ids
-        ]
-        pushed = client.push_predictions(pid, version, predictions)
-        if pushed != len(predictions):
-            log.warning("Label Studio stored %d of %d predictions for project %s", pushed, len(predictions), project)
-        client.set_model_version(pid, version)  # only once every score is in
-    rt.store.set_current(project, version)
-    return {"pushed": pushed, **delete_stale(client, project, version)}
-
-
-def delete_stale(client, project: str, version: str) -> dict:
-    """Delete the predictions of every other beal version. Label Studio deletes them one by one (2.7 ms each
-    here), so this is the slowest step of a large project's round; it runs once the new version serves, and a
-    failure leaves the versions to the next round instead of failing this one."""
-    pid, removed, left = int(project), [], []
+def _reconcile_after(rt, client, project: str, lease) -> None:
+    """A job that lost its lock to this one may have switched Label Studio meanwhile: agree with it now.
+    Best effort: this round's own outcome stands, and the next job tries again."""
     try:
-        versions = client.model_versions(pid)
+        reconcile(rt, client, project, lease)
     except LabelStudioError as e:
-        log.warning("project %s: model versions not listed (%s); the next round deletes the stale ones", project, e)
-        return {"removed_versions": [], "versions_not_listed": str(e)[:200]}  # which are stale is unknown
-    stale = {v: n for v, n in versions.items() if v != version and v.startswith(VERSION_PREFIX)}
-    for v, n in stale.items():
-        try:
-            client.delete_model_version(pid, v, n)
-            removed.append(v)
-        except LabelStudioError as e:
-            log.warning("project %s: predictions of %s not deleted (%s); the next round retries", project, v, e)
-            left.append(v)
-    return {"removed_versions": removed, **({"stale_versions_left": left} if left else {})}
+        log.warning("project %s: interrupted switch not reconciled (%s); the next job retries", project, e)
 
 
 def rollback(project: str, version: str, rt) -> dict:
     """Make an earlier version current again: re-push its scores for the tasks still unlabeled (scoring
-    those it never saw) and switch Label Studio's ``model_version``. Waits briefly for a running job."""
+    those it never saw) and switch Label Studio's ``model_version``. Waits briefly for a running job.
+    A rejected candidate is served too, as asked, with a ``warning`` in the answer."""
     meta = rt.store.metadata(project, version)
-    with rt.coordinator.running(project, timeout=10, starts_round=False):  # not a round: pending job and counter stay
+    # not a round: the pending job and the counter stay; the lease guards every write as in a round
+    with rt.coordinator.running(project, timeout=10, starts_round=False) as lease:
         client = rt.client(project)
         schema = parse_label_config(client.label_config(int(project)))
+        reconcile(rt, client, project, lease)
         if not schema.serves(meta["labels"], meta.get("hparams", {}).get("single_label", False)):
             raise promotion.PromotionError(
                 f"version {version} was trained on another label set (or choice mode) than the project's config"
@@ -215,7 +191,10 @@ def rollback(project: str, version: str, rt) -> dict:
                 rt.scoring,
             )
             scores = {**scores, "tasks": {**scores["tasks"], **fresh["tasks"]}}
-        result = publish(rt, client, project, version, schema, scores, ex.pool_ids)
+        result = publish(rt, client, project, version, schema, scores, ex.pool_ids, lease)
+    gate = meta.get("promotion") or {}
+    if not gate.get("promoted", True):
+        result["warning"] = f"{version} was rejected by the quality gate ({gate.get('reason')}); it serves now anyway"
     _Reporter(rt.coordinator, project, f"rollback-{uuid.uuid4().hex[:8]}")(
         state="finished", stage=f"rolled back to {version}", version=version, **result
     )

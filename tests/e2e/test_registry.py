@@ -92,6 +92,7 @@ def test_gate_rejects_then_rollback(label_studio, backend_factory):
     listed = versions()
     assert [v["status"] for v in listed] == ["current", "rejected"]
     assert listed[0]["version"] == v1 and "worse than" in listed[1]["reason"]
+    v2 = listed[1]["version"]
     assert ls("GET", f"/api/projects/{project}")["model_version"] == v1
     assert set(map(tuple, _unlabeled_versions(ls, project).values())) == {(v1,)}
     strict.terminate()
@@ -155,3 +156,17 @@ def test_gate_rejects_then_rollback(label_studio, backend_factory):
     pushed = [p for t in listing if not t["annotations"] for p in t["predictions"]]
     assert pushed and {p["model_version"] for p in pushed} == {v1}
     assert {c for p in pushed for item in p["result"] for c in item["value"]["choices"]} <= set(LABELS)
+
+    # a rejected candidate serves when the operator insists, and the answer says what it is (issue #23.6)
+    cli = subprocess.run(
+        [sys.executable, "-m", "beal_backend", "rollback", str(project), v2],
+        cwd=ROOT,
+        env=b.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert json.loads(cli.stdout)["warning"].startswith(f"{v2} was rejected by the quality gate (worse than")
+    assert f"beal rollback: warning: {v2} was rejected" in cli.stderr
+    assert ls("GET", f"/api/projects/{project}")["model_version"] == v2

@@ -49,6 +49,28 @@ def test_prune_keeps_current_and_newest(tmp_path):
     assert store.current("5") == names[1]
 
 
+def test_prune_keeps_promoted_versions_whatever_was_rejected(tmp_path):
+    """Promoted (rollback targets) and rejected candidates are kept by separate counts: KEEP_VERSIONS promoted
+    besides the current one, and min(KEEP_VERSIONS, KEEP_REJECTED = 2) rejected, newest first."""
+    import json
+
+    from beal_backend.store.versions import KEEP_REJECTED, METADATA, ModelStore
+
+    store = ModelStore(tmp_path)
+    names = [f"beal-2026010{i}T000000000000Z-0000000{i}" for i in range(1, 9)]
+    rejected = {2, 4, 6, 8}  # 1, 3, 5, 7 promoted; 5 is current
+    for i, n in enumerate(names, start=1):
+        (tmp_path / "5" / n).mkdir(parents=True)
+        (tmp_path / "5" / n / METADATA).write_text(json.dumps({"promotion": {"promoted": i not in rejected}}))
+    store.set_current("5", names[4])
+    assert KEEP_REJECTED == 2
+    # promoted others 1, 3, 7: keep the newest 1 (7); rejected 2, 4, 6, 8: keep min(1, 2) = 1 (8)
+    assert store.prune("5", keep=1) == [names[0], names[1], names[2], names[3], names[5]]
+    assert store.versions("5") == [names[4], names[6], names[7]]
+    assert store.prune("5", keep=0) == [names[6], names[7]]
+    assert store.versions("5") == [names[4]] and store.current("5") == names[4]
+
+
 def test_concurrent_project_writes_never_leave_a_torn_file(tmp_path):
     """Label Studio calls /setup several times at once; every read must see one whole write."""
     import json

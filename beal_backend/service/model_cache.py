@@ -3,8 +3,8 @@ model, least recently used dropped first (versions never change once written).
 
 Locks are per version and held only while that version is read: a model being read and hashed for one
 project never delays /predict for another project, nor the cached answers of its own version (those need
-only ``scores.json``, not the model). A version is loaded in the background as soon as it is first seen, and
-``preload`` lets a round in this process load it before Label Studio is switched to it.
+only ``scores.json``, not the model). ``preload`` lets a round in this process load a version before Label
+Studio is switched to it.
 """
 
 from __future__ import annotations
@@ -31,24 +31,22 @@ class ModelCache:
         self._mu = threading.Lock()  # guards the dict only; never held while a file is read
         self._versions: OrderedDict[tuple[str, str], _Version] = OrderedDict()
 
-    def _get(self, pid: str, version: str) -> tuple[_Version, bool]:
+    def _get(self, pid: str, version: str) -> _Version:
         key = (pid, version)
         with self._mu:
             v = self._versions.get(key)
             if v is not None:
                 self._versions.move_to_end(key)
-                return v, False
+                return v
             v = self._versions[key] = _Version()
             while len(self._versions) > self._size:
                 self._versions.popitem(last=False)
-            return v, True
+            return v
 
     def scored(self, pid: str, version: str) -> tuple[dict, dict]:
-        """(metadata, cached scores by task id) of a version; the first sight of a version also starts
-        loading its model in the background, so that the first uncached task finds it ready."""
-        v, new = self._get(pid, version)
-        if new:  # only the request that created the entry starts the load
-            threading.Thread(target=self._load_quietly, args=(pid, version, v), name=f"load-{pid}", daemon=True).start()
+        """(metadata, cached scores by task id) of a version: all a cached answer needs. The model is loaded
+        only when a task needs it: a load in the background would slow every request of this process."""
+        v = self._get(pid, version)
         with v.read_lock:
             if v.scores is None:
                 v.meta = self._store.metadata(pid, version)
@@ -58,7 +56,7 @@ class ModelCache:
 
     def model(self, pid: str, version: str):
         """The loaded model; waits only for a load of this very version."""
-        return self._load(pid, version, self._get(pid, version)[0])
+        return self._load(pid, version, self._get(pid, version))
 
     def loaded(self, pid: str, version: str) -> bool:
         with self._mu:
@@ -68,11 +66,8 @@ class ModelCache:
     def preload(self, pid: str, version: str) -> None:
         """Load now (a round in this process, before it switches Label Studio to ``version``); never raises:
         a failure is logged and the first request that needs the model loads it again."""
-        self._load_quietly(pid, version, self._get(pid, version)[0])
-
-    def _load_quietly(self, pid: str, version: str, v: _Version) -> None:
         try:
-            self._load(pid, version, v)
+            self._load(pid, version, self._get(pid, version))
         except Exception:
             log.exception("project %s: preloading version %s failed", pid, version)
 

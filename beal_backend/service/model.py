@@ -154,12 +154,12 @@ class BealModel:
             trained = self.versions_cache.model(pid, version)  # waits only for a load of this version
             fresh = self._score_bounded(trained, todo_idx, todo_texts, schema)  # keyed by position: ids may repeat
             unanswered = 0
-            for i in todo_idx:
+            for i, text in zip(todo_idx, todo_texts):
                 hit = fresh.get(str(i))
                 out[i] = self._prediction(schema, hit, version) if hit else []
                 unanswered += hit is None
-                if hit and isinstance(tasks[i].get("id"), int):
-                    cached[str(tasks[i]["id"])] = hit  # the next request for this task is a cache hit
+                if hit and isinstance(tasks[i].get("id"), int):  # the next request for this text is a cache hit
+                    cached[str(tasks[i]["id"])] = {**hit, score_cache.TEXT_HASH: score_cache.text_hash(text)}
             if unanswered:
                 log.warning(
                     "%d of %d uncached tasks not scored within PREDICT_SECONDS; the next round scores them",

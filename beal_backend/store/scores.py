@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 
-TEXT_HASH = "text_sha256"  # the entry's field: sha256 of the text the model read (UTF-8)
+# The entry's field: sha256 (UTF-8) of the text the model was given (LabelSchema.text_of's, as a round or
+# /predict read it). Hashed before the tokenizer's own cut: texts that differ only past it are scored again
+# (same score, a little work), never the reverse.
+TEXT_HASH = "text_sha256"
 
 
 def text_hash(text: str) -> str:

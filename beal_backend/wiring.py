@@ -3,6 +3,7 @@ builds them), and the RQ entry points, which rebuild all of it from a worker's e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import redis
@@ -37,6 +38,8 @@ class Runtime:
     redis: redis.Redis | None = None
     train: TrainConfig = None  # type: ignore[assignment]  # what a round trains with; default: from the settings
     scoring: ScoringConfig = None  # type: ignore[assignment]  # how a round scores the pool; likewise
+    # (project, version) -> None: loads a version into this process's /predict cache (set by the API's model)
+    preload: Callable[[str, str], None] | None = None
 
     def __post_init__(self):
         self.train = self.train or train_config(self.settings)

@@ -48,7 +48,7 @@ class LabelSchema:
             text = value if isinstance(value, str) else None
         if text is None or not text.strip():
             return None, f"task has no text in data.{self.value_key}"
-        return text, None
+        return without_lone_surrogates(text), None
 
     def result(self, choices: list[str]) -> list[dict]:
         """A Label Studio result list for these choices (empty when none is predicted)."""
@@ -65,6 +65,14 @@ class LabelSchema:
             if isinstance(item, dict) and item.get("from_name") == self.from_name and item.get("type") == "choices":
                 out.extend((item.get("value") or {}).get("choices") or [])
         return out
+
+
+def without_lone_surrogates(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate (JSON allows ``"\\ud800"``; UTF-8 and the tokenizer do not)
+    replaced by U+FFFD: such a task is scored like any other instead of failing its whole batch or round."""
+    if text.isascii():  # the common case costs one scan
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def parse_label_config(config: str) -> LabelSchema:

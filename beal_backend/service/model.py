@@ -10,12 +10,13 @@ import logging
 import re
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import replace
 
 from beal_backend.config import SettingsError, project_params
 from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
+from beal_backend.service.model_cache import ModelCache
+from beal_backend.store import scores as score_cache
 from beal_backend.store.versions import check_id
 from beal_backend.wiring import Runtime
 from beal_backend.worker import publishing, triggers
@@ -61,9 +62,8 @@ class BealModel:
 
     def __init__(self, rt: Runtime, cache_size: int = 4):
         self.rt = rt
-        self._models: OrderedDict = OrderedDict()  # (project, version) -> (TrainedModel, scores), LRU
-        self._cache_size = cache_size
-        self._mu = threading.Lock()
+        self.versions_cache = ModelCache(rt.store, cache_size)
+        rt.preload = self.versions_cache.preload  # a round in this process loads a version before it serves
         self._webhooks_checked: set[str] = set()  # projects whose webhook credentials this process handled
 
     # ---- /setup
@@ -124,17 +124,17 @@ class BealModel:
         if version is None:
             log.info("project %s: no model trained yet; returning no predictions for %d tasks", pid, len(tasks))
             return {"results": [[] for _ in tasks], "model_version": UNTRAINED}
-        trained, cached = self._model(pid, version)
-        if not schema.serves(trained.labels, trained.config.single_label):
+        meta, cached = self.versions_cache.scored(pid, version)  # cached answers never wait for a model load
+        if not schema.serves(meta["labels"], meta.get("hparams", {}).get("single_label", False)):
             log.warning(
                 "project %s: model %s was trained on other labels or choice mode; no predictions until retrained",
                 pid,
                 version,
             )
             return {"results": [[] for _ in tasks], "model_version": version}
-        return {"results": self._predictions(version, trained, cached, tasks, schema), "model_version": version}
+        return {"results": self._predictions(pid, version, cached, tasks, schema), "model_version": version}
 
-    def _predictions(self, version, trained, cached: dict, tasks, schema: LabelSchema) -> list:
+    def _predictions(self, pid: str, version: str, cached: dict, tasks, schema: LabelSchema) -> list:
         out: list = [None] * len(tasks)
         todo_idx: list[int] = []
         todo_texts: list[str] = []
@@ -144,21 +144,22 @@ class BealModel:
                 log.warning("task %s skipped: %s", task.get("id") if isinstance(task, dict) else "?", why)
                 out[i] = []
                 continue
-            hit = cached.get(str(task.get("id")))
+            hit = score_cache.cached(cached, task.get("id"), text)  # only a score of this very text
             if hit is not None:
                 out[i] = self._prediction(schema, hit, version)
             else:
                 todo_idx.append(i)
                 todo_texts.append(text)
         if todo_idx:  # not in the pool when the version was scored: score now, within a time bound
+            trained = self.versions_cache.model(pid, version)  # waits only for a load of this version
             fresh = self._score_bounded(trained, todo_idx, todo_texts, schema)  # keyed by position: ids may repeat
             unanswered = 0
-            for i in todo_idx:
+            for i, text in zip(todo_idx, todo_texts):
                 hit = fresh.get(str(i))
                 out[i] = self._prediction(schema, hit, version) if hit else []
                 unanswered += hit is None
-                if hit and isinstance(tasks[i].get("id"), int):
-                    cached[str(tasks[i]["id"])] = hit  # the next request for this task is a cache hit
+                if hit and isinstance(tasks[i].get("id"), int):  # the next request for this text is a cache hit
+                    cached[str(tasks[i]["id"])] = {**hit, score_cache.TEXT_HASH: score_cache.text_hash(text)}
             if unanswered:
                 log.warning(
                     "%d of %d uncached tasks not scored within PREDICT_SECONDS; the next round scores them",
@@ -195,18 +196,6 @@ class BealModel:
     @staticmethod
     def _prediction(schema: LabelSchema, hit: dict, version: str) -> dict:
         return {"result": schema.result(hit["choices"]), "score": hit["score"], "model_version": version}
-
-    def _model(self, pid: str, version: str):
-        """(model, cached scores by task id) of a version, loaded once per process (versions never change)."""
-        key = (pid, version)
-        with self._mu:  # concurrent requests for a version being loaded wait for that one load
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key]
-            self._models[key] = (self.rt.store.load(pid, version), self.rt.store.scores(pid, version)["tasks"])
-            while len(self._models) > self._cache_size:
-                self._models.popitem(last=False)
-            return self._models[key]
 
     # ---- /webhook
 

@@ -34,6 +34,8 @@ def publish(
     """Steps 1-5 above for ``version``; a failure is recorded in the version (``/versions`` shows a version
     that never served, and why) and raised."""
     pid, store, pushed, step = int(project), rt.store, 0, "push"
+    if rt.preload:  # an API in this process (embedded mode, rollback) loads the version before it serves
+        rt.preload(project, version)
     try:
         if pool_ids:
             predictions = [

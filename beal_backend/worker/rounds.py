@@ -22,6 +22,7 @@ from beal_backend import acquisition
 from beal_backend.engine import holdout, learners, scoring, training
 from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
+from beal_backend.store import scores as score_cache
 from beal_backend.worker import promotion
 from beal_backend.worker.examples import collect_examples, left_out
 from beal_backend.worker.publishing import publish, reconcile
@@ -181,7 +182,8 @@ def rollback(project: str, version: str, rt) -> dict:
             )
         ex = collect_examples(client.tasks(int(project)), schema, rt.settings.max_text_chars)
         scores = rt.store.scores(project, version)
-        missing = [i for i, t in enumerate(ex.pool_ids) if str(t) not in scores["tasks"]]
+        # a stored score serves only the text it was computed on (the task's text may have been edited since)
+        missing = [i for i, t in enumerate(ex.pool_ids) if not score_cache.cached(scores["tasks"], t, ex.pool_texts[i])]
         if missing:
             fresh = score_pool(
                 rt.store.load(project, version),
@@ -245,7 +247,7 @@ def score_pool(
     norm = learners.strategy_scores(strategy, outputs, len(trained.labels), cfg.seed, labeled_hidden, single)
     for i, tid in enumerate(task_ids):  # choices by the model's own label names: config order may differ
         names = [trained.labels[j] for j in np.flatnonzero(chosen[i])]
-        out["tasks"][str(tid)] = {"score": float(norm[i]), "ec": float(ec[i]), "choices": names}
+        out["tasks"][str(tid)] = score_cache.entry(float(norm[i]), float(ec[i]), names, texts[i])
     return out
 
 

@@ -222,11 +222,14 @@ def test_tampered_weights_are_a_500_and_the_version_is_not_loaded(app_factory, p
     weights.write_bytes(bytes(data))
     app, _ = app_factory()
     c = app.test_client()
-    body = {"tasks": [{"id": 101, "data": {"text": POOL[101]}}], "project": "7", "label_config": CONFIG}
-    for _ in range(2):  # refused every time: never cached as loaded
+    body = {"tasks": [{"id": 103, "data": {"text": POOL[103]}}], "project": "7", "label_config": CONFIG}
+    for _ in range(2):  # a task that needs the model is refused every time: never cached as loaded
         r = c.post("/predict", json=body)
         assert r.status_code == 500 and "sha256" in r.get_json()["error"]
-    assert app.extensions["beal"]["model"]._models == {}
+    assert not app.extensions["beal"]["model"].versions_cache.loaded("7", version)
+    # a score cached when the version was written (by the verified model) needs no weights: still served
+    cached = {**body, "tasks": [{"id": 101, "data": {"text": POOL[101]}}]}
+    assert c.post("/predict", json=cached).get_json()["results"][0]["score"] == published[1]["tasks"]["101"]["score"]
     assert "the sha256 of model.safetensors" in caplog.text and "refused" in caplog.text
 
 

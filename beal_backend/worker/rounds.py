@@ -51,8 +51,8 @@ def _round(project: str, rt, report: _Reporter) -> dict:
     client = rt.client(project)
     pid = int(project)
     schema = parse_label_config(client.label_config(pid))
-    if s.basic_auth_user:  # webhooks added after /setup's own attempt get the credentials here
-        client.authorize_webhooks(pid, s.basic_auth_header())
+    if s.basic_auth_user:  # webhooks added after /setup's own attempt get the webhook token here
+        client.authorize_webhooks(pid, rt.webhook_authorization)
     ex = collect_examples(client.tasks(pid), schema, s.max_text_chars)
     base = {
         "n_annotations": len(ex.texts),

@@ -94,7 +94,7 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
     @app.after_request
     def _count(resp):
         metrics.requests.labels(request.url_rule.rule if request.url_rule else "unknown", str(resp.status_code)).inc()
-        if request.path in REFUSALS_LOGGED and 400 <= resp.status_code < 500:
+        if request.path in REFUSALS_LOGGED and resp.status_code >= 400 and resp.status_code != 500:  # 500: logged
             _log_refusal(resp)
         return resp
 

@@ -34,6 +34,12 @@ def _warnings(caplog, path):
         ("/setup", {"project": "3.1", "schema": CONFIG, "extra_params": {"epochs": 2}}, 400, "'epochs' is not a"),
         ("/setup", {"project": "3.1", "schema": CONFIG, "hostname": "http://elsewhere:8080"}, 403, "set up from"),
         ("/setup", {"project": "9.1", "schema": CONFIG}, 404, "project 9 does not exist in Label Studio"),
+        (  # an unreachable Label Studio: a 502, logged the same way
+            "/setup",
+            {"project": "8.1", "schema": CONFIG, "hostname": "http://127.0.0.1:1", "access_token": "t"},
+            502,
+            "Label Studio at http://127.0.0.1:1: ConnectError",
+        ),
         ("/predict", {"project": "02", "tasks": []}, 400, "invalid project '02'"),
         ("/predict", {"project": "4", "tasks": []}, 400, "project 4 was never set up"),
         ("/webhook", {"action": "START_TRAINING", "project": {"id": 4}}, 404, "never set up with this backend"),

@@ -37,7 +37,7 @@ from beal_backend.worker.promotion import PromotionError
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = {"/health"}  # Label Studio probes it without credentials
-REFUSALS_LOGGED = {"/setup", "/predict", "/webhook"}  # Label Studio's calls: their 4xx reasons go to the log
+REFUSALS_LOGGED = {"/setup", "/predict", "/webhook"}  # Label Studio's calls: why one was refused goes to the log
 
 
 def make_app(settings: Settings | None = None) -> Flask:

@@ -54,8 +54,8 @@ def link(rt, pid: str, old: dict | None, hostname, token) -> dict:
     if not host or not token:
         raise SetupRefused(
             400,
-            "/setup needs a hostname and an access_token when LABEL_STUDIO_URL is unset (Label Studio sends both; "
-            "with legacy tokens off it sends none: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)",
+            "/setup needs a hostname and an access_token when LABEL_STUDIO_URL is unset (Label Studio 1.23 with "
+            "legacy tokens on sends both); otherwise set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY",
         )
     if (host, token) != (trusted, stored.get("access_token")):
         _confirm(rt.client_for(host, token), pid, "the access_token")

@@ -79,6 +79,8 @@ def _worker(args: argparse.Namespace) -> int:
         print("beal worker needs REDIS_URL (without it the API trains in-process)", file=sys.stderr)
         return 2
     conn = Redis.from_url(settings.redis_url)
+    from beal_backend.service import startup
+    from beal_backend.wiring import Runtime
     from beal_backend.worker.queues import embedding_queue_name, worker_alive
 
     if args.health:  # the worker container's health check: this host's worker, not only Redis, is alive
@@ -90,6 +92,7 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"beal worker: no worker of host {host} is registered in Redis", file=sys.stderr)
         return 1
 
+    startup.log_summary(Runtime.build(settings), risks=False)  # this process's learner and device; the API warns
     queues = [
         Queue(name, connection=conn, serializer=JSONSerializer)  # listed first = served first
         for name in (settings.queue_name, embedding_queue_name(settings.queue_name))

@@ -39,8 +39,9 @@ def summary(rt) -> tuple[str, list[str]]:
     return line, warnings
 
 
-def log_summary(rt) -> None:
+def log_summary(rt, risks: bool = True) -> None:
+    """``risks``: also the warnings (the API's; a worker's line says which learner and device it trains with)."""
     line, warnings = summary(rt)
     log.info(line)
-    for w in warnings:
+    for w in warnings if risks else []:
         log.warning(w)

@@ -134,3 +134,17 @@ def test_the_start_says_what_is_on_and_warns_of_open_risks(settings, caplog, ove
     assert len(info) == 1 and all(f in info[0] for f in fragments), info
     got = [r.getMessage() for r in lines if r.levelno == logging.WARNING]
     assert len(got) == len(warned) and all(w in g for w, g in zip(warned, got)), got
+
+
+def test_a_worker_says_which_learner_and_device_it_trains_with(settings, monkeypatch, caplog, redis_conn):
+    from beal_backend.cli import main
+
+    from .conftest import REDIS_TEST_URL
+
+    for k, v in {"REDIS_URL": REDIS_TEST_URL, "MODEL_DIR": settings.model_dir, "DEVICE": "cpu"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("LEARNER", "finetune")
+    caplog.set_level(logging.INFO, logger="beal_backend")
+    assert main(["worker", "--burst"]) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "beal_backend"]
+    assert len(lines) == 1 and "jobs on Redis (beal worker)" in lines[0] and "learner finetune on cpu" in lines[0]

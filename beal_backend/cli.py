@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,7 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="beal", description="Label Studio ML backend with BEAL active learning.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_serve, _add_worker, _add_versions, _add_rollback, _add_simulate):
+    for add in (_add_serve, _add_worker, _add_versions, _add_rollback, _add_relink, _add_simulate):
         add(sub)
     args = parser.parse_args(argv)
     from beal_backend.config import Settings, SettingsError, configure_logging
@@ -88,6 +89,8 @@ def _worker(args: argparse.Namespace) -> int:
         print("beal worker needs REDIS_URL (without it the API trains in-process)", file=sys.stderr)
         return 2
     conn = Redis.from_url(settings.redis_url)
+    from beal_backend.service import startup
+    from beal_backend.wiring import Runtime
     from beal_backend.worker.queues import embedding_queue_name, worker_alive
 
     if args.health:  # the worker container's health check: this host's worker, not only Redis, is alive
@@ -99,6 +102,7 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"beal worker: no worker of host {host} is registered in Redis", file=sys.stderr)
         return 1
 
+    startup.log_summary(Runtime.build(settings), risks=False)  # this process's learner and device; the API warns
     queues = [
         Queue(name, connection=conn, serializer=JSONSerializer)  # listed first = served first
         for name in (settings.queue_name, embedding_queue_name(settings.queue_name))
@@ -133,6 +137,35 @@ def _rollback(args: argparse.Namespace) -> int:
     print(json.dumps(result, indent=1))
     if result.get("warning"):  # stdout stays one JSON document; the operator still sees it
         print(f"beal rollback: warning: {result['warning']}", file=sys.stderr)
+    return 0
+
+
+def _add_relink(sub) -> None:
+    p = sub.add_parser(
+        "relink",
+        help="forget the Label Studio a project was set up from (its hostname and token), so that the next /setup "
+        "may name another one: for a Label Studio that really moved",
+    )
+    p.add_argument("project")
+    p.add_argument("url", nargs="?", help="trust only this Label Studio URL for the next /setup (default: any)")
+    p.set_defaults(run=_relink)
+
+
+def _relink(args: argparse.Namespace) -> int:
+    from beal_backend.config import URL, Settings, host_key
+    from beal_backend.service.host_trust import LINK
+    from beal_backend.service.model import project_id
+    from beal_backend.store.versions import ModelStore
+
+    if args.url is not None and not re.fullmatch(URL, args.url):
+        raise ValueError(f"{args.url!r} is not an http:// or https:// URL")
+    store, pid = ModelStore(Settings.from_env().model_dir), project_id(args.project)
+    info = store.read_project(pid)
+    if info is None:
+        raise LookupError(f"project {pid} was never set up here; nothing to relink")
+    info = {k: v for k, v in info.items() if k not in LINK} | ({"hostname": host_key(args.url)} if args.url else {})
+    store.write_project(pid, info)
+    print(f"project {pid}: the next /setup from {host_key(args.url) if args.url else 'any host'} sets its Label Studio")
     return 0
 
 

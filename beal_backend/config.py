@@ -7,7 +7,6 @@ configs are built from them by ``wiring`` (``Runtime.train`` / ``Runtime.scoring
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -15,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
@@ -43,6 +43,23 @@ def _match(pattern: str, allowed: str) -> tuple:
     return str, (lambda v: re.fullmatch(pattern, v) is not None), allowed
 
 
+def host_key(url: str) -> str:
+    """One spelling per Label Studio address, for comparing /setup hostnames: scheme and host in lower case,
+    no trailing slash (Label Studio sends its LABEL_STUDIO_HOST as typed)."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+URL = r"(?i)https?://[^\s,/]+(/[^\s,]*)?"
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    urls = [u.strip() for u in raw.split(",") if u.strip()]
+    if not all(re.fullmatch(URL, u) for u in urls):
+        raise ValueError(raw)
+    return tuple(host_key(u) for u in urls)
+
+
 def _one_of(names: tuple[str, ...]) -> tuple:
     return str, (lambda v: v in names), "one of " + ", ".join(names)
 
@@ -68,6 +85,16 @@ RULES = {
     name: Rule(env, *spec)
     for name, env, spec in [
         ("label_studio_url", "LABEL_STUDIO_URL", _match(r"https?://\S+", "an http:// or https:// URL")),
+        (
+            "label_studio_hosts",
+            "LABEL_STUDIO_HOSTS",
+            (
+                _hosts,
+                lambda v: all(re.fullmatch(URL, u) for u in v),
+                "comma-separated http:// or https:// URLs",
+            ),
+        ),
+        ("webhook_token", "WEBHOOK_TOKEN", _match(r"[A-Za-z0-9._~+/=-]{16,}", "16 or more letters, digits or ._~+/=-")),
         ("redis_url", "REDIS_URL", _match(r"(rediss?|unix)://\S*", "a redis://, rediss:// or unix:// URL")),
         ("model_dir", "MODEL_DIR", _match(r".+", "a folder path")),
         ("port", "PORT", _int(1, 65535)),
@@ -97,6 +124,7 @@ RULES = {
         ("strategy", "STRATEGY", _one_of(STRATEGIES)),
     ]
 }
+SECRETS = {"webhook_token"}  # checked like the others, never echoed in an error
 # what a project may set for itself, in its Label Studio model connection's extra_params (config.project_params)
 PROJECT_PARAMS = ("train_every", "train_idle_seconds")
 PAIRS = (  # set both or neither: a half-set pair would fail open (auth) or mix credentials (Label Studio)
@@ -109,6 +137,8 @@ PAIRS = (  # set both or neither: a half-set pair would fail open (auth) or mix 
 class Settings:
     label_studio_url: str | None = None  # with LABEL_STUDIO_API_KEY; both unset: the pair /setup received
     label_studio_api_key: str | None = field(default=None, repr=False)  # legacy token or personal access token
+    label_studio_hosts: tuple[str, ...] = ()  # the only hostnames a /setup may name (host_key form); empty: any
+    webhook_token: str | None = field(default=None, repr=False)  # unset: generated and kept in MODEL_DIR
     basic_auth_user: str | None = None
     basic_auth_pass: str | None = field(default=None, repr=False)
     model_dir: str = "./model_store"
@@ -148,7 +178,8 @@ class Settings:
         for f in fields(self):
             rule, value = RULES.get(f.name), getattr(self, f.name)
             if rule is not None and value is not None and not rule.ok(value):
-                raise SettingsError(f"{rule.env}={value!r} is invalid: use {rule.allowed}")
+                shown = "<hidden>" if f.name in SECRETS else repr(value)  # not even a bad secret is echoed
+                raise SettingsError(f"{rule.env}={shown} is invalid: use {rule.allowed}")
         for a, b, fa, fb in PAIRS:
             if bool(getattr(self, fa)) != bool(getattr(self, fb)):
                 set_, unset = (a, b) if getattr(self, fa) else (b, a)
@@ -157,13 +188,6 @@ class Settings:
     @property
     def torch_device(self) -> str:
         return _auto_device() if self.device == "auto" else self.device
-
-    def basic_auth_header(self) -> str | None:
-        """The Authorization header our webhooks must carry when basic auth is on."""
-        if not self.basic_auth_user:
-            return None
-        token = base64.b64encode(f"{self.basic_auth_user}:{self.basic_auth_pass or ''}".encode()).decode()
-        return f"Basic {token}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None) -> Settings:
@@ -181,7 +205,8 @@ class Settings:
                 try:
                     values[name] = rule.parse(raw)
                 except ValueError:
-                    raise SettingsError(f"{rule.env}={raw!r} is invalid: use {rule.allowed}") from None
+                    shown = "<hidden>" if name in SECRETS else repr(raw)
+                    raise SettingsError(f"{rule.env}={shown} is invalid: use {rule.allowed}") from None
         return cls(**values)
 
 

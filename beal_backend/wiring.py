@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import redis
 import rq
@@ -13,6 +14,7 @@ from beal_backend.config import PROJECT_PARAMS, Settings
 from beal_backend.engine.scoring import ScoringConfig
 from beal_backend.engine.training import TrainConfig
 from beal_backend.labelstudio.client import LabelStudioClient
+from beal_backend.store.secrets import webhook_token
 from beal_backend.store.versions import ModelStore
 from beal_backend.worker import triggers
 from beal_backend.worker.coordination import (
@@ -88,7 +90,16 @@ class Runtime:
                 f"no Label Studio URL and API key for project {project}: set LABEL_STUDIO_URL and "
                 "LABEL_STUDIO_API_KEY, or reconnect the model in Label Studio so /setup sends both"
             )
-        return LabelStudioClient(url, key, timeout=s.ls_timeout, retries=s.ls_retries)
+        return self.client_for(url, key)
+
+    def client_for(self, url: str, key: str) -> LabelStudioClient:
+        return LabelStudioClient(url, key, timeout=self.settings.ls_timeout, retries=self.settings.ls_retries)
+
+    @cached_property
+    def webhook_authorization(self) -> str:
+        """The Authorization header Label Studio's webhooks carry under basic auth: the webhook token (WEBHOOK_TOKEN,
+        else the one kept in MODEL_DIR), which authorises /webhook only; never the operator's password."""
+        return f"Bearer {self.settings.webhook_token or webhook_token(self.settings.model_dir)}"
 
 
 def train_config(s: Settings) -> TrainConfig:

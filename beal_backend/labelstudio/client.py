@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import httpx
@@ -55,6 +56,7 @@ ONCE: RequestOptions = {"max_retries": 0}
 LS_ERRORS = (ApiError, httpx.HTTPError, ValueError)
 _POOLS: dict[tuple[int, str], httpx.Client] = {}  # (process id, Label Studio URL) -> its connection pool
 _POOLS_LOCK = threading.Lock()
+CONFIRM_TIMEOUT = 2  # s: /setup's check that the project exists must answer within Label Studio's 3 s
 
 
 class LabelStudioError(RuntimeError):
@@ -111,6 +113,20 @@ class LabelStudioClient:
     def model_version(self, project: int) -> str | None:
         """The version whose predictions order the project's tasks (None: none set)."""
         return self._call(lambda: self._ls.projects.get(id=project, request_options=ONCE).model_version) or None
+    def project_status(self, project: int) -> int:
+        """One quick GET of the project, not retried (Label Studio gives /setup, which asks this, 3 s): 200 when
+        this key sees project ``project``, else Label Studio's status (401/403: key refused, 404: no such
+        project). Raises LabelStudioError when unreachable or when the answer is not that project."""
+        try:
+            url = f"{self.url}/api/projects/{project}/"
+            resp = self._http.request("GET", url, timeout=CONFIRM_TIMEOUT, auth=self._auth)
+            if resp.status_code != 200:
+                return resp.status_code
+            if (resp.json() or {}).get("id") == project:
+                return 200
+        except (httpx.HTTPError, ValueError, AttributeError) as e:
+            raise LabelStudioError(f"Label Studio at {self.url}: {_describe(e)}") from e
+        raise LabelStudioError(f"Label Studio at {self.url}: its answer is not project {project}")
 
     def model_versions(self, project: int) -> dict[str, int]:
         return self._call(lambda: self._raw("GET", f"api/projects/{project}/model-versions/").json())
@@ -230,6 +246,19 @@ def _transient(e: Exception) -> bool:
 
 
 def _describe(e: Exception) -> str:
+    """A status code and a short reason, never the answer's body: these messages reach /jobs and /status, and
+    a body is whatever the host answered (the service log has it, ``_log_body``)."""
     if isinstance(e, ApiError):
-        return f"HTTP {e.status_code}: {str(e.body)[:300]}"
-    return f"{type(e).__name__}: {e}"
+        _log_body(e)
+        try:
+            reason = HTTPStatus(e.status_code or 0).phrase
+        except ValueError:
+            reason = "unknown status"
+        return f"HTTP {e.status_code} {reason}"
+    if isinstance(e, httpx.HTTPError):  # a network error: its message names the failure, not an answer
+        return f"{type(e).__name__}: {e}"
+    return f"{type(e).__name__}: the answer is not one Label Studio gives"  # a parse error may quote the body
+
+
+def _log_body(e: ApiError) -> None:
+    log.warning("Label Studio answered HTTP %s: %.300s", e.status_code, str(e.body))

@@ -20,7 +20,8 @@ from werkzeug.exceptions import HTTPException
 from beal_backend.config import Settings, SettingsError, configure_logging
 from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import LabelConfigError
-from beal_backend.service import statuspage
+from beal_backend.service import startup, statuspage
+from beal_backend.service.host_trust import SetupRefused
 from beal_backend.service.metrics import Metrics
 from beal_backend.service.model import (
     UNTRAINED,
@@ -36,6 +37,7 @@ from beal_backend.worker.promotion import PromotionError
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = {"/health"}  # Label Studio probes it without credentials
+REFUSALS_LOGGED = {"/setup", "/predict", "/webhook"}  # Label Studio's calls: why one was refused goes to the log
 
 
 def make_app(settings: Settings | None = None) -> Flask:
@@ -43,7 +45,9 @@ def make_app(settings: Settings | None = None) -> Flask:
     (``_wsgi:make_app()``) and ``beal serve`` both run."""
     settings = settings or _settings_or_exit()
     configure_logging(settings.log_level)
-    return create_app(build_runtime(settings))
+    rt = build_runtime(settings)
+    startup.log_summary(rt)
+    return create_app(rt)
 
 
 def _settings_or_exit() -> Settings:
@@ -77,6 +81,9 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
             and hmac.compare_digest((auth.username or "").encode(), user.encode())
             and hmac.compare_digest((auth.password or "").encode(), (password or "").encode())
         )
+        if not ok and request.path == "/webhook" and auth is not None and auth.type == "bearer":
+            # the webhook token authorises webhook delivery and nothing else (README, *Security*)
+            ok = hmac.compare_digest(f"Bearer {auth.token or ''}".encode(), rt.webhook_authorization.encode())
         if not ok:
             resp = jsonify(error="authentication required")
             resp.status_code = 401
@@ -87,6 +94,8 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
     @app.after_request
     def _count(resp):
         metrics.requests.labels(request.url_rule.rule if request.url_rule else "unknown", str(resp.status_code)).inc()
+        if request.path in REFUSALS_LOGGED and resp.status_code >= 400 and resp.status_code != 500:  # 500: logged
+            _log_refusal(resp)
         return resp
 
     @app.get("/")
@@ -160,6 +169,14 @@ def create_app(rt: Runtime, model: BealModel | None = None) -> Flask:
     return app
 
 
+def _log_refusal(resp: Response) -> None:
+    """Label Studio shows a refused call as "400 Client Error ... check the ML backend server console logs":
+    the reason is here, once, at WARNING."""
+    body = resp.get_json(silent=True) if resp.is_json else None
+    reason = body.get("error") if isinstance(body, dict) else None
+    log.warning("%s %s answered %d: %s", request.method, request.path, resp.status_code, reason or resp.status)
+
+
 MAX_JSON_DEPTH = 64  # Label Studio's payloads nest < 10 deep; deeper bodies would recurse in our code
 
 
@@ -207,6 +224,7 @@ def _register_errors(app: Flask) -> None:
         return error(500, "a stored model's weights fail their sha256 check; it was not loaded (see the service log)")
 
     app.register_error_handler(BadRequest, lambda e: error(400, str(e)))
+    app.register_error_handler(SetupRefused, lambda e: error(e.status, str(e)))
     app.register_error_handler(LabelConfigError, lambda e: error(400, str(e)))
     app.register_error_handler(StoreError, lambda e: error(400, str(e)))
     app.register_error_handler(NotFound, lambda e: error(404, str(e)))

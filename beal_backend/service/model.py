@@ -15,6 +15,7 @@ from dataclasses import replace
 from beal_backend.config import SettingsError, project_params
 from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
+from beal_backend.service import host_trust
 from beal_backend.service.model_cache import ModelCache
 from beal_backend.store import scores as score_cache
 from beal_backend.store.versions import check_id
@@ -75,14 +76,12 @@ class BealModel:
             params = project_params(extra_params)
         except SettingsError as e:
             raise BadRequest(str(e)) from None
-        old = self.rt.store.read_project(pid) or {}
-        info = {k: v for k, v in old.items() if k != "params"} | {"label_config": schema}
+        old = self.rt.store.read_project(pid)
+        link = host_trust.link(self.rt, pid, old, hostname, access_token)  # refused: nothing is written
+        info = {k: v for k, v in (old or {}).items() if k not in ("params", *host_trust.LINK)}
+        info |= link | {"label_config": schema}
         if params:
             info["params"] = params
-        if (hostname or access_token) and not self.rt.settings.label_studio_url:
-            # URL and token are one pair (runtime.client): a new host never inherits an old token
-            info = {k: v for k, v in info.items() if k not in ("hostname", "access_token")}
-            info.update({k: str(v) for k, v in (("hostname", hostname), ("access_token", access_token)) if v})
         if info != old:  # Label Studio calls /setup before every prediction run: write only what changed
             self.rt.store.write_project(pid, info)
         if self.rt.settings.basic_auth_user and pid not in self._webhooks_checked:
@@ -91,18 +90,16 @@ class BealModel:
         return {"model_version": self.model_version(pid)}
 
     def _authorize_webhooks(self, pid: str, tries: int = 10, wait: float = 1.0) -> None:
-        """Background: Label Studio creates the project's webhook just after connecting, without our basic-auth
-        credentials; add them so annotation webhooks are accepted. Best effort, logged."""
-        header = self.rt.settings.basic_auth_header()
-        if header is None:  # basic auth is off: the webhooks need no credentials
-            return
+        """Background: Label Studio creates the project's webhook just after connecting, without credentials; give
+        it the webhook token (never the operator's password) so annotation webhooks are accepted. Best effort."""
+        header = self.rt.webhook_authorization
         for _ in range(tries):
             time.sleep(wait)
             try:
                 if self.rt.client(pid).authorize_webhooks(int(pid), header):
-                    log.info("project %s: added basic-auth credentials to its webhook", pid)
+                    log.info("project %s: gave its webhook the webhook token", pid)
                     return
-            except Exception as e:  # Label Studio unreachable or no API key: webhooks need the header added by hand
+            except Exception as e:  # Label Studio unreachable or no API key: the next round tries again
                 log.warning("project %s: could not update the webhook's credentials: %s", pid, e)
                 return
 

@@ -54,8 +54,8 @@ def _round(project: str, rt, report: _Reporter) -> dict:
     schema = parse_label_config(client.label_config(pid))
     rt.store.remove_tmp(project)  # a killed job's half-written version: the lock is ours, so no one writes there
     reconcile(rt, client, project, report.lease)
-    if s.basic_auth_user:  # webhooks added after /setup's own attempt get the credentials here
-        client.authorize_webhooks(pid, s.basic_auth_header())
+    if s.basic_auth_user:  # webhooks added after /setup's own attempt get the webhook token here
+        client.authorize_webhooks(pid, rt.webhook_authorization)
     ex = collect_examples(client.tasks(pid), schema, s.max_text_chars)
     base = {
         "n_annotations": len(ex.texts),

@@ -54,15 +54,15 @@ def test_gate_rejects_then_rollback(label_studio, backend_factory):
         },
     )
     assert ml["state"] == "CO"
-    # Label Studio's webhooks carry no credentials: the backend adds its basic-auth header to the project's webhook
+    # Label Studio's webhooks carry no credentials: the backend adds its webhook token to the project's webhook
     hooks = lambda: ls("GET", "/api/webhooks", params={"project": project})  # noqa: E731
     wait_until(
         lambda: any(
-            h["url"] == b.url + "/webhook" and h["headers"].get("Authorization", "").startswith("Basic ")
+            h["url"] == b.url + "/webhook" and h["headers"].get("Authorization", "").startswith("Bearer ")
             for h in hooks()
         ),
         30,
-        "the webhook to carry basic auth",
+        "the webhook to carry the webhook token",
         b.logs,
     )
     job = lambda: requests.get(b.url + "/jobs", auth=AUTH, timeout=5).json().get(str(project)) or {}  # noqa: E731

@@ -13,6 +13,7 @@ from beal_backend.wiring import Runtime, scoring_config
 from beal_backend.worker import rounds as jobs
 
 from .. import redis_server
+from ..ls_stub import LabelStudioStub
 
 CONFIG = (
     '<View><Text name="text" value="$text"/><Choices name="label" toName="text" choice="multiple">'
@@ -95,3 +96,10 @@ def app_factory(settings):
         return create_app(rt), rt
 
     return make
+
+
+@pytest.fixture
+def ls_stub():
+    stub = LabelStudioStub()
+    yield stub
+    stub.close()

@@ -40,9 +40,9 @@ def test_health_is_open_and_fast(app_factory):
     assert sorted(took)[10] < 0.1, took
 
 
-def test_setup_with_label_studio_payload_remembers_project(app_factory):
+def test_setup_with_label_studio_payload_remembers_project(app_factory, ls_stub):
     app, rt = app_factory()
-    body = payload("setup_request")
+    body = {**payload("setup_request"), **ls_stub.link}  # Label Studio's call, naming a Label Studio that answers
     resp = app.test_client().post("/setup", json=body)
     assert resp.status_code == 200 and resp.get_json() == {"model_version": "beal-untrained"}
     info = rt.store.read_project("1")  # "1.1795564498" -> project 1
@@ -65,16 +65,16 @@ def test_setup_reports_the_current_version(app_factory, published):
         ({"project": "../../etc", "schema": CONFIG}, "invalid project"),
     ],
 )
-def test_setup_bad_input_is_a_clear_400(app_factory, body, fragment):
+def test_setup_bad_input_is_a_clear_400(app_factory, body, fragment, ls_stub):
     app, _ = app_factory()
-    resp = app.test_client().post("/setup", json=body)
+    resp = app.test_client().post("/setup", json={**body, **ls_stub.link})
     assert resp.status_code == 400 and fragment in resp.get_json()["error"]
 
 
-def test_setup_accepts_choices_of_any_name(app_factory):
+def test_setup_accepts_choices_of_any_name(app_factory, ls_stub):
     app, rt = app_factory()
     renamed = CONFIG.replace('name="label"', 'name="a"')
-    resp = app.test_client().post("/setup", json={"project": "1.2", "schema": renamed})
+    resp = app.test_client().post("/setup", json={"project": "1.2", "schema": renamed, **ls_stub.link})
     assert resp.status_code == 200 and rt.store.read_project("1")["label_config"] == renamed
 
 
@@ -93,10 +93,10 @@ def test_oversized_body_is_413_json(app_factory):
     assert r.status_code == 413 and "error" in r.get_json()
 
 
-def test_predict_before_any_model_gives_empty_predictions(app_factory):
+def test_predict_before_any_model_gives_empty_predictions(app_factory, ls_stub):
     app, _ = app_factory()
     c = app.test_client()
-    c.post("/setup", json=payload("setup_request"))
+    c.post("/setup", json={**payload("setup_request"), **ls_stub.link})
     r = c.post("/predict", json=payload("predict_request"))
     assert r.status_code == 200
     assert r.get_json()["results"] == [[], []]
@@ -165,10 +165,10 @@ def test_predict_bad_input(app_factory, body, status, fragment):
     assert r.status_code == status and fragment in r.get_json()["error"]
 
 
-def test_webhook_counts_then_enqueues_and_coalesces(app_factory):
+def test_webhook_counts_then_enqueues_and_coalesces(app_factory, ls_stub):
     app, rt = app_factory(train_every=3)
     c = app.test_client()
-    c.post("/setup", json=payload("setup_request"))
+    c.post("/setup", json={**payload("setup_request"), **ls_stub.link})
     event = payload("webhook_annotation_created")
     states = [c.post("/webhook", json=event).get_json()["status"] for _ in range(3)]
     assert states == ["counted", "counted", "queued"]
@@ -179,12 +179,12 @@ def test_webhook_counts_then_enqueues_and_coalesces(app_factory):
     assert c.get("/jobs").get_json()["1"]["pending"] is True
 
 
-def test_webhook_ignores_other_actions_and_rejects_unknown_projects(app_factory):
+def test_webhook_ignores_other_actions_and_rejects_unknown_projects(app_factory, ls_stub):
     app, rt = app_factory()
     c = app.test_client()
     r = c.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 1}})
     assert r.status_code == 404 and "never set up" in r.get_json()["error"]
-    c.post("/setup", json=payload("setup_request"))
+    c.post("/setup", json={**payload("setup_request"), **ls_stub.link})
     assert (
         c.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}}).get_json()["status"] == "ignored"
     )
@@ -198,10 +198,10 @@ def test_webhook_ignores_other_actions_and_rejects_unknown_projects(app_factory)
     assert c.post("/webhook", json={"project": {"id": 1}}).status_code == 400
 
 
-def test_deleted_annotations_count_each_deleted_one(app_factory):
+def test_deleted_annotations_count_each_deleted_one(app_factory, ls_stub):
     app, _rt = app_factory(train_every=3)
     c = app.test_client()
-    c.post("/setup", json=payload("setup_request"))
+    c.post("/setup", json={**payload("setup_request"), **ls_stub.link})
     body = {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 1}, {"id": 2}, {"id": 3}], "project": {"id": 1}}
     assert c.post("/webhook", json=body).get_json()["status"] == "queued"
 
@@ -224,11 +224,11 @@ def test_basic_auth_protects_everything_but_health(app_factory):
     assert c.get("/jobs", headers=good).status_code == 200
 
 
-def test_access_token_is_never_returned(app_factory):
+def test_access_token_is_never_returned(app_factory, ls_stub):
     app, _ = app_factory()
     c = app.test_client()
-    c.post("/setup", json=payload("setup_request"))
-    token = payload("setup_request")["access_token"]
+    assert c.post("/setup", json={**payload("setup_request"), **ls_stub.link}).status_code == 200
+    token = ls_stub.TOKEN
     for path in ("/jobs", "/metrics", "/health"):
         assert token not in c.get(path).get_data(as_text=True)
 

@@ -103,7 +103,7 @@ def test_a_killed_worker_frees_its_project_lock(redis_conn):
     assert waited < 2.5
 
 
-def test_burst_of_webhooks_queues_one_job_in_redis(app_factory, redis_conn, tmp_path):
+def test_burst_of_webhooks_queues_one_job_in_redis(app_factory, redis_conn, tmp_path, ls_stub):
     from beal_backend.config import Settings
 
     settings = Settings(model_dir=str(tmp_path / "s"), redis_url=REDIS_TEST_URL, train_every=1)
@@ -111,7 +111,7 @@ def test_burst_of_webhooks_queues_one_job_in_redis(app_factory, redis_conn, tmp_
     assert isinstance(rt.queue, RQQueue)
     app, _ = app_factory(rt=rt)
     c = app.test_client()
-    c.post("/setup", json={"project": "3.1", "schema": CONFIG})
+    c.post("/setup", json={"project": "3.1", "schema": CONFIG, **ls_stub.link})
     event = {"action": "ANNOTATION_CREATED", "annotation": {"id": 1}, "project": {"id": 3}}
     states = [c.post("/webhook", json=event).get_json()["status"] for _ in range(200)]
     assert states.count("queued") == 1 and states.count("coalesced") == 199
@@ -129,14 +129,14 @@ def test_burst_of_webhooks_queues_one_job_in_redis(app_factory, redis_conn, tmp_
     assert states.count("queued") == 1 and q.count == 2
 
 
-def test_webhook_answers_503_when_redis_is_down(app_factory, tmp_path):
+def test_webhook_answers_503_when_redis_is_down(app_factory, tmp_path, ls_stub):
     from beal_backend.config import Settings
 
     settings = Settings(model_dir=str(tmp_path / "s"), redis_url="redis://127.0.0.1:1/0", train_every=1)
     rt = build_runtime(settings)
     app, _ = app_factory(rt=rt)
     c = app.test_client()
-    c.post("/setup", json={"project": "3.1", "schema": CONFIG})
+    c.post("/setup", json={"project": "3.1", "schema": CONFIG, **ls_stub.link})
     t0 = time.time()
     r = c.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 3}})
     assert r.status_code == 503 and "Redis" in r.get_json()["error"]

@@ -47,11 +47,11 @@ def clock(monkeypatch):
 
 
 @pytest.fixture
-def idle_app(app_factory, settings, clock):
+def idle_app(app_factory, settings, clock, ls_stub):
     """Project 5 with TRAIN_EVERY=10, TRAIN_IDLE_SECONDS=300; the queue records what was enqueued."""
     app, rt = app_factory(rt=None, train_every=10, train_idle_seconds=300)
     c = app.test_client()
-    assert c.post("/setup", json={"project": "5.1", "schema": CONFIG}).status_code == 200
+    assert c.post("/setup", json={"project": "5.1", "schema": CONFIG, **ls_stub.link}).status_code == 200
     return c, rt
 
 
@@ -117,14 +117,14 @@ def test_a_count_that_reaches_train_every_leaves_the_check_nothing_to_do(idle_ap
     assert triggers.check_idle(rt, "5")["status"] == "up to date" and rt.queue.jobs == ["5"]
 
 
-def test_zero_turns_idle_checks_off(app_factory):
+def test_zero_turns_idle_checks_off(app_factory, ls_stub):
     app, rt = app_factory(train_idle_seconds=0)
     c = app.test_client()
-    c.post("/setup", json={"project": "5.1", "schema": CONFIG})
+    c.post("/setup", json={"project": "5.1", "schema": CONFIG, **ls_stub.link})
     assert _annotate(c, 3) == ["counted"] * 3 and rt.queue.idle_checks == []
 
 
-def test_a_check_redis_refused_is_a_503_and_frees_its_slot(app_factory, settings, redis_conn):
+def test_a_check_redis_refused_is_a_503_and_frees_its_slot(app_factory, settings, redis_conn, ls_stub):
     """Redis refusing the delayed job: the webhook answers 503 naming Redis, and the slot is free again, so the
     next event schedules the check (it must not stay taken until it expires)."""
     rt = Runtime(
@@ -132,7 +132,7 @@ def test_a_check_redis_refused_is_a_503_and_frees_its_slot(app_factory, settings
     )
     app, rt = app_factory(rt=rt)
     c = app.test_client()
-    c.post("/setup", json={"project": "5.1", "schema": CONFIG})
+    c.post("/setup", json={"project": "5.1", "schema": CONFIG, **ls_stub.link})
     recorded = rt.queue.enqueue_idle_check
     rt.queue.enqueue_idle_check = lambda p, d: (_ for _ in ()).throw(redis.ConnectionError("connection refused"))
     r = c.post("/webhook", json=ANNOTATED)
@@ -150,15 +150,23 @@ def test_an_event_that_makes_a_round_due_schedules_no_check(idle_app):
     assert _annotate(c) == ["queued"] and rt.queue.jobs == ["5"] and rt.queue.idle_checks == [("5", 300)]
 
 
-def test_a_project_sets_its_own_triggers_through_extra_params(app_factory, clock):
+def test_a_project_sets_its_own_triggers_through_extra_params(app_factory, clock, ls_stub):
     """Label Studio sends the model connection's extra_params with every /setup: they replace TRAIN_EVERY and
     TRAIN_IDLE_SECONDS for that project only, a bad one is a 400 naming it, and a /setup without them restores
     the service's settings."""
     app, rt = app_factory(train_every=10, train_idle_seconds=300)
     c = app.test_client()
-    own = {"project": "5.1", "schema": CONFIG, "extra_params": {"train_every": 3, "train_idle_seconds": 60}}
+    own = {
+        "project": "5.1",
+        "schema": CONFIG,
+        **ls_stub.link,
+        "extra_params": {"train_every": 3, "train_idle_seconds": 60},
+    }
     assert c.post("/setup", json=own).status_code == 200
-    assert c.post("/setup", json={"project": "6.1", "schema": CONFIG, "extra_params": None}).status_code == 200
+    assert (
+        c.post("/setup", json={"project": "6.1", "schema": CONFIG, **ls_stub.link, "extra_params": None}).status_code
+        == 200
+    )
     assert _annotate(c, 2) == ["counted"] * 2 and rt.queue.idle_checks == [("5", 60)]
     other = c.post("/webhook", json={**ANNOTATED, "project": {"id": 6}}).get_json()
     assert other["status"] == "counted" and rt.queue.idle_checks[-1] == ("6", 300)
@@ -170,7 +178,7 @@ def test_a_project_sets_its_own_triggers_through_extra_params(app_factory, clock
     assert bad.status_code == 400
     assert bad.get_json()["error"] == "extra_params train_every='0' is invalid: use an integer >= 1"
     assert rt.project_settings("5").train_every == 3  # a refused /setup changes nothing
-    assert c.post("/setup", json={"project": "5.1", "schema": CONFIG}).status_code == 200
+    assert c.post("/setup", json={"project": "5.1", "schema": CONFIG, **ls_stub.link}).status_code == 200
     assert (rt.project_settings("5").train_every, rt.project_settings("5").train_idle_seconds) == (10, 300)
 
 

@@ -190,11 +190,11 @@ def test_a_job_finishing_during_a_read_is_never_logged_failed(redis_conn, app_fa
 
 
 @pytest.mark.parametrize("backend", ["redis", "local"])
-def test_annotations_read_by_a_pending_job_do_not_count_towards_the_next(backend, app_factory, redis_conn):
+def test_annotations_read_by_a_pending_job_do_not_count_towards_the_next(backend, app_factory, redis_conn, ls_stub):
     app, rt = app_factory(train_every=3, redis_url=REDIS_TEST_URL if backend == "redis" else None)
     rt.queue = RecordingQueue()
     c = app.test_client()
-    c.post("/setup", json={"project": "1.1", "schema": CONFIG})
+    c.post("/setup", json={"project": "1.1", "schema": CONFIG, **ls_stub.link})
     event = {"action": "ANNOTATION_CREATED", "annotation": {"id": 1}, "project": {"id": 1}}
     states = [c.post("/webhook", json=event).get_json()["status"] for _ in range(6)]
     assert states == ["counted", "counted", "queued", "coalesced", "coalesced", "coalesced"]

@@ -66,10 +66,11 @@ def test_deeply_nested_body_is_400_not_500(app_factory, path, depth, caplog):
     assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
 
 
-def test_nesting_within_the_limit_still_reaches_the_handler(app_factory):
+def test_nesting_within_the_limit_still_reaches_the_handler(app_factory, ls_stub):
     c = app_factory()[0].test_client()
     body = json.loads(nested(60))
-    r = c.post("/setup", json={"project": "3", "schema": CONFIG, "context": body})  # a key /setup does not read
+    # "context": a key /setup does not read
+    r = c.post("/setup", json={"project": "3", "schema": CONFIG, **ls_stub.link, "context": body})
     assert r.status_code == 200
 
 

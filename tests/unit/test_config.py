@@ -55,6 +55,14 @@ ROOT = Path(__file__).resolve().parents[2]
             ),
         ),
         ({"BASIC_AUTH_USER": "ann"}, "BASIC_AUTH_USER is set but BASIC_AUTH_PASS is empty"),
+        (
+            {"LABEL_STUDIO_HOSTS": "http://ls:8080, ls2:8080"},
+            "LABEL_STUDIO_HOSTS='http://ls:8080, ls2:8080' is invalid: use comma-separated http:// or https:// URLs",
+        ),
+        (
+            {"WEBHOOK_TOKEN": "too-short"},
+            "WEBHOOK_TOKEN=<hidden> is invalid: use 16 or more letters, digits or ._~+/=-",
+        ),
     ],
 )
 def test_a_bad_setting_is_refused_naming_it(env, message):
@@ -78,7 +86,6 @@ def test_good_settings_are_typed_and_unset_ones_keep_their_defaults():
         }
     )
     assert (s.epochs, s.mc_scope, s.learning_rate, s.log_level, s.port, s.seed) == (3, "head", 1e-4, "DEBUG", 8080, 0)
-    assert s.basic_auth_header() == "Basic YW5uOnB3"  # base64("ann:pw")
     assert (
         train_config(s).epochs,
         train_config(s).lr_encoder,
@@ -186,3 +193,9 @@ def test_bad_extra_params_are_refused_naming_them(raw, message):
     with pytest.raises(SettingsError) as info:
         project_params(raw)
     assert str(info.value).startswith(message)
+
+
+def test_label_studio_hosts_are_compared_in_one_spelling():
+    s = Settings.from_env({"LABEL_STUDIO_HOSTS": "HTTP://LS.example:8080/, https://x.example/ls/"})
+    assert s.label_studio_hosts == ("http://ls.example:8080", "https://x.example/ls")
+    assert Settings.from_env({"LABEL_STUDIO_HOSTS": " , "}).label_studio_hosts == ()

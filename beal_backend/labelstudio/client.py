@@ -113,6 +113,7 @@ class LabelStudioClient:
     def model_version(self, project: int) -> str | None:
         """The version whose predictions order the project's tasks (None: none set)."""
         return self._call(lambda: self._ls.projects.get(id=project, request_options=ONCE).model_version) or None
+
     def project_status(self, project: int) -> int:
         """One quick GET of the project, not retried (Label Studio gives /setup, which asks this, 3 s): 200 when
         this key sees project ``project``, else Label Studio's status (401/403: key refused, 404: no such

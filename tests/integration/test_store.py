@@ -131,7 +131,7 @@ def test_models_load_onto_the_configured_device(tiny_bert_trained, tmp_path, mon
     version = rt.store.publish("5", tiny_bert_trained, scores={"tasks": {}})
     rt.store.set_current("5", version)
     assert {p.device.type for p in rt.store.load("5", version).model.parameters()} == {"meta"}
-    served, _ = BealModel(rt)._model("5", version)  # what /predict scores with
+    served = BealModel(rt).versions_cache.model("5", version)  # what /predict scores with
     assert {p.device.type for p in served.model.parameters()} == {"meta"}
     assert {p.device.type for p in rt.store.load("5", version, "cpu").model.parameters()} == {"cpu"}
 

@@ -33,6 +33,23 @@ ANNOTATED = json.dumps(
         }
     }
 )
+
+
+def _unscored(version: str) -> str:
+    """The data-manager filter for unlabeled tasks (no annotation but cancelled ones, as ``ANNOTATED`` counts)
+    without a prediction of ``version`` (Label Studio matches each listed version as a substring; ours are unique)."""
+    items = [
+        {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0},
+        {
+            "filter": "filter:tasks:predictions_model_versions",
+            "operator": "not_contains",
+            "type": "List",
+            "value": [version],  # a list: Label Studio iterates it (a string would be read letter by letter)
+        },
+    ]
+    return json.dumps({"filters": {"conjunction": "and", "items": items}})
+
+
 # Predictions per import request. Label Studio 1.23 (unless its flag
 # fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short is on) recounts the counters of every
 # task of the project after each import request, so a request costs about as much as the project is large:
@@ -96,6 +113,22 @@ class LabelStudioClient:
                 Task(id=int(t.id), data=dict(t.data or {}), annotations=labeled.get(int(t.id), []))
                 for t in pages(fields="task_only", include="id,data")
             ]
+
+        return self._call(fetch)
+
+    def unscored_tasks(self, project: int, version: str) -> list[Task]:
+        """Id and data of every unlabeled task without a prediction of ``version`` (e.g. imported after its round)."""
+
+        def fetch() -> list[Task]:
+            pages: Iterable[Any] = self._ls.tasks.list(
+                project=project,
+                page_size=PAGE_SIZE,
+                request_options=ONCE,
+                fields="task_only",
+                include="id,data",
+                query=_unscored(version),
+            )
+            return [Task(id=int(t.id), data=dict(t.data or {}), annotations=[]) for t in pages]
 
         return self._call(fetch)
 

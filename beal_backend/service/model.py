@@ -14,7 +14,6 @@ from collections import OrderedDict
 from dataclasses import replace
 
 from beal_backend.config import SettingsError, project_params
-from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.store.versions import check_id
 from beal_backend.wiring import Runtime
@@ -227,17 +226,11 @@ class BealModel:
             if count < s.train_every:  # (a round due now reads this event: no idle check needed)
                 triggers.note_annotation_event(self.rt, pid, s.train_idle_seconds)
                 return {"status": "counted", "project": pid, "annotations_since_training": count}
-        elif event == "TASKS_CREATED":
-            return self._trigger_embedding(pid)
+        elif event == "TASKS_CREATED":  # a low-priority job embeds them (frozen) and scores them (both learners)
+            return triggers.enqueue_embedding(self.rt, pid)
         elif event != "START_TRAINING":
             return {"status": "ignored", "action": event}
         return triggers.enqueue_round(self.rt, pid)
-
-    def _trigger_embedding(self, pid: str) -> dict:
-        """Imported tasks: a low-priority job caches their features (frozen learner only), coalesced."""
-        if learners.resolve(self.rt.settings.learner, self.rt.train.device) != "frozen":
-            return {"status": "ignored", "action": "TASKS_CREATED", "reason": "the finetune learner caches no features"}
-        return triggers.enqueue_embedding(self.rt, pid)
 
     # ---- status, registry
 

@@ -22,7 +22,7 @@ from beal_backend import acquisition
 from beal_backend.engine import learners, scoring, training
 from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
-from beal_backend.worker import promotion
+from beal_backend.worker import label_change, promotion
 from beal_backend.worker.examples import Examples, collect_examples, left_out
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def _round(project: str, rt, report: _Reporter) -> dict:
         client.authorize_webhooks(pid, s.basic_auth_header())
     ex = collect_examples(client.tasks(pid), schema, s.max_text_chars)
     base = {
+        **label_change.withdraw_stale(rt, client, project, schema, delete_stale, report.lease),  # old order stops
         "n_annotations": len(ex.texts),
         "n_pool": len(ex.pool_ids),
         "skipped": dict(ex.skipped),

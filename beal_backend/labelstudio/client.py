@@ -39,6 +39,23 @@ ANNOTATED = json.dumps(
         }
     }
 )
+
+
+def _unscored(version: str) -> str:
+    """The data-manager filter for unlabeled tasks (no annotation but cancelled ones, as ``ANNOTATED`` counts)
+    without a prediction of ``version`` (Label Studio matches each listed version as a substring; ours are unique)."""
+    items = [
+        {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0},
+        {
+            "filter": "filter:tasks:predictions_model_versions",
+            "operator": "not_contains",
+            "type": "List",
+            "value": [version],  # a list: Label Studio iterates it (a string would be read letter by letter)
+        },
+    ]
+    return json.dumps({"filters": {"conjunction": "and", "items": items}})
+
+
 # Predictions per import request. Label Studio 1.23 (unless its flag
 # fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short is on) recounts the counters of every
 # task of the project after each import request, so a request costs about as much as the project is large:
@@ -110,24 +127,21 @@ class LabelStudioClient:
 
         return self._call(fetch)
 
-    def model_version(self, project: int) -> str | None:
-        """The version whose predictions order the project's tasks (None: none set)."""
-        return self._call(lambda: self._ls.projects.get(id=project, request_options=ONCE).model_version) or None
+    def unscored_tasks(self, project: int, version: str) -> list[Task]:
+        """Id and data of every unlabeled task without a prediction of ``version`` (e.g. imported after its round)."""
 
-    def project_status(self, project: int) -> int:
-        """One quick GET of the project, not retried (Label Studio gives /setup, which asks this, 3 s): 200 when
-        this key sees project ``project``, else Label Studio's status (401/403: key refused, 404: no such
-        project). Raises LabelStudioError when unreachable or when the answer is not that project."""
-        try:
-            url = f"{self.url}/api/projects/{project}/"
-            resp = self._http.request("GET", url, timeout=CONFIRM_TIMEOUT, auth=self._auth)
-            if resp.status_code != 200:
-                return resp.status_code
-            if (resp.json() or {}).get("id") == project:
-                return 200
-        except (httpx.HTTPError, ValueError, AttributeError) as e:
-            raise LabelStudioError(f"Label Studio at {self.url}: {_describe(e)}") from e
-        raise LabelStudioError(f"Label Studio at {self.url}: its answer is not project {project}")
+        def fetch() -> list[Task]:
+            pages: Iterable[Any] = self._ls.tasks.list(
+                project=project,
+                page_size=PAGE_SIZE,
+                request_options=ONCE,
+                fields="task_only",
+                include="id,data",
+                query=_unscored(version),
+            )
+            return [Task(id=int(t.id), data=dict(t.data or {}), annotations=[]) for t in pages]
+
+        return self._call(fetch)
 
     def model_versions(self, project: int) -> dict[str, int]:
         return self._call(lambda: self._raw("GET", f"api/projects/{project}/model-versions/").json())

@@ -12,15 +12,16 @@ import threading
 import time
 from dataclasses import replace
 
+import redis
+
 from beal_backend.config import SettingsError, project_params
-from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.service import host_trust
 from beal_backend.service.model_cache import ModelCache
 from beal_backend.store import scores as score_cache
 from beal_backend.store.versions import check_id
 from beal_backend.wiring import Runtime
-from beal_backend.worker import publishing, triggers
+from beal_backend.worker import label_change, publishing, triggers
 from beal_backend.worker import rounds as jobs
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,20 @@ class BealModel:
             info["params"] = params
         if info != old:  # Label Studio calls /setup before every prediction run: write only what changed
             self.rt.store.write_project(pid, info)
+        self._label_set_hook(pid, (old or {}).get("label_config"), schema)
         if self.rt.settings.basic_auth_user and pid not in self._webhooks_checked:
             self._webhooks_checked.add(pid)
             threading.Thread(target=self._authorize_webhooks, args=(pid,), daemon=True).start()
         return {"model_version": self.model_version(pid)}
+
+    def _label_set_hook(self, pid: str, old_config, config: str) -> None:
+        """A label set first seen now that the current version does not serve starts a round (label_change).
+        Best effort: the next round or annotation sees the change too, so a Redis error must not fail /setup."""
+        try:
+            if label_change.seen_at_setup(self.rt, pid, old_config, config):
+                triggers.enqueue_round(self.rt, pid)
+        except redis.exceptions.RedisError as e:
+            log.warning("project %s: a round for the changed label set was not enqueued: %s", pid, e)
 
     def _authorize_webhooks(self, pid: str, tries: int = 10, wait: float = 1.0) -> None:
         """Background: Label Studio creates the project's webhook just after connecting, without credentials; give
@@ -210,20 +221,19 @@ class BealModel:
             changed = len(deleted) if event == "ANNOTATIONS_DELETED" and isinstance(deleted, list) else 1
             count = self.rt.coordinator.add_annotations(pid, max(changed, 1))
             s = self.rt.project_settings(pid, info or {})
-            if count < s.train_every:  # (a round due now reads this event: no idle check needed)
+            # (a round due now reads this event: no idle check needed; while no version serves a changed label
+            # set, every event is: the first round with MIN_ANNOTATIONS labels under it trains)
+            if count < s.train_every and not label_change.awaits_round(self.rt, pid):
                 triggers.note_annotation_event(self.rt, pid, s.train_idle_seconds)
                 return {"status": "counted", "project": pid, "annotations_since_training": count}
-        elif event == "TASKS_CREATED":
-            return self._trigger_embedding(pid)
+        elif event == "TASKS_CREATED":  # a low-priority job embeds them (frozen) and scores them (both learners)
+            return triggers.enqueue_embedding(self.rt, pid)
+        elif event == "PROJECT_UPDATED":  # a PATCH of the project: a changed label set starts a round
+            if not label_change.seen_in_update(self.rt, pid, project):
+                return {"status": "ignored", "action": event}
         elif event != "START_TRAINING":
             return {"status": "ignored", "action": event}
         return triggers.enqueue_round(self.rt, pid)
-
-    def _trigger_embedding(self, pid: str) -> dict:
-        """Imported tasks: a low-priority job caches their features (frozen learner only), coalesced."""
-        if learners.resolve(self.rt.settings.learner, self.rt.train.device) != "frozen":
-            return {"status": "ignored", "action": "TASKS_CREATED", "reason": "the finetune learner caches no features"}
-        return triggers.enqueue_embedding(self.rt, pid)
 
     # ---- status, registry
 
@@ -302,6 +312,7 @@ class BealModel:
                         scores, len(meta.get("labels", [])), meta.get("hparams", {}).get("single_label", False)
                     ),
                     "job_log": self.rt.coordinator.job_log(pid),
+                    "label_notice": label_change.notice(self.rt, pid, st["current_job"]),
                 }
             )
         return out

@@ -1,5 +1,6 @@
-"""The embedding job: when Label Studio imports tasks (``TASKS_CREATED``), put their texts into the frozen
-learner's feature cache ahead of the next round. Coalesced like training (one running, one waiting)."""
+"""The import job: when Label Studio imports tasks (``TASKS_CREATED``), put their texts into the frozen
+learner's feature cache ahead of the next round, and score them with the current version (``fresh_tasks``).
+Coalesced like training (one running, one waiting)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 
 from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.worker import fresh_tasks
 from beal_backend.worker.examples import collect_examples
 from beal_backend.worker.rounds import EMBEDDINGS
 
@@ -21,24 +23,26 @@ def embed_key(project: str) -> str:
 
 def embed_tasks(project: str, rt, job_id: str | None = None) -> dict:
     """Low-priority job run when Label Studio imports tasks (``TASKS_CREATED``): put every task text the
-    frozen learner's cache lacks into it, so the next round only trains and scores. Best effort: a round
-    embeds whatever is still missing."""
+    frozen learner's cache lacks into it, so the next round only trains and scores (best effort: a round
+    embeds whatever is still missing); then score the tasks the current version has no prediction for
+    (``fresh_tasks``), with either learner, so they are served now instead of after the next round."""
     s = rt.settings
     learner = learners.build(s.learner, rt.train, rt.store.project_dir(project) / EMBEDDINGS)
-    if learner.name != "frozen":
-        return {"outcome": "skipped", "reason": f"the {learner.name} learner caches no features"}
     with rt.coordinator.running(embed_key(project), timeout=s.job_timeout):  # frees the waiting slot first
         client = rt.client(project)
         pid = int(project)
         schema = parse_label_config(client.label_config(pid))
-        ex = collect_examples(client.tasks(pid, annotations=False), schema, s.max_text_chars)
-        t0 = time.perf_counter()
-        learner.features(ex.texts + ex.pool_texts)
-        result = {
-            "outcome": "embedded",
-            "n_texts": len(ex.texts) + len(ex.pool_texts),
-            "embedded": learner.encoder_calls,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
+        result: dict = {"outcome": "scored"}
+        if learner.name == "frozen":
+            ex = collect_examples(client.tasks(pid, annotations=False), schema, s.max_text_chars)
+            t0 = time.perf_counter()
+            learner.features(ex.texts + ex.pool_texts)
+            result = {
+                "outcome": "embedded",
+                "n_texts": len(ex.texts) + len(ex.pool_texts),
+                "embedded": learner.encoder_calls,
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        result["new_tasks"] = fresh_tasks.score_new_tasks(project, rt, client, schema, learner)
     log.info("project %s: embedding job %s: %s", project, job_id, result)
     return result

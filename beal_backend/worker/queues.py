@@ -27,6 +27,8 @@ from beal_backend.worker.rounds import run_round
 log = logging.getLogger(__name__)
 # a check that failed (Redis away for a moment) freed its slot first: retried, it cannot leave events unchecked
 CHECK_RETRY = rq.Retry(max=3, interval=[10, 60, 300])
+# an import job that found its project locked by a round (fresh_tasks.LOCK_WAIT) tries again after it
+EMBED_RETRY = rq.Retry(max=5, interval=[30, 60, 120, 300, 600])
 
 
 def worker_alive(conn, hostname: str) -> bool:
@@ -59,7 +61,9 @@ class RQQueue:
         self.timeout = timeout  # RQ's default of 180 s would kill every real training run
 
     def enqueue_embedding(self, project: str) -> str:
-        return self._put(self.low, "embed_project", f"embed-{project}", project, result_ttl=24 * 3600)
+        return self._put(
+            self.low, "embed_project", f"embed-{project}", project, result_ttl=24 * 3600, retry=EMBED_RETRY
+        )
 
     def enqueue(self, project: str) -> str:
         return self._put(self.q, "train_project", f"train-{project}", project, result_ttl=7 * 24 * 3600)

@@ -23,9 +23,9 @@ from beal_backend.engine import holdout, learners, scoring, training
 from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 from beal_backend.store import scores as score_cache
-from beal_backend.worker import promotion
+from beal_backend.worker import label_change, promotion
 from beal_backend.worker.examples import collect_examples, left_out
-from beal_backend.worker.publishing import publish, reconcile
+from beal_backend.worker.publishing import delete_stale, publish, reconcile
 
 log = logging.getLogger(__name__)
 EMBEDDINGS = "embeddings"  # <project dir>/embeddings/: the frozen learner's feature cache
@@ -58,6 +58,7 @@ def _round(project: str, rt, report: _Reporter) -> dict:
         client.authorize_webhooks(pid, rt.webhook_authorization)
     ex = collect_examples(client.tasks(pid), schema, s.max_text_chars)
     base = {
+        **label_change.withdraw_stale(rt, client, project, schema, delete_stale, report.lease),  # old order stops
         "n_annotations": len(ex.texts),
         "n_pool": len(ex.pool_ids),
         "skipped": dict(ex.skipped),

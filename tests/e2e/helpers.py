@@ -39,6 +39,13 @@ class LS:
         return self("POST", f"/api/tasks/{task_id}/annotations", json={"result": result})
 
 
+def listed_predictions(ls, project, task_id):
+    """A task's predictions as the task list shows them (reading the task itself, GET /api/tasks/<id>, makes
+    Label Studio ask /predict for a task without predictions)."""
+    listing = ls("GET", "/api/tasks", params={"project": project, "fields": "all", "page_size": 1000})["tasks"]
+    return next(t["predictions"] for t in listing if t["id"] == task_id)
+
+
 def rows(n, offset=0):
     """n goemotions texts that carry at least one of LABELS, with those labels."""
     out = []

@@ -10,7 +10,7 @@ import requests
 from beal_backend.store.versions import ModelStore
 from beal_backend.worker import examples
 
-from .helpers import LABELS, LS, rows, wait_for_version
+from .helpers import LABELS, LS, listed_predictions, rows, wait_for_version, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -81,17 +81,15 @@ def test_single_choice_round_predicts_exactly_one_choice(label_studio, backend_f
         and "<b>1</b> annotation whose choices are not in the label config" in page
     )
 
-    # the same choices in another order: /predict still answers with the current version
+    # the same choices in another order: not a new label set (no round; the version keeps its predictions), and
+    # a task imported now is scored with the current version (by the import's job), exactly one choice
     ls("PATCH", f"/api/projects/{project}", json={"label_config": single_config(list(reversed(LABELS)))})
     ls("POST", f"/api/projects/{project}/import", json=[{"text": "thank you so much, this made my day"}])
     new = max(t["id"] for t in ls.tasks(project))
-    ls(
-        "POST",
-        f"/api/dm/actions?id=retrieve_tasks_predictions&project={project}",
-        json={"selectedItems": {"all": False, "included": [new]}},
-    )
-    fresh = ls("GET", f"/api/tasks/{new}")["predictions"]
+    fresh = wait_until(lambda: listed_predictions(ls, project, new), 120, "the imported task's prediction")
     assert [p["model_version"] for p in fresh] == [version] and len(fresh[0]["result"][0]["value"]["choices"]) == 1
+    assert requests.get(b.url + "/jobs", timeout=5).json()[str(project)]["model_version"] == version
+    assert {v for v in ls("GET", f"/api/projects/{project}/model-versions/") if v.startswith("beal-")} == {version}
 
 
 def test_dialogue_project_trains_on_joined_paragraphs(label_studio, backend_factory):

@@ -113,13 +113,14 @@ def test_tasks_created_queues_one_embedding_job_and_coalesces(rt):
     )  # training untouched
 
 
-def test_finetune_deployment_ignores_tasks_created(rt):
+def test_finetune_deployment_queues_the_import_job_which_only_scores(rt):
     from dataclasses import replace
 
     rt.settings = replace(rt.settings, learner="finetune")
-    assert BealModel(rt).fit("TASKS_CREATED", {"project": {"id": 7}})["status"] == "ignored"
-    assert embedding.embed_tasks("7", rt)["outcome"] == "skipped"
-    assert rt.queue.jobs == []
+    assert BealModel(rt).fit("TASKS_CREATED", {"project": {"id": 7}})["status"] == "queued"
+    out = embedding.embed_tasks("7", rt)  # no feature cache to fill; no version yet to score with
+    assert out == {"outcome": "scored", "new_tasks": {"scored": 0, "reason": "no model yet"}}
+    assert rt.queue.jobs == [("embed", "7")] and rt.embed_calls == []
 
 
 def test_round_embeds_only_what_the_import_job_missed_and_never_reuses_stale_features(rt):

@@ -334,6 +334,7 @@ def project(p: dict, now: float) -> dict:
         "current": _text(current) if current else "",
         "pending": bool(p.get("pending")),
         "untrained": _untrained(p),
+        "notice": short(p.get("label_notice"), 600),
         "job": _job(p, now),
         "counts": _round_counts(job if "skipped" in job else _dict(p.get("last_job"))),
         "previous": _previous(p, now),

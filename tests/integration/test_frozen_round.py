@@ -62,13 +62,16 @@ class Queue:
     def __init__(self):
         self.jobs = []
 
-    def enqueue(self, project):
+    def enqueue(self, project, job_id=None):
         self.jobs.append(("train", project))
         return "t"
 
-    def enqueue_embedding(self, project):
+    def enqueue_embedding(self, project, job_id=None):
         self.jobs.append(("embed", project))
         return "e"
+
+    def alive(self, job_id):
+        return True
 
 
 @pytest.fixture

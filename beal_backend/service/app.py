@@ -31,6 +31,7 @@ from beal_backend.service.model import (
 )
 from beal_backend.store.versions import IntegrityError, StoreError
 from beal_backend.wiring import NotConfiguredError, Runtime, build_runtime
+from beal_backend.worker import recovery
 from beal_backend.worker.locks import ProjectLocked
 from beal_backend.worker.promotion import PromotionError
 
@@ -43,7 +44,11 @@ def make_app(settings: Settings | None = None) -> Flask:
     (``_wsgi:make_app()``) and ``beal serve`` both run."""
     settings = settings or _settings_or_exit()
     configure_logging(settings.log_level)
-    return create_app(build_runtime(settings))
+    rt = build_runtime(settings)
+    app = create_app(rt)
+    if not settings.redis_url:  # embedded: what a previous run owed lived in its memory
+        recovery.resume_in_background(rt)
+    return app
 
 
 def _settings_or_exit() -> Settings:

@@ -125,6 +125,7 @@ def _round(project: str, rt, report: _Reporter) -> dict:
         "skipped": dict(ex.skipped),
         "notes": dict(ex.notes),
         "n_annotations": len(ex.texts),
+        "trained_on": ex.fingerprint(),  # what a restarted embedded service compares with Label Studio (recovery)
         "n_pool": len(scores["tasks"]),
         "learner": learner.name,
         "label_counts": dict(Counter(name for names in ex.label_sets for name in names)),

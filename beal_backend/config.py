@@ -103,6 +103,7 @@ RULES = {
         ("train_idle_seconds", "TRAIN_IDLE_SECONDS", _int(0, 7 * 24 * 3600)),
         ("min_annotations", "MIN_ANNOTATIONS", _int(1)),
         ("lock_ttl", "LOCK_TTL", _int(1)),
+        ("round_retry_seconds", "ROUND_RETRY_SECONDS", _match(r"\d+(,\d+)*", "waits in s, e.g. 30,120,600")),
         ("predict_passes", "PREDICT_PASSES", _int(1)),
         ("predict_seconds", "PREDICT_SECONDS", _float(0, 3600, lo_open=True)),
         ("max_request_bytes", "MAX_REQUEST_BYTES", _int(1)),
@@ -151,6 +152,7 @@ class Settings:
     min_annotations: int = 2  # fewer labeled tasks than this: the job is skipped with a reason
     job_timeout: int = 6 * 3600  # seconds; RQ's default of 180 s is far too short for training
     lock_ttl: int = 60  # s; a running job renews its project lock, so a killed worker frees it within this
+    round_retry_seconds: str = "30,120,600"  # a failed round is retried after each of these waits, in turn
     predict_passes: int = 10  # T when /predict must score in the request (no cached score)
     predict_seconds: float = 30.0  # /predict stops scoring uncached tasks after this (Label Studio waits 100 s)
     max_request_bytes: int = 32 * 1024 * 1024
@@ -184,6 +186,11 @@ class Settings:
             if bool(getattr(self, fa)) != bool(getattr(self, fb)):
                 set_, unset = (a, b) if getattr(self, fa) else (b, a)
                 raise SettingsError(f"{set_} is set but {unset} is empty: set both {a} and {b}, or neither")
+
+    @property
+    def round_retries(self) -> list[int]:
+        """The waits (s) before each retry of a failed round (``ROUND_RETRY_SECONDS``)."""
+        return [int(x) for x in self.round_retry_seconds.split(",")]
 
     @property
     def torch_device(self) -> str:

@@ -17,14 +17,12 @@ from beal_backend.labelstudio.client import LabelStudioClient
 from beal_backend.store.secrets import webhook_token
 from beal_backend.store.versions import ModelStore
 from beal_backend.worker import triggers
-from beal_backend.worker.coordination import (
-    Coordinator,
-    LocalCoordinator,
-    RedisCoordinator,
-)
+from beal_backend.worker.attempts import attempt_round
+from beal_backend.worker.coordination import Coordinator
 from beal_backend.worker.embedding import embed_tasks
+from beal_backend.worker.local_coordination import LocalCoordinator
 from beal_backend.worker.queues import JobQueue, RQQueue, ThreadQueue
-from beal_backend.worker.rounds import run_round
+from beal_backend.worker.redis_coordination import RedisCoordinator
 
 
 class NotConfiguredError(RuntimeError):
@@ -61,9 +59,7 @@ class Runtime:
         conn = redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=0.5
         )  # /health and /webhook must answer within LS's 1 s
-        return cls(
-            settings, store, RedisCoordinator(conn, settings.lock_ttl, settings.job_timeout), redis=conn, train=train
-        )
+        return cls(settings, store, RedisCoordinator(conn, settings.lock_ttl), redis=conn, train=train)
 
     def project_settings(self, project: str, info: dict | None = None) -> Settings:
         """The settings with the project's own applied (Label Studio's extra_params, checked and stored at /setup);
@@ -125,14 +121,28 @@ def scoring_config(s: Settings) -> ScoringConfig:
 def build_runtime(settings: Settings) -> Runtime:
     """A runtime with the queue its settings ask for (the API process and the CLI's ``serve``)."""
     rt = Runtime.build(settings)
-    rt.queue = RQQueue(rt.redis, settings.queue_name, settings.job_timeout) if settings.redis_url else ThreadQueue(rt)
+    if settings.redis_url:
+        rt.queue = RQQueue(rt.redis, settings.queue_name, settings.job_timeout, settings.round_retries)
+    else:
+        rt.queue = ThreadQueue(rt)
     return rt
 
 
-def train_project(project: str) -> dict:
-    """RQ entry point: a JSON-serialisable argument, the runtime rebuilt from the worker's environment."""
+DEFERRALS = 100_000  # rq counts the Retry a deferred round returns; a round may wait for the lock this often
+
+
+def train_project(project: str) -> dict | rq.Retry:
+    """RQ entry point: a JSON-serialisable argument, the runtime rebuilt from the worker's environment. A round
+    whose project is locked returns rq's ``Retry``: rq runs the same job again later, and the worker is free."""
     job = rq.get_current_job()
-    return run_round(project, Runtime.from_env(), job_id=job.id if job else None)
+    rt = build_runtime(Settings.from_env())  # with the queue: a deferred or failed round checks who waits
+    if job is None:  # called directly (not by a worker): no retries
+        return attempt_round(project, rt, f"train-{project}-direct")
+    retry_in = job.get_retry_interval() if job.should_retry else None
+    result = attempt_round(project, rt, job.id, retry_in=retry_in)
+    if result.get("outcome") == "deferred":
+        return rq.Retry(max=DEFERRALS, interval=int(result["retry_in"]))
+    return result
 
 
 def check_idle(project: str) -> dict:

@@ -32,6 +32,7 @@ from beal_backend.service.model import (
 )
 from beal_backend.store.versions import IntegrityError, StoreError
 from beal_backend.wiring import NotConfiguredError, Runtime, build_runtime
+from beal_backend.worker import recovery
 from beal_backend.worker.locks import ProjectLocked
 from beal_backend.worker.promotion import PromotionError
 
@@ -47,7 +48,10 @@ def make_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.log_level)
     rt = build_runtime(settings)
     startup.log_summary(rt)
-    return create_app(rt)
+    app = create_app(rt)
+    if not settings.redis_url:  # embedded: what a previous run owed lived in its memory
+        recovery.resume_in_background(rt)
+    return app
 
 
 def _settings_or_exit() -> Settings:

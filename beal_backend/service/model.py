@@ -244,7 +244,7 @@ class BealModel:
             out[pid] = {
                 "model_version": self.model_version(pid),
                 "pending": self.rt.coordinator.is_pending(pid),
-                "annotations_since_training": self.rt.coordinator.annotations(pid),  # since the last round started
+                "annotations_since_training": self.rt.coordinator.owed(pid),  # not yet in a round that ended well
                 "current_job": st.get("current"),
                 "last_job": st.get("last"),
             }

@@ -3,6 +3,8 @@ tasks are left out of training (and why, counted), and the unlabeled pool."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +27,14 @@ class Examples:
     pool_texts: list[str] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
+
+    def fingerprint(self) -> str:
+        """What a round trains on, as one hash of each labeled task's id, text and labels. A version records it
+        (``trained_on``), so a restarted service can tell whether annotations came after it (``recovery``)."""
+        h = hashlib.sha256()
+        for task_id, text, labels in sorted(zip(self.task_ids, self.texts, self.label_sets)):
+            h.update(json.dumps([task_id, hashlib.sha256(text.encode()).hexdigest(), sorted(labels)]).encode())
+        return h.hexdigest()
 
 
 # Why an annotated task is left out of training (shown on /status and in /jobs). A task without a usable

@@ -31,16 +31,20 @@ log = logging.getLogger(__name__)
 EMBEDDINGS = "embeddings"  # <project dir>/embeddings/: the frozen learner's feature cache
 
 
-def run_round(project: str, rt, job_id: str | None = None) -> dict:
-    """Run one round for ``project`` with the runtime ``rt`` (``wiring.Runtime``). Returns its summary."""
+def run_round(project: str, rt, job_id: str | None = None, retry_in: float | None = None) -> dict:
+    """Run one round for ``project`` with the runtime ``rt`` (``wiring.Runtime``). Returns its summary.
+    Raises ``ProjectLocked`` at once if another job holds the project (``attempts`` defers it); ``retry_in``:
+    the seconds until the queue retries this job if it fails (shown with the failure)."""
     job_id = job_id or uuid.uuid4().hex[:12]
     report = _Reporter(rt.coordinator, project, job_id)  # first written once the project lock is ours
-    with rt.coordinator.running(project, timeout=rt.settings.job_timeout) as report.lease:
-        report(state="started", stage="fetching annotations", started_at=time.time())
+    with rt.coordinator.running(project, timeout=0) as report.lease:
+        started = {"error": None, "retry_at": None, "started_at": time.time()}  # a retry's own record
+        report(state="started", stage="fetching annotations", **started)
         try:
             result = _round(project, rt, report)
         except Exception as e:
-            report(state="failed", error=f"{type(e).__name__}: {e}")
+            retry = {"retry_at": time.time() + retry_in} if retry_in is not None else {}
+            report(state="failed", error=f"{type(e).__name__}: {e}", **retry)
             log.exception("training round for project %s failed", project)
             raise
         report(state="finished", progress=1.0, **{"stage": "done", **result})
@@ -126,6 +130,7 @@ def _round(project: str, rt, report: _Reporter) -> dict:
         "skipped": dict(ex.skipped),
         "notes": dict(ex.notes),
         "n_annotations": len(ex.texts),
+        "trained_on": ex.fingerprint(),  # what a restarted embedded service compares with Label Studio (recovery)
         "n_pool": len(scores["tasks"]),
         "learner": learner.name,
         "label_counts": dict(Counter(name for names in ex.label_sets for name in names)),

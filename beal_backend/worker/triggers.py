@@ -11,6 +11,7 @@ is seen by it or schedules the next check: none is left unchecked.
 from __future__ import annotations
 
 import logging
+import uuid
 
 from beal_backend.worker import embedding
 
@@ -20,11 +21,16 @@ log = logging.getLogger(__name__)
 CHECK_SLOT_MARGIN = 600
 
 
+def new_job_id(kind: str, project: str) -> str:
+    """``kind``-``project``-random: the pending slot records it, so the id exists before the job is enqueued."""
+    return f"{kind}-{project}-{uuid.uuid4().hex[:8]}"
+
+
 def enqueue_round(rt, project: str) -> dict:
     """Enqueue a round unless one is already waiting (it will read everything); ``rt``: wiring.Runtime."""
     # the counter restarts when the job starts (coordinator.running), not here: annotations that
     # arrive before then are read by that job too, so they must not count towards the next one
-    job_id = _claim_and_enqueue(rt, project, rt.queue.enqueue, project)
+    job_id = _claim_and_enqueue(rt, project, rt.queue.enqueue, project, "train")
     if job_id is None:
         return {"status": "coalesced", "project": project}  # the waiting round will read everything
     return {"status": "queued", "project": project, "job_id": job_id}
@@ -32,7 +38,7 @@ def enqueue_round(rt, project: str) -> dict:
 
 def enqueue_embedding(rt, project: str) -> dict:
     """Enqueue the low-priority job that caches imported tasks' features, unless one is waiting."""
-    job_id = _claim_and_enqueue(rt, embedding.embed_key(project), rt.queue.enqueue_embedding, project)
+    job_id = _claim_and_enqueue(rt, embedding.embed_key(project), rt.queue.enqueue_embedding, project, "embed")
     state = {"status": "queued", "job_id": job_id} if job_id else {"status": "coalesced"}
     return {**state, "project": project, "job": "embedding"}
 
@@ -53,22 +59,47 @@ def check_idle(rt, project: str) -> dict:
     if wait > 0:
         _schedule_check(rt, project, wait)
         return {"status": "waiting", "project": project, "seconds": round(wait, 3)}
-    if rt.coordinator.annotations(project) == 0:
-        return {"status": "up to date", "project": project}  # the last round read everything
+    if rt.coordinator.owed(project) == 0:
+        return {"status": "up to date", "project": project}  # the last round trained everything
     log.info("project %s: no annotation for %s s, training the untrained ones", project, idle)
     return enqueue_round(rt, project)
 
 
-def _claim_and_enqueue(rt, slot: str, enqueue, project: str) -> str | None:
+def _claim_and_enqueue(rt, slot: str, enqueue, project: str, kind: str) -> str | None:
     """The job id, or None when a job of this kind already waits (the pending ``slot`` is taken); the slot is
     freed again if the queue refuses the job."""
-    if not rt.coordinator.claim_pending(slot):
+    job_id = new_job_id(kind, project)
+    if not claim_slot(rt, slot, job_id):
         return None
     try:
-        return enqueue(project)
+        return enqueue(project, job_id=job_id)
     except Exception:
-        rt.coordinator.release_pending(slot)
+        rt.coordinator.release_pending(slot, job_id)
         raise
+
+
+def claim_slot(rt, slot: str, job_id: str) -> bool:
+    """Take the pending ``slot`` for ``job_id``. A slot whose job can no longer run (it failed before taking
+    the lock, its work horse was killed after its last retry, Redis lost it) is freed here, however that job
+    ended; a live holder keeps it (its short TTL starts again)."""
+    c = rt.coordinator
+    if c.claim_pending(slot, job_id):
+        return True
+    holder = c.pending_holder(slot)
+    if holder is not None and not rt.queue.alive(holder):
+        c.release_pending(slot, holder)  # only if still that job's
+    if holder is None or not rt.queue.alive(holder):
+        return c.claim_pending(slot, job_id)
+    c.claim_pending(slot, holder)
+    return False
+
+
+def schedule_check(rt, project: str) -> None:
+    """An idle check after the project's idle time, as if an annotation came now (a failed round's last try:
+    its work is owed, and the check trains it)."""
+    idle = rt.project_settings(project).train_idle_seconds
+    if idle:
+        _schedule_check(rt, project, idle)
 
 
 def _schedule_check(rt, project: str, delay: float) -> None:

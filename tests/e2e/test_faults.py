@@ -21,7 +21,7 @@ from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import Runtime
 from beal_backend.worker import rounds as jobs
-from beal_backend.worker.coordination import RedisCoordinator
+from beal_backend.worker.redis_coordination import RedisCoordinator
 
 from .conftest import children
 from .faults import FaultProxy

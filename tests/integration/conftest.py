@@ -71,13 +71,16 @@ class RecordingQueue:
         self.embedding_jobs = []
         self.idle_checks = []  # (project, delay in s)
 
-    def enqueue(self, project):
+    def enqueue(self, project, job_id=None):
         self.jobs.append(project)
-        return f"job-{len(self.jobs)}"
+        return job_id or f"job-{len(self.jobs)}"
 
-    def enqueue_embedding(self, project):
+    def enqueue_embedding(self, project, job_id=None):
         self.embedding_jobs.append(project)
-        return f"embed-{len(self.embedding_jobs)}"
+        return job_id or f"embed-{len(self.embedding_jobs)}"
+
+    def alive(self, job_id):  # a recorded job never runs, so it waits for ever
+        return True
 
     def enqueue_idle_check(self, project, delay):
         self.idle_checks.append((project, delay))

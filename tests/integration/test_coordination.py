@@ -14,8 +14,9 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from beal_backend.wiring import build_runtime
-from beal_backend.worker.coordination import LocalCoordinator, RedisCoordinator
+from beal_backend.worker.local_coordination import LocalCoordinator
 from beal_backend.worker.queues import RQQueue
+from beal_backend.worker.redis_coordination import RedisCoordinator
 
 from .conftest import CONFIG, REDIS_TEST_URL
 
@@ -38,13 +39,18 @@ def test_counter_and_reset(coord):
 
 
 def test_one_pending_claim_until_the_job_starts(coord):
-    assert coord.claim_pending("1") is True
-    assert [coord.claim_pending("1") for _ in range(5)] == [False] * 5
-    assert coord.claim_pending("2") is True
+    assert coord.claim_pending("1", "job-a") is True
+    assert [coord.claim_pending("1", f"job-{k}") for k in range(5)] == [False] * 5
+    assert coord.claim_pending("1", "job-a") is True and coord.pending_holder("1") == "job-a"  # its holder's still
+    assert coord.claim_pending("2", "job-b") is True
     with coord.running("1", timeout=1):
         assert coord.is_pending("1") is False  # the job started: the next trigger may queue one more
-        assert coord.claim_pending("1") is True
-        assert coord.claim_pending("1") is False
+        assert coord.claim_pending("1", "job-c") is True
+        assert coord.claim_pending("1", "job-d") is False
+    coord.release_pending("1", "job-d")  # not its slot: nothing freed
+    assert coord.pending_holder("1") == "job-c"
+    coord.release_pending("1", "job-c")
+    assert coord.pending_holder("1") is None
 
 
 def test_one_running_job_per_project(coord):

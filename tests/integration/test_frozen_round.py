@@ -62,13 +62,16 @@ class Queue:
     def __init__(self):
         self.jobs = []
 
-    def enqueue(self, project):
+    def enqueue(self, project, job_id=None):
         self.jobs.append(("train", project))
         return "t"
 
-    def enqueue_embedding(self, project):
+    def enqueue_embedding(self, project, job_id=None):
         self.jobs.append(("embed", project))
         return "e"
+
+    def alive(self, job_id):
+        return True
 
 
 @pytest.fixture
@@ -172,18 +175,20 @@ def test_rq_embedding_jobs_wait_in_their_own_lower_queue(redis_conn):
 
 def test_embedded_queue_runs_waiting_rounds_before_embedding_jobs(monkeypatch):
     import threading
+    from types import SimpleNamespace
 
     from beal_backend.worker import queues
 
     ran, gate = [], threading.Event()
 
-    def fake_round(project, rt, job_id):
+    def fake_round(project, rt, job_id, retry_in=None):
         ran.append(("train", project))
         gate.wait(5)  # the first round holds the worker while more jobs queue up
+        return {"outcome": "trained"}
 
-    monkeypatch.setattr(queues, "run_round", fake_round)
+    monkeypatch.setattr(queues, "attempt_round", fake_round)
     monkeypatch.setattr(queues, "embed_tasks", lambda project, rt, job_id: ran.append(("embed", project)))
-    q = queues.ThreadQueue(runtime=None)
+    q = queues.ThreadQueue(runtime=SimpleNamespace(settings=Settings()))
     q.enqueue("1")
     while not ran:
         threading.Event().wait(0.01)

@@ -16,9 +16,10 @@ from rq.serializers import JSONSerializer
 from beal_backend import cli
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import Runtime, build_runtime
-from beal_backend.worker import coordination, triggers
-from beal_backend.worker.coordination import LocalCoordinator, RedisCoordinator
+from beal_backend.worker import local_coordination, triggers
+from beal_backend.worker.local_coordination import LocalCoordinator
 from beal_backend.worker.queues import ThreadQueue
+from beal_backend.worker.redis_coordination import RedisCoordinator
 
 from .conftest import CONFIG, REDIS_TEST_URL
 
@@ -27,7 +28,7 @@ ANNOTATED = {"action": "ANNOTATION_CREATED", "annotation": {"id": 1}, "project":
 
 
 class Clock:
-    """Stands in for the ``time`` module of coordination: the test says what time it is."""
+    """Stands in for the ``time`` module of local_coordination: the test says what time it is."""
 
     def __init__(self):
         self.now = 1000.0
@@ -42,7 +43,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     c = Clock()
-    monkeypatch.setattr(coordination, "time", c)
+    monkeypatch.setattr(local_coordination, "time", c)
     return c
 
 
@@ -88,6 +89,17 @@ def test_the_check_trains_nothing_when_the_last_round_read_everything(idle_app, 
     assert rt.queue.jobs == []
     _annotate(c)  # the check freed its slot: the next event schedules a new one
     assert rt.queue.idle_checks == [("5", 300), ("5", 300)]
+
+
+def test_the_check_trains_what_a_failed_round_left_owed(idle_app, clock):
+    """Issue 21.1: a round that fails (Label Studio 502) does not count as having read the annotations."""
+    c, rt = idle_app
+    _annotate(c, 3)
+    with pytest.raises(RuntimeError), rt.coordinator.running("5", timeout=1):
+        raise RuntimeError("Label Studio at http://ls: HTTP 502")
+    assert c.get("/jobs").get_json()["5"]["annotations_since_training"] == 3
+    clock.now += 300
+    assert triggers.check_idle(rt, "5")["status"] == "queued" and rt.queue.jobs == ["5"]
 
 
 def test_an_event_during_the_check_is_never_left_unchecked(idle_app, clock, monkeypatch):
@@ -200,7 +212,7 @@ def test_embedded_mode_runs_the_check_on_a_timer(settings):
     rounds = []
 
     class Recorded(ThreadQueue):
-        def enqueue(self, project):  # the round itself needs Label Studio; the decision is what is tested
+        def enqueue(self, project, job_id=None):  # the round itself needs Label Studio; the decision is what is tested
             rounds.append((project, time.monotonic()))
             return "train-recorded"
 
@@ -241,8 +253,11 @@ def test_a_beal_worker_schedules_the_check_and_it_enqueues_the_round(redis_conn,
     time.sleep(2.2)
     assert cli.main(["worker", "--burst"]) == 0
     assert q.fetch_job(job_id).return_value()["status"] == "queued"
-    # the round it enqueued ran next, and stopped where this test gave it no Label Studio
-    [round_id] = FailedJobRegistry(queue=q).get_job_ids()
+    # the round it enqueued ran next, stopped where this test gave it no Label Studio, and waits for its retry
+    [round_id] = ScheduledJobRegistry(queue=q).get_job_ids()
     round_job = q.fetch_job(round_id)
     assert round_job.func_name == "beal_backend.wiring.train_project" and list(round_job.args) == ["5"]
-    assert "no Label Studio URL and API key for project 5" in round_job.latest_result().exc_string
+    assert round_job.retries_left == 2 and FailedJobRegistry(queue=q).get_job_ids() == []
+    failed = rt.coordinator.statuses()["5"]["current"]
+    assert failed["id"] == round_id and "no Label Studio URL and API key for project 5" in failed["error"]
+    assert failed["retry_at"] > time.time() + 20  # ROUND_RETRY_SECONDS: the first retry 30 s after the failure

@@ -19,8 +19,10 @@ from beal_backend.store.versions import WEIGHTS, ModelStore
 from beal_backend.wiring import Runtime
 from beal_backend.worker import publishing, queues
 from beal_backend.worker import rounds as jobs
-from beal_backend.worker.coordination import WORKER_DIED, LocalCoordinator, RedisCoordinator
+from beal_backend.worker.coordination import WORKER_DIED
+from beal_backend.worker.local_coordination import LocalCoordinator
 from beal_backend.worker.locks import LockLost, ProjectLocked
+from beal_backend.worker.redis_coordination import RedisCoordinator
 
 from .. import redis_server
 from .conftest import CONFIG, LABELS, POOL, REDIS_TEST_URL, TEXTS, RecordingQueue
@@ -268,10 +270,10 @@ def test_label_studio_errors_keep_their_cause():
 
 
 def test_the_training_thread_logs_a_failed_job(settings, monkeypatch, caplog):
-    def boom(project, rt, job_id):
+    def boom(project, rt, job_id, retry_in=None):
         raise ProjectLocked(f"project {project} stayed locked for 1 s")
 
-    monkeypatch.setattr(queues, "run_round", boom)
+    monkeypatch.setattr(queues, "attempt_round", boom)
     q = queues.ThreadQueue(Runtime.build(settings))
     job = q.enqueue("4")
     q.join()

@@ -42,3 +42,20 @@ def test_first_listed_annotation_wins():
     schema = parse_label_config(CONFIG)
     ex = collect_examples([Task(1, {"body": "t"}, [ann("b"), ann("a")])], schema, max_chars=100)
     assert ex.label_sets == [["b"]]
+
+
+def test_the_fingerprint_changes_with_what_a_round_would_train_on():
+    """Issue 23.3: a version records it; a restarted service compares it with Label Studio's tasks."""
+    schema = parse_label_config(CONFIG)
+
+    def fp(*tasks):
+        return collect_examples(list(tasks), schema, max_chars=100).fingerprint()
+
+    one, two = Task(1, {"body": "first"}, [ann("a")]), Task(2, {"body": "second"}, [ann("b")])
+    base = fp(one, two)
+    assert fp(two, one) == base  # the order Label Studio lists tasks in does not matter
+    assert fp(one, two, Task(3, {"body": "third"}, [])) == base  # nor an unlabeled task
+    assert fp(one, Task(2, {"body": "second"}, [ann("b", "a")])) != base  # an edited annotation
+    assert fp(one, Task(2, {"body": "second!"}, [ann("b")])) != base  # an edited text
+    assert fp(one, two, Task(3, {"body": "third"}, [ann("a")])) != base  # a new annotation
+    assert fp(one) != base  # a deleted one

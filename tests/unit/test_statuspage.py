@@ -211,13 +211,13 @@ def test_charts_progress_bar_and_hint_are_in_the_page():
     [
         (
             (4, 10, 300),
-            "4 annotation changes since the last round started; next round after 6 more or 5 min without any",
+            "4 annotation changes not trained yet; next round after 6 more or 5 min without any",
         ),
-        ((1, 10, 90), "1 annotation change since the last round started; next round after 9 more or 90 s without any"),
-        ((9, 10, 0), "9 annotation changes since the last round started; next round after 1 more"),
+        ((1, 10, 90), "1 annotation change not trained yet; next round after 9 more or 90 s without any"),
+        ((9, 10, 0), "9 annotation changes not trained yet; next round after 1 more"),
         (
             (3, 10, 7200),
-            "3 annotation changes since the last round started; next round after 7 more or 2.0 h without any",
+            "3 annotation changes not trained yet; next round after 7 more or 2.0 h without any",
         ),
     ],
 )
@@ -292,3 +292,13 @@ def test_no_figure_leaks_and_no_pyplot_state():
     for i in range(3):
         render([full_project(ec_scores=[i / 10, 0.5])], now=NOW)
     assert plt.get_fignums() == before
+
+
+def test_a_failed_round_says_when_the_queue_tries_it_again():
+    """Issue 21.1: the card shows the failure and when its retry is due (2026-04-24 03:08:10 UTC is NOW + 90 s)."""
+    failed = {"id": "j2", "state": "failed", "error": "LabelStudioError: HTTP 502", "retry_at": NOW + 90}
+    html = render([full_project(current_job=failed)], now=NOW)
+    assert "LabelStudioError: HTTP 502" in html
+    assert "next try 2026-04-24 03:08:10 UTC (in 90 s)" in html
+    last_try = render([full_project(current_job={**failed, "retry_at": None})], now=NOW)
+    assert "LabelStudioError: HTTP 502" in last_try and "next try" not in last_try

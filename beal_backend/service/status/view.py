@@ -83,11 +83,11 @@ def _duration(seconds: float) -> str:
 
 
 def _untrained(p: dict) -> str:
-    """The annotation changes since the last round started, and what starts the next round."""
+    """The annotation changes no round has trained yet (a failed round's included), and what starts the next."""
     n, every, idle = (num(p.get(k)) for k in ("annotations_since_training", "train_every", "train_idle_seconds"))
     if not n or n < 1:
         return ""
-    text = f"{n:.0f} annotation change{'' if n == 1 else 's'} since the last round started"
+    text = f"{n:.0f} annotation change{'' if n == 1 else 's'} not trained yet"
     if p.get("pending"):
         return f"{text}; a round is queued and will read them"
     if every is None:
@@ -203,6 +203,9 @@ def _job(p: dict, now: float) -> dict | None:
         facts.append({"text": f"updated {_ago(job.get('updated_at'), now)}", "code": ""})
     if job.get("version"):
         facts.append({"text": "version ", "code": _text(job.get("version"))})
+    retry_at = num(job.get("retry_at"))
+    if state == "failed" and retry_at is not None:  # the queue runs it again then: nobody has to act
+        facts.append({"text": f"next try {clock(retry_at)} (in {_duration(max(retry_at - now, 0))})", "code": ""})
     return {
         "klass": {"started": "running", "finished": "ok", "failed": "bad"}.get(state, "neutral"),
         "label": "running" if state == "started" else state,

@@ -15,8 +15,9 @@ from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import Runtime, scoring_config
 from beal_backend.worker import promotion, publishing
 from beal_backend.worker import rounds as jobs
-from beal_backend.worker.coordination import LocalCoordinator, RedisCoordinator
+from beal_backend.worker.local_coordination import LocalCoordinator
 from beal_backend.worker.locks import Lease, LockLost
+from beal_backend.worker.redis_coordination import RedisCoordinator
 
 from .conftest import CONFIG, LABELS, POOL, TEXTS
 

@@ -143,6 +143,25 @@ class LabelStudioClient:
 
         return self._call(fetch)
 
+    def model_version(self, project: int) -> str | None:
+        """The version whose predictions order the project's tasks (None: none set)."""
+        return self._call(lambda: self._ls.projects.get(id=project, request_options=ONCE).model_version) or None
+
+    def project_status(self, project: int) -> int:
+        """One quick GET of the project, not retried (Label Studio gives /setup, which asks this, 3 s): 200 when
+        this key sees project ``project``, else Label Studio's status (401/403: key refused, 404: no such
+        project). Raises LabelStudioError when unreachable or when the answer is not that project."""
+        try:
+            url = f"{self.url}/api/projects/{project}/"
+            resp = self._http.request("GET", url, timeout=CONFIRM_TIMEOUT, auth=self._auth)
+            if resp.status_code != 200:
+                return resp.status_code
+            if (resp.json() or {}).get("id") == project:
+                return 200
+        except (httpx.HTTPError, ValueError, AttributeError) as e:
+            raise LabelStudioError(f"Label Studio at {self.url}: {_describe(e)}") from e
+        raise LabelStudioError(f"Label Studio at {self.url}: its answer is not project {project}")
+
     def model_versions(self, project: int) -> dict[str, int]:
         return self._call(lambda: self._raw("GET", f"api/projects/{project}/model-versions/").json())
 

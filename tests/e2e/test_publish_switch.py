@@ -44,7 +44,7 @@ def test_label_studio_and_the_store_agree_after_a_lost_lock_or_a_refused_switch(
     project, tasks = make_project(ls, rows(4), title="switch")
     client = LabelStudioClient(*label_studio, retries=0)
     store = ModelStore(tmp_path)
-    rt = SimpleNamespace(store=store)  # all of a runtime that publishing reads
+    rt = SimpleNamespace(store=store, preload=None)  # all of a runtime that publishing reads
     p, ids, schema = str(project), [t["id"] for t in tasks], parse_label_config(CONFIG)
 
     def scores(value: float, choice: str) -> dict:

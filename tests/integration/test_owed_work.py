@@ -121,7 +121,7 @@ def test_the_embedded_queue_retries_a_failed_round_after_its_waits(settings):
 # ---------------------------------------------------------------- 21.2: a pending slot never sticks
 
 
-def test_a_slot_whose_job_ended_before_the_lock_is_freed(redis_conn, settings, app_factory, monkeypatch):
+def test_a_slot_whose_job_ended_before_the_lock_is_freed(redis_conn, settings, app_factory, monkeypatch, ls_stub):
     """The job dies before it takes the project lock (here: while it builds its runtime), after its one
     retry: the next webhook queues a round instead of answering "coalesced" for hours. A job Redis lost frees
     its slot too, and a slot expires after minutes, not after the job timeout."""
@@ -130,7 +130,7 @@ def test_a_slot_whose_job_ended_before_the_lock_is_freed(redis_conn, settings, a
         monkeypatch.setenv(env, value)
     app, rt = app_factory(rt=build_runtime(s))
     c = app.test_client()
-    c.post("/setup", json={"project": "3.1", "schema": CONFIG})
+    assert c.post("/setup", json={"project": "3.1", "schema": CONFIG, **ls_stub.link}).status_code == 200
     event = {"action": "ANNOTATION_CREATED", "annotation": {"id": 1}, "project": {"id": 3}}
     first = c.post("/webhook", json=event).get_json()
     assert first["status"] == "queued" and c.post("/webhook", json=event).get_json()["status"] == "coalesced"

@@ -74,25 +74,31 @@ class Queue:
         return True
 
 
+def frozen_runtime(tmp_path, encoder_dir, monkeypatch, n_texts: int, n_labeled: int, **settings) -> Runtime:
+    """A frozen-learner runtime on the tiny encoder whose Label Studio is a ``FakeLabelStudio`` of ``n_texts``
+    synthetic texts, the first ``n_labeled`` annotated (``runtime.fake``), and whose queue records."""
+    runtime = Runtime.build(
+        Settings(
+            model_dir=str(tmp_path / "store"),
+            learner="frozen",
+            encoder=str(encoder_dir),
+            pooling="cls",
+            label_studio_url="http://ls",
+            label_studio_api_key="k",
+            **settings,
+        )
+    )
+    runtime.queue = Queue()
+    texts, label_sets = synthetic_texts(n_texts, seed=0)
+    runtime.fake = FakeLabelStudio(texts, label_sets, n_labeled=n_labeled)
+    monkeypatch.setattr(runtime, "client", lambda project: runtime.fake)
+    return runtime
+
+
 @pytest.fixture
 def rt(tmp_path, tiny_encoder_dir, monkeypatch):
-    settings = Settings(
-        model_dir=str(tmp_path / "store"),
-        learner="frozen",
-        encoder=str(tiny_encoder_dir),
-        pooling="cls",
-        min_val=100,
-        mc_passes=4,
-        seed=2,
-        label_studio_url="http://ls",
-        label_studio_api_key="k",
-    )
-    runtime = Runtime.build(settings)
-    runtime.queue = Queue()
-    texts, label_sets = synthetic_texts(30, seed=0)  # tasks 0, 4 and 8 are annotated with no choice: left out
-    fake = FakeLabelStudio(texts, label_sets, n_labeled=12)
-    monkeypatch.setattr(runtime, "client", lambda project: fake)
-    runtime.fake = fake
+    # 30 texts, 12 annotated: tasks 0, 4 and 8 are annotated with no choice, so left out
+    runtime = frozen_runtime(tmp_path, tiny_encoder_dir, monkeypatch, 30, 12, min_val=100, mc_passes=4, seed=2)
     calls = []
     real_embed = learners.embed
     monkeypatch.setattr(

@@ -5,36 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from beal_backend.config import Settings
 from beal_backend.engine import learners, training
 from beal_backend.engine.holdout import held_out_split
 from beal_backend.labelstudio.label_config import parse_label_config
-from beal_backend.wiring import Runtime
 from beal_backend.worker import rounds as jobs
 from beal_backend.worker.examples import collect_examples
-from tests.conftest import synthetic_texts
-from tests.integration.test_frozen_round import CONFIG, FakeLabelStudio, Queue
+from tests.integration.test_frozen_round import CONFIG, frozen_runtime
 
 
 @pytest.fixture
 def rt(tmp_path, tiny_encoder_dir, monkeypatch):
-    settings = Settings(
-        model_dir=str(tmp_path / "store"),
-        learner="frozen",
-        encoder=str(tiny_encoder_dir),
-        pooling="cls",
-        val_fraction=0.4,
-        min_val=4,
-        mc_passes=2,
-        label_studio_url="http://ls",
-        label_studio_api_key="k",
-    )
-    runtime = Runtime.build(settings)
-    runtime.queue = Queue()
-    texts, label_sets = synthetic_texts(80, seed=0)
-    runtime.fake = FakeLabelStudio(texts, label_sets, n_labeled=70)
-    monkeypatch.setattr(runtime, "client", lambda project: runtime.fake)
-    return runtime
+    return frozen_runtime(tmp_path, tiny_encoder_dir, monkeypatch, 80, 70, val_fraction=0.4, min_val=4, mc_passes=2)
 
 
 def test_round_trains_without_the_gate_half_and_judges_both_versions_on_it(rt, monkeypatch):

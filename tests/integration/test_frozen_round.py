@@ -74,7 +74,7 @@ class Queue:
         return True
 
 
-def frozen_runtime(tmp_path, encoder_dir, monkeypatch, n_texts: int, n_labeled: int, **settings) -> Runtime:
+def frozen_runtime(tmp_path, encoder_dir, monkeypatch, n_texts, n_labeled, **settings):
     """A frozen-learner runtime on the tiny encoder whose Label Studio is a ``FakeLabelStudio`` of ``n_texts``
     synthetic texts, the first ``n_labeled`` annotated (``runtime.fake``), and whose queue records."""
     runtime = Runtime.build(

@@ -74,13 +74,14 @@ def job_status(backend_url, project):
     return requests.get(backend_url + "/jobs", timeout=5).json().get(str(project), {})
 
 
-def wait_until(predicate, timeout, what, logs_dir=None):
+def wait_until(predicate, timeout, what, logs_dir=None, poll: float = 0.5):
+    """``predicate()``'s first truthy value, asked every ``poll`` s; fails after ``timeout`` s with the logs."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.5)
+        time.sleep(poll)
     logs = "\n".join(p.read_text()[-3000:] for p in Path(logs_dir).glob("*.log")) if logs_dir else ""
     raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs}")
 

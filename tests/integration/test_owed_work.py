@@ -27,6 +27,7 @@ from beal_backend.worker.local_coordination import LocalCoordinator
 from beal_backend.worker.queues import ThreadQueue
 from beal_backend.worker.redis_coordination import RedisCoordinator
 
+from ..e2e.helpers import wait_until
 from .conftest import CONFIG, REDIS_TEST_URL
 from .test_coordination import _hold_lock_forever
 from .test_job_safety import FakeLabelStudio, _runtime
@@ -41,13 +42,7 @@ def coord(request, redis_conn):
 
 
 def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_until(predicate, timeout, what, poll=0.1)
 
 
 # ---------------------------------------------------------------- 21.1: a failed round leaves its work owed

@@ -34,8 +34,11 @@ PASS_ROWS = 65536  # rows (texts x passes) per sampled forward: bounds memory (~
 class HeadConfig:
     """Head-only training on frozen features: AdamW on minibatches for a fixed number of epochs, as in the
     paper, but at least ``min_steps`` steps (a few hundred labeled texts make few steps per epoch and were
-    under-trained by a fixed epoch count). With ``val_fraction > 0`` a slice of the labeled texts is held
-    out instead and training stops early on its micro-F1 (``epochs`` is then an upper bound)."""
+    under-trained by a fixed epoch count). The head trains on every row it is given: ``early_stopping`` (on
+    ``val_rows``, else a ``val_fraction`` slice, stopping after ``patience`` epochs without a better micro-F1)
+    is off because it measured worse at every label count (``benchmarks/bench_head_stopping.py``): a few
+    epochs in, a micro-F1 still near 0 on 5-100 held-out texts stopped training and the head kept predicted
+    next to nothing (StackOverflow titles, 100-400 labels: test micro-F1 0.10-0.13 against 0.41-0.54)."""
 
     hidden_size: int = 256  # as TrainConfig: the hidden layer between C and the sigmoids
     dropout: float = 0.1
@@ -44,8 +47,9 @@ class HeadConfig:
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
-    val_fraction: float = 0.0  # > 0: held-out share of the labeled texts for early stopping
-    min_val: int = 10  # below this many held-out texts, train all epochs on everything
+    val_fraction: float = 0.0  # held-out share of the labeled texts: the round's gate slice (holdout.py)
+    min_val: int = 10  # below this many held-out texts, nothing is held out
+    early_stopping: bool = False  # on: stop on the early-stopping rows' micro-F1 (off: see above)
     patience: int = 3  # early stopping: epochs without a better validation score
     seed: int = 0
     device: str = "cpu"
@@ -59,7 +63,8 @@ def train_head(
     single_label: bool = False,
 ) -> tuple[ClassifierHead, dict]:
     """A fresh head trained on ``features[N, H]`` -> multi-hot ``targets[N, J]``; returns (head in eval, metrics).
-    ``val_rows`` fixes the early-stopping rows (the service's stable held-out slice); default: a seeded split.
+    With ``cfg.early_stopping``, ``val_rows`` fixes the early-stopping rows (the service's stable held-out
+    slice; default: a seeded split); without, they are trained on like the rest.
     ``single_label``: one-hot targets, softmax cross-entropy (a single-choice project)."""
     if len(features) == 0:
         raise ValueError("no labeled texts to train on")
@@ -70,7 +75,7 @@ def train_head(
     y, target = y.to(cfg.device), target.to(cfg.device)
     head = ClassifierHead(x.shape[1], cfg.hidden_size, y.shape[1], cfg.dropout).to(cfg.device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    split = split_rows(len(x), cfg, val_rows)
+    split = split_rows(len(x), cfg, val_rows) if cfg.early_stopping else (np.arange(len(x)), np.array([], int))
     tr, va = (torch.as_tensor(a, device=cfg.device) for a in split)
     gen = torch.Generator().manual_seed(cfg.seed)
 

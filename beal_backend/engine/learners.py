@@ -130,7 +130,8 @@ class FrozenLearner:
         seed: int | None = None,
         features: np.ndarray | None = None,
     ) -> TrainedModel:
-        """A fresh head on the texts' features (``features`` when the caller holds them already).
+        """A fresh head on the texts' features (``features`` when the caller holds them already). ``val_rows``
+        (the early-stopping half) are trained on too unless the head config early-stops (``HeadConfig``).
         ``on_progress`` is accepted for the interface and not called: head training takes seconds."""
         if not labels:
             raise ValueError("the label list is empty")
@@ -147,7 +148,7 @@ class FrozenLearner:
         model.head.load_state_dict(head.state_dict())
         model.to(self.cfg.device).eval()
         metrics = {k: v for k, v in metrics.items() if k != "val_micro_f1"}
-        if val_rows is not None and len(val_rows):  # the gate compares versions on the held-out slice
+        if head_cfg.early_stopping and val_rows is not None and len(val_rows):  # scored only if not trained on
             rows = np.unique(np.asarray(val_rows, dtype=np.int64))
             single = self.cfg.single_label
             pred = training.predicted(head_outputs(model.head, x[rows], self.cfg.device, single)[0], single)

@@ -84,6 +84,8 @@ class SimulationConfig:
         the numbers (beyond float rounding of a different thread count)."""
         trainer = self.head if self.mode == "frozen" else self.train
         hparams = {k: v for k, v in asdict(trainer).items() if k not in ("seed", "device", "encoder", "max_wordpieces")}
+        if not trainer.val_fraction:  # nothing held out, nothing to stop on: paper runs made before it resume
+            hparams.pop("early_stopping", None)
         keys = ("initial", "batch", "mc_passes", "pool_size", "test_size", "mode", "seed", "encoder", "max_wordpieces")
         return {
             "data": str(Path(self.data).resolve()),

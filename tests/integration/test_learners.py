@@ -75,8 +75,14 @@ def test_frozen_learner_keeps_the_encoder_and_trains_the_head(tmp_path, tiny_ber
     state = trained.model.state_dict()
     assert all(torch.equal(v, state[f"encoder.{k}"]) for k, v in pretrained.items())
     assert trained.config.learner == "frozen"
-    assert trained.metrics["n_train"] == 22 and trained.metrics["n_val"] == 10
-    assert 0.0 <= trained.metrics["val_micro_f1"] <= 1.0 and "val_macro_f1" in trained.metrics
+    # the head trains on the early-stopping rows too (no early stopping), so they give no validation score
+    assert trained.metrics["n_train"] == 32 and trained.metrics["n_val"] == 0 and "val_micro_f1" not in trained.metrics
+    head = replace(learner.head_cfg, early_stopping=True)
+    stopped = learners.FrozenLearner(learner.cfg, tmp_path / "emb", head=head).fit(
+        texts, label_sets, LABELS, val_rows=list(range(10))
+    )
+    assert stopped.metrics["n_train"] == 22 and stopped.metrics["n_val"] == 10
+    assert 0.0 <= stopped.metrics["val_micro_f1"] <= 1.0 and "val_macro_f1" in stopped.metrics
 
 
 def _as(model, learner: str) -> TrainedModel:

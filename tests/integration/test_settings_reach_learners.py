@@ -61,10 +61,11 @@ def test_seed_and_held_out_settings_reach_the_frozen_head_and_its_schedule_is_it
     )
 
 
-def test_readme_names_the_learner_of_each_training_setting_and_both_patiences():
+def test_readme_names_the_learner_of_each_training_setting_and_how_each_stops():
     row = next(line for line in README.read_text().splitlines() if line.startswith("| `EPOCHS`"))
     head = HeadConfig()
     assert "`finetune` learner" in row and "`frozen` learner ignores them" in row
-    assert re.search(rf"patience {TrainConfig().patience}\b", row) and re.search(rf"patience {head.patience}\b", row)
+    assert re.search(rf"patience {TrainConfig().patience}\b", row) and not head.early_stopping
+    assert "no early stopping" in row
     assert f"batch {head.batch_size}" in row and f"AdamW {head.lr:g}" in row
     assert f"{head.epochs} epochs or {head.min_steps:,} steps" in row

@@ -283,8 +283,9 @@ def test_a_simulated_round_trains_and_scores_as_a_service_round(env, tmp_path, m
     held = holdout.held_out_split(labeled.tolist(), s.val_fraction, s.min_val)  # what rounds._round splits
     rows, stop = held.training_rows(len(labeled))
     served = learner.fit(*sim.data.labeled(labeled[rows]), val_rows=stop)
-    assert simulated.trained.metrics["n_val"] == len(held.stop) >= 5  # the early-stopping half, as in the round
-    assert simulated.trained.metrics["n_train"] == len(labeled) - len(held.stop) - len(held.gate)
+    # as in the round: the gate half never reaches the head; the early-stopping half is trained on (no early stop)
+    assert len(held.stop) >= 5 and simulated.trained.metrics["n_val"] == served.metrics["n_val"] == 0
+    assert simulated.trained.metrics["n_train"] == served.metrics["n_train"] == len(labeled) - len(held.gate)
     assert simulated.trained.metrics["epochs_run"] == served.metrics["epochs_run"]
     test_x = learner.features(sim.data.test_texts)
     np.testing.assert_allclose(

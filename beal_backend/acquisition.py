@@ -1,8 +1,7 @@
 """Acquisition functions: pure NumPy, no torch, no I/O.
 
 Axis order everywhere: ``probs[T, N, J]`` = T stochastic passes, N texts, J labels.
-Strategies return *pool positions* (0..N-1) in acquisition order.
-"""
+Strategies return *pool positions* (0..N-1) in acquisition order."""
 
 from __future__ import annotations
 
@@ -38,8 +37,7 @@ def ec_from_mean_relevance(mean_relevance: np.ndarray) -> np.ndarray:
 
     pi-hat is fixed per text, so (1/T) sum_t conf(pi-hat, Y^t) = sum_j meanR_j / pi-hat(j): sort the
     mean relevance descending and dot it with 1/rank. Ties swap equal values, so the tie rule
-    (stable sort = lower label index first) cannot change the result.
-    """
+    (stable sort = lower label index first) cannot change the result."""
     m = np.asarray(mean_relevance, dtype=np.float64)
     ordered = -np.sort(-m, axis=1, kind="stable")
     return ordered @ (1.0 / np.arange(1, m.shape[1] + 1))
@@ -90,8 +88,7 @@ def kcenter_greedy(pool: np.ndarray, labeled: np.ndarray | None, b: int) -> np.n
     """Core-Set: greedy k-center on embeddings; the labeled set are the initial centers.
 
     Each step takes the pool point farthest from its nearest center. Without labeled points the
-    first pick is the point farthest from the pool mean (deterministic). Memory O(N).
-    """
+    first pick is the point farthest from the pool mean (deterministic). Memory O(N)."""
     x = np.asarray(pool, dtype=np.float64)
     _check_budget(len(x), b)
     if labeled is not None and len(labeled):
@@ -116,8 +113,7 @@ def badge(
 
     ``probs[N, J]`` deterministic probabilities, ``hidden[N, H]`` the head's hidden layer. The N x (J*H)
     gradient matrix is never built: ||g_i - g_k||^2 = |a_i|^2|h_i|^2 + |a_k|^2|h_k|^2 - 2 (a_i.a_k)(h_i.h_k)
-    with a = p - yhat. The first center is the largest gradient (as in Ash et al.), then D^2 sampling.
-    """
+    with a = p - yhat. The first center is the largest gradient (as in Ash et al.), then D^2 sampling."""
     p = np.asarray(probs, dtype=np.float64)
     h = np.asarray(hidden, dtype=np.float64)
     _check_budget(len(p), b)
@@ -147,8 +143,7 @@ def diverse_lowest(
     then greedily the candidate maximising ``(1 - EC/H_J) * d``, where d is its Euclidean distance to
     the nearest text already picked in this batch. ``factor = 1`` is plain BEAL; larger factors trade
     uncertainty for coverage, so near-duplicate uncertain texts do not fill a batch. ``single_label``: EC of
-    a softmax vector, whose largest value is 1, not H_J (``normalized_score``).
-    """
+    a softmax vector, whose largest value is 1, not H_J (``normalized_score``)."""
     ec = np.asarray(ec, dtype=np.float64)
     _check_budget(len(ec), b)
     if factor < 1.0:
@@ -181,28 +176,14 @@ def stochastic_lowest(scores: np.ndarray, b: int, rng: np.random.Generator, beta
     return np.argsort(-keys, kind="stable")[:b]
 
 
-def order_scores(order: np.ndarray, n: int) -> np.ndarray:
-    """Scores in [0, 1] whose ascending order is ``order`` (all n pool positions in acquisition order):
-    the k-th acquired text gets k / (n - 1), a single text 0."""
-    order = np.asarray(order, dtype=np.int64)
-    if len(order) != n or len(np.unique(order)) != n:
-        raise AcquisitionError(f"order must list each of the {n} pool positions once")
-    out = np.empty(n)
-    out[order] = np.arange(n) / max(n - 1, 1)
-    return out
-
-
 # ---------------------------------------------------------------- strategy registry
 
 
 @dataclass
 class PoolView:
-    """What a strategy may look at, aligned with pool positions 0..N-1.
-
-    ``mean_relevance``/``mean_prob``/``mean_entropy`` are [N, J] moments over T MC-dropout passes;
-    ``det_probs`` [N, J] and ``hidden`` [N, H] come from one deterministic pass; ``labeled_hidden``
-    [L, H] are the labeled texts' hidden features (Core-Set's initial centers).
-    """
+    """What a strategy may look at, aligned with pool positions 0..N-1: ``mean_relevance``, ``mean_prob`` and
+    ``mean_entropy`` are [N, J] moments over T MC-dropout passes; ``det_probs`` [N, J] and ``hidden`` [N, H] come
+    from one deterministic pass; ``labeled_hidden`` [L, H]: the labeled texts' hidden features (Core-Set's centers)."""
 
     size: int
     num_labels: int
@@ -224,14 +205,35 @@ class PoolView:
 
 @dataclass(frozen=True)
 class Strategy:
-    """A named acquisition rule. ``needs`` says which model outputs the caller must compute:
-    ``"mc"`` (T dropout passes), ``"deterministic"`` (one eval pass: probs + hidden features)."""
+    """A named acquisition rule and all its callers need to know of it (``STRATEGIES``, the one registry):
+    ``needs``: the model outputs to compute, ``"mc"`` (T dropout passes: the moments) and ``"deterministic"``
+    (one eval pass: probabilities and hidden features); ``select``: a batch, pool positions in acquisition order."""
 
     name: str
     needs: frozenset[str]
     select: Callable[[PoolView, int, np.random.Generator], np.ndarray]
     deterministic_passes: bool = False  # True: the "mc" moments come from T = 1 with dropout off
+    centers: bool = False  # True: it reads ``labeled_hidden`` too, the labeled texts' hidden features
+    score: str = "rank"  # what the service pushes: "ec" (EC over its largest value) or "rank" (order_scores)
     doc: str = field(default="", compare=False)
+
+    def scores(self, view: PoolView, rng: np.random.Generator) -> np.ndarray:
+        """Per-text scores in [0, 1] whose ascending order is the acquisition order (Label Studio serves the lowest)."""
+        if self.score == "ec":
+            ec = ec_from_mean_relevance(*view.require("mean_relevance"))
+            return normalized_score(ec, view.num_labels, view.single_label)
+        return order_scores(self.select(view, view.size, rng), view.size)
+
+
+def order_scores(order: np.ndarray, n: int) -> np.ndarray:
+    """Scores in [0, 1] whose ascending order is ``order`` (all n pool positions in acquisition order):
+    the k-th acquired text gets k / (n - 1), a single text 0."""
+    order = np.asarray(order, dtype=np.int64)
+    if len(order) != n or len(np.unique(order)) != n:
+        raise AcquisitionError(f"order must list each of the {n} pool positions once")
+    out = np.empty(n)
+    out[order] = np.arange(n) / max(n - 1, 1)
+    return out
 
 
 def _lowest(scores: np.ndarray, b: int) -> np.ndarray:
@@ -239,13 +241,8 @@ def _lowest(scores: np.ndarray, b: int) -> np.ndarray:
     return np.argsort(scores, kind="stable")[:b]
 
 
-def _highest(scores: np.ndarray, b: int) -> np.ndarray:
-    return _lowest(-np.asarray(scores), b)
-
-
 def _select_beal(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    (mean_relevance,) = view.require("mean_relevance")
-    return _lowest(ec_from_mean_relevance(mean_relevance), b)
+    return _lowest(ec_from_mean_relevance(*view.require("mean_relevance")), b)
 
 
 def _select_beal_diverse(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
@@ -255,8 +252,7 @@ def _select_beal_diverse(view: PoolView, b: int, rng: np.random.Generator) -> np
 
 
 def _select_beal_stochastic(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    (mean_relevance,) = view.require("mean_relevance")
-    return stochastic_lowest(ec_from_mean_relevance(mean_relevance), b, rng)
+    return stochastic_lowest(ec_from_mean_relevance(*view.require("mean_relevance")), b, rng)
 
 
 def _select_beal_typical(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
@@ -272,13 +268,11 @@ def _select_random(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarr
 
 
 def _select_bald(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    mean_prob, entropy = view.require("mean_prob", "mean_entropy")
-    return _highest(bald_from_moments(mean_prob, entropy), b)
+    return _lowest(-bald_from_moments(*view.require("mean_prob", "mean_entropy")), b)
 
 
 def _select_entropy(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    (mean_prob,) = view.require("mean_prob")
-    return _highest(mean_entropy(mean_prob), b)
+    return _lowest(-mean_entropy(*view.require("mean_prob")), b)
 
 
 def _select_badge(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
@@ -287,16 +281,17 @@ def _select_badge(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarra
 
 
 def _select_coreset(view: PoolView, b: int, rng: np.random.Generator) -> np.ndarray:
-    (hidden,) = view.require("hidden")
-    return kcenter_greedy(hidden, view.labeled_hidden, b)
+    return kcenter_greedy(view.require("hidden")[0], view.labeled_hidden, b)
 
 
 _MC, _DET = frozenset({"mc"}), frozenset({"deterministic"})
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        Strategy("beal", _MC, _select_beal, doc="lowest expected confidence under MC dropout"),
-        Strategy("beal-deterministic", _MC, _select_beal, deterministic_passes=True, doc="EC with T = 1, dropout off"),
+        Strategy("beal", _MC, _select_beal, score="ec", doc="lowest expected confidence under MC dropout"),
+        Strategy(
+            "beal-deterministic", _MC, _select_beal, deterministic_passes=True, score="ec", doc="T = 1, no dropout"
+        ),
         Strategy("beal-diverse", _MC | _DET, _select_beal_diverse, doc="lowest EC re-ranked for diversity"),
         Strategy("beal-typical", _MC | _DET, _select_beal_typical, doc="lowest EC, typical texts, covered"),
         Strategy("beal-stochastic", _MC, _select_beal_stochastic, doc="EC batch drawn by rank^-1 (Gumbel-top-k)"),
@@ -304,16 +299,15 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("bald", _MC, _select_bald, doc="highest Bernoulli mutual information, summed over labels"),
         Strategy("entropy", _MC, _select_entropy, doc="highest mean binary entropy of the mean prediction"),
         Strategy("badge", _DET, _select_badge, doc="k-means++ on multi-label gradient embeddings"),
-        Strategy("coreset", _DET, _select_coreset, doc="greedy k-center on hidden features"),
+        Strategy("coreset", _DET, _select_coreset, centers=True, doc="greedy k-center on hidden features"),
     )
 }
 
 
 def get_strategy(name: str) -> Strategy:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise AcquisitionError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}") from None
+    if name not in STRATEGIES:
+        raise AcquisitionError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]
 
 
 # ---------------------------------------------------------------- helpers

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from beal_backend import acquisition  # the strategy registry: pure NumPy, so reading settings imports no torch
+
 
 class SettingsError(ValueError):
     """A setting the process cannot run with; the message names the variable and the allowed values."""
@@ -67,19 +69,7 @@ def _one_of(names: tuple[str, ...]) -> tuple:
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LEARNERS = ("auto", "frozen", "finetune")  # auto: finetune on CUDA, frozen on a CPU (engine.learners)
 POOLINGS = ("auto", "cls", "mean")
-# acquisition.STRATEGIES, spelled out so that reading settings imports no torch (a test keeps them equal)
-STRATEGIES = (
-    "beal",
-    "beal-deterministic",
-    "beal-diverse",
-    "beal-typical",
-    "beal-stochastic",
-    "random",
-    "bald",
-    "entropy",
-    "badge",
-    "coreset",
-)
+STRATEGIES = tuple(acquisition.STRATEGIES)  # STRATEGY: a name of the registry
 # field name -> rule; MC_SCOPE mirrors mc_dropout.Scope.parse without importing torch
 RULES = {
     name: Rule(env, *spec)

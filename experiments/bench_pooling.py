@@ -24,10 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # t
 
 from _common import DATASETS, machine
 
-from beal_backend.engine import (
-    evaluation,
-    learners,
-)
+from beal_backend.engine import evaluation, learners, training
 from beal_backend.engine.scoring import ScoringConfig
 from beal_backend.engine.training import TrainConfig
 from beal_backend.simulation.datasets import load_dataset
@@ -47,7 +44,7 @@ def run(name: str, pooling: str, args) -> dict:
         trained = learner.fit(data.pool_texts, data.pool_labels, data.labels, seed=seed, features=pool_x)
         fit_s.append(time.perf_counter() - t0)
         probs, _ = learners.pool_deterministic(trained, ScoringConfig(device=args.device), features=test_x)
-        pred = probs > 0.5
+        pred = training.predicted(probs, single_label=False)  # the service's decision rule
         micro.append(evaluation.micro_f1(data.test_y, pred))
         macro.append(evaluation.macro_f1(data.test_y, pred))
     return {

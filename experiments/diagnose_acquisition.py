@@ -40,7 +40,7 @@ import _diagnosis_metrics as dm
 import _diagnosis_report as report
 from _common import ROOT, add_data_arg, machine, set_threads, timed
 
-from beal_backend.engine import evaluation, learners
+from beal_backend.engine import evaluation, learners, training
 from beal_backend.engine.batching import encode
 from beal_backend.engine.features import DEFAULT_CACHE_DIR, HeadConfig
 from beal_backend.engine.scoring import ScoringConfig
@@ -56,7 +56,6 @@ EARLY = range(1, 6)  # rounds 1-5: a few hundred labels, where the model's uncer
 NEAR = 0.9  # cosine above which two texts count as near-identical
 NEIGHBOURS = 10
 BATCH_METRICS = ("cosine", "near_dup", "label_freq", "rare_share", "labels_per_text", "outlier")
-THRESHOLD = 0.5  # the simulation's decision threshold (training.predicted, multi-label)
 
 
 # ---------------------------------------------------------------- loading a run
@@ -179,7 +178,7 @@ def ec_quality(trained, inputs: dict, test_y: np.ndarray, scoring: ScoringConfig
     with timed() as t:
         ec = learners.pool_moments(trained, scoring, **inputs).ec
         probs, _ = learners.pool_deterministic(trained, scoring, **inputs)
-    pred = probs > THRESHOLD
+    pred = training.predicted(probs, single_label=False)  # the simulation's and the service's decision rule
     wrong = (pred != test_y.astype(bool)).any(axis=1)
     return {
         "texts": len(ec),

@@ -14,9 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from beal_backend import acquisition
 from beal_backend.simulation import comparison as cmp
 
-VARIANTS = ["beal", "beal-deterministic", "beal-diverse", "beal-typical", "beal-stochastic"]
+VARIANTS = [name for name in acquisition.STRATEGIES if name.startswith("beal")]  # BEAL and its variants
 
 
 def interval(ci: dict, digits: int = 0) -> str:

@@ -239,27 +239,31 @@ def hidden_of(
     return pool_outputs(trained, texts, replace(cfg, passes=1), features, deterministic=True).hidden
 
 
+def pool_view(
+    size: int,
+    num_labels: int,
+    moments: Moments | None = None,
+    probs: np.ndarray | None = None,
+    hidden: np.ndarray | None = None,
+    labeled_hidden: np.ndarray | None = None,
+    single_label: bool = False,
+) -> acquisition.PoolView:
+    """What a strategy looks at (``acquisition.PoolView``) from the outputs computed for it (None: not computed):
+    T-pass ``moments``, deterministic ``probs`` and ``hidden``, Core-Set's ``labeled_hidden``."""
+    mc = {} if moments is None else {k: getattr(moments, k) for k in ("mean_relevance", "mean_prob", "mean_entropy")}
+    return acquisition.PoolView(
+        size, num_labels, det_probs=probs, hidden=hidden, labeled_hidden=labeled_hidden, single_label=single_label, **mc
+    )
+
+
 def strategy_scores(
     strategy: str, outputs: PoolOutputs, num_labels: int, seed: int, labeled_hidden=None, single_label: bool = False
 ) -> np.ndarray:
     """Per-text scores in [0, 1] whose ascending order is ``strategy``'s acquisition order (Label Studio
-    serves the lowest first). BEAL (and deterministic BEAL): EC / H_J. Every other strategy ranks the whole
-    pool (batch-mode ones such as BADGE and Core-Set choose greedily, so only their order means anything):
-    the k-th text it would acquire gets k / (N - 1)."""
-    st = acquisition.get_strategy(strategy)
-    m = outputs.moments
-    if strategy in ("beal", "beal-deterministic"):
-        return acquisition.normalized_score(m.ec, num_labels, single_label)
-    view = acquisition.PoolView(
-        size=len(outputs.probs),
-        num_labels=num_labels,
-        mean_relevance=m.mean_relevance,
-        mean_prob=m.mean_prob,
-        mean_entropy=m.mean_entropy,
-        det_probs=outputs.probs,
-        hidden=outputs.hidden,
-        labeled_hidden=labeled_hidden,
-        single_label=single_label,
+    serves the lowest first), by the registry (``acquisition.Strategy.scores``). BEAL (and deterministic BEAL):
+    EC / H_J. Every other strategy ranks the whole pool (batch-mode ones such as BADGE and Core-Set choose
+    greedily, so only their order means anything): the k-th text it would acquire gets k / (N - 1)."""
+    view = pool_view(
+        len(outputs.probs), num_labels, outputs.moments, outputs.probs, outputs.hidden, labeled_hidden, single_label
     )
-    order = st.select(view, view.size, np.random.default_rng(seed))
-    return acquisition.order_scores(order, view.size)
+    return acquisition.get_strategy(strategy).scores(view, np.random.default_rng(seed))

@@ -24,6 +24,19 @@ ALL_DATA = "all-data"  # the strategy name of the rows that train on the whole p
 SEED_POOL, SEED_TEST, SEED_INITIAL, SEED_TRAIN, SEED_SELECT, SEED_MC = range(1, 7)
 
 
+class _Resolved:
+    """``n_<field>``: the field once the protocol's schedule fills it in (``SimulationConfig.resolve``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = name.removeprefix("n_")
+
+    def __get__(self, cfg: SimulationConfig, owner: type | None = None) -> int:
+        value = getattr(cfg, self.field)
+        if value is None:
+            raise ValueError(f"{self.field} is the protocol's until the pool is known: resolve(pool size) first")
+        return value
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     data: str
@@ -62,21 +75,10 @@ class SimulationConfig:
         return replace(self, initial=initial, batch=batch, rounds=rounds, repeats=repeats)
 
     # the schedule once resolved (``Simulation`` resolves its config when it has read the pool)
-    @property
-    def n_initial(self) -> int:
-        return _resolved(self.initial, "initial")
-
-    @property
-    def n_batch(self) -> int:
-        return _resolved(self.batch, "batch")
-
-    @property
-    def n_rounds(self) -> int:
-        return _resolved(self.rounds, "rounds")
-
-    @property
-    def n_repeats(self) -> int:
-        return _resolved(self.repeats, "repeats")
+    n_initial = _Resolved()
+    n_batch = _Resolved()
+    n_rounds = _Resolved()
+    n_repeats = _Resolved()
 
     def identity(self) -> dict:
         """The settings that determine the numbers: a resumed run must match them. Strategies, repeats and
@@ -113,12 +115,6 @@ class SimulationConfig:
                 f"initial + rounds x batch = {self.initial} + {self.rounds} x {self.batch} = {needed} "
                 f"exceeds the pool ({pool_size} texts)"
             )
-
-
-def _resolved(value: int | None, name: str) -> int:
-    if value is None:
-        raise ValueError(f"{name} is the protocol's until the pool is known: resolve(pool size) first")
-    return value
 
 
 def default(config: type, name: str):

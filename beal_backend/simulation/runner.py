@@ -52,7 +52,7 @@ from beal_backend.simulation.config import (
     SimulationConfig,
 )
 from beal_backend.simulation.datasets import load_dataset
-from beal_backend.simulation.fitting import make_learner, pool_view
+from beal_backend.simulation.fitting import Learner
 from beal_backend.simulation.report import write_report
 
 RESULT_FIELDS = (
@@ -155,13 +155,13 @@ class Simulation:
         self.log = RunLog(self.out, repair=not worker)
         self.n = len(self.data.pool_texts)
         self.strategies = [acquisition.get_strategy(s) for s in cfg.strategies]
-        self._learner = None
+        self._learner: Learner | None = None
 
     @property
     def learner(self):
         """Built on first use: a rerun with nothing left to do computes no features and loads no encoder."""
         if self._learner is None:
-            self._learner = make_learner(self.cfg, self.data)
+            self._learner = Learner(self.cfg, self.data)
         return self._learner
 
     def run(self) -> dict:
@@ -259,7 +259,7 @@ class Simulation:
         rng = np.random.default_rng(_seed_seq(self.cfg.seed, SEED_SELECT, *parts))
         pool = np.setdiff1d(np.arange(self.n), labeled)
         mc_seed = self.mc_seed(repeat, rnd, strategy.name)
-        view = pool_view(fit, strategy, pool, labeled, len(self.data.labels), self.cfg.mc_passes, mc_seed)
+        view = fit.view(strategy, pool, labeled, len(self.data.labels), self.cfg.mc_passes, mc_seed)
         picks = np.asarray(strategy.select(view, min(self.cfg.n_batch, len(pool)), rng), dtype=np.int64)
         return pool[picks]
 

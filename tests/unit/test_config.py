@@ -131,7 +131,7 @@ def test_gunicorn_stops_on_a_bad_setting_with_one_line(tmp_path):
 
 
 def test_strategy_names_match_the_registry():
-    """config spells the names out so that reading settings imports no torch; they must not drift."""
+    """STRATEGY accepts the registry's names, no other list."""
     from beal_backend import acquisition, config
 
     assert tuple(acquisition.STRATEGIES) == config.STRATEGIES

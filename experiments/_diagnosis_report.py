@@ -106,16 +106,18 @@ def table_a(agg: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in agg.items():
-        cells = [
-            _both(s, "cosine", "mean", ".3f"),
-            _both(s, "cosine", "diff_random", "+.3f"),
-            _both(s, "cosine", "above_random", ".0%"),
-            _both(s, "near_dup", "mean", ".1%"),
-            _both(s, "near_dup", "diff_random", "+.1%"),
-            _both(s, "near_dup", "above_random", ".0%"),
-        ]
+        cells = _compared(s, "cosine", ".3f") + _compared(s, "near_dup", ".1%")
         lines.append(f"| {name} | {s['batches']} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _compared(s: dict, metric: str, spec: str) -> list[str]:
+    """A metric's mean, its difference to random and how often it is higher than random (``_both`` each)."""
+    return [_both(s, metric, "mean", spec), _both(s, metric, "diff_random", "+" + spec), _above(s, metric)]
+
+
+def _above(s: dict, metric: str) -> str:
+    return _both(s, metric, "above_random", ".0%")
 
 
 def table_b(agg: dict, pool: dict, f1: dict) -> list[str]:
@@ -129,9 +131,7 @@ def table_b(agg: dict, pool: dict, f1: dict) -> list[str]:
     for name, s in agg.items():
         cells = [
             _both(s, "label_freq", "mean", ".2f", pool["label_freq"]),
-            _both(s, "rare_share", "mean", ".1%"),
-            _both(s, "rare_share", "diff_random", "+.1%"),
-            _both(s, "rare_share", "above_random", ".0%"),
+            *_compared(s, "rare_share", ".1%"),
             _both(s, "labels_per_text", "mean", ".2f", pool["labels_per_text"]),
             _both(s, "outlier", "mean", ".3f", pool["outlier"]),
             _both(s, "outlier", "diff_random", "+.3f"),

@@ -97,14 +97,16 @@ def _both(s: dict, metric: str, key: str, spec: str, scale: float = 1.0) -> str:
     return f"{_f(a / scale if a is not None else None, spec)} ({_f(e / scale if e is not None else None, spec)})"
 
 
+def _header(*columns: str) -> list[str]:
+    """A Markdown table's head: the column names, then the separator row."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def table_a(agg: dict) -> list[str]:
-    lines = [
-        (
-            "| strategy | batches | mean cosine | Δ random | higher than random "
-            "| near-dup share | Δ random | higher than random |"
-        ),
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    lines = _header(
+        "strategy", "batches", "mean cosine", "Δ random", "higher than random",
+        "near-dup share", "Δ random", "higher than random",
+    )  # fmt: skip
     for name, s in agg.items():
         cells = _compared(s, "cosine", ".3f") + _compared(s, "near_dup", ".1%")
         lines.append(f"| {name} | {s['batches']} | " + " | ".join(cells) + " |")
@@ -121,13 +123,14 @@ def _above(s: dict, metric: str) -> str:
 
 
 def table_b(agg: dict, pool: dict, f1: dict) -> list[str]:
-    lines = [
-        "| strategy | label freq ÷ pool | rare-label share | Δ random | higher than random | labels/text ÷ pool "
-        "| outlier ÷ pool | Δ random | area vs random: micro-F1 [95 % CI] | macro-F1 [95 % CI] |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    lines = _header(
+        "strategy", "label freq ÷ pool", "rare-label share", "Δ random", "higher than random", "labels/text ÷ pool",
+        "outlier ÷ pool", "Δ random", "area vs random: micro-F1 [95 % CI]", "macro-F1 [95 % CI]",
+    )  # fmt: skip
+    lines.append(
         f"| pool | {_f(pool['label_freq'])} | {_f(pool['rare_share'], '.1%')} | | | "
-        f"{_f(pool['labels_per_text'], '.2f')} | {_f(pool['outlier'])} | | | |",
-    ]
+        f"{_f(pool['labels_per_text'], '.2f')} | {_f(pool['outlier'])} | | | |"
+    )
     for name, s in agg.items():
         cells = [
             _both(s, "label_freq", "mean", ".2f", pool["label_freq"]),
@@ -149,13 +152,10 @@ def _interval(d: dict | None) -> str:
 
 
 def table_c(c: dict) -> list[str]:
-    lines = [
-        (
-            "| model | test texts | T | wrong share | labels predicted | AUROC(−EC) | AUROC(−max p) "
-            "| Spearman(EC, F1) | micro-F1 | macro-F1 | train s | score s |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = _header(
+        "model", "test texts", "T", "wrong share", "labels predicted", "AUROC(−EC)", "AUROC(−max p)",
+        "Spearman(EC, F1)", "micro-F1", "macro-F1", "train s", "score s",
+    )  # fmt: skip
     for key in ("frozen_all", "frozen", "finetune"):
         if key in c:
             r = c[key]

@@ -30,7 +30,8 @@ class InMemoryProject:
     scores last pushed (``pushed``, task id -> score) and the model version set (``version``)."""
 
     def __init__(self, tasks, config: str = CONFIG):
-        self.tasks_, self.config, self.pushed, self.version = list(tasks), config, {}, None
+        self.tasks_, self.config, self.version = list(tasks), config, None
+        self.pushed: dict[int, float] = {}
 
     def label_config(self, pid):
         return self.config

@@ -3,6 +3,7 @@ engine. Datasets are read by ``beal_backend.simulation.datasets``, the simulatio
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -39,6 +40,52 @@ def add_data_arg(ap) -> None:
     )
 
 
+def add_dataset_args(ap, default: str = "goemotions") -> None:
+    """``--data`` and ``--dataset``, one sub-folder of it."""
+    add_data_arg(ap)
+    ap.add_argument("--dataset", default=default, help="sub-folder of --data")
+
+
+def add_simulate_args(ap, pool_size: int, test_size: int, strategies: str, **counts: int) -> None:
+    """The ``beal simulate`` options a benchmark passes on (``simulate_argv``): the dataset, pool and test sizes,
+    strategies, and ``counts`` (``rounds=5``: ``--rounds`` with that default)."""
+    add_dataset_args(ap)
+    ap.add_argument("--pool-size", type=int, default=pool_size)
+    ap.add_argument("--test-size", type=int, default=test_size)
+    for name, default in counts.items():
+        ap.add_argument(f"--{name}", type=int, default=default)
+    ap.add_argument("--strategies", default=strategies)
+
+
+def simulate_argv(args, out: Path | str) -> list[str]:
+    """``beal simulate``'s command line for the options of ``add_simulate_args``, writing to ``out``."""
+    argv = ["simulate", "--data", str(args.data / args.dataset), "--out", str(out), "--pool-size", str(args.pool_size),
+            "--test-size", str(args.test_size), "--strategies", args.strategies, "--no-progress"]  # fmt: skip
+    for name in ("rounds", "repeats"):
+        if getattr(args, name, None) is not None:
+            argv += [f"--{name}", str(getattr(args, name))]
+    return argv
+
+
+def simulate_config(argv: list[str]):
+    """The configuration ``beal <argv>`` (a ``simulate`` command line) runs with, taken before anything runs."""
+    from beal_backend.cli import main as beal
+    from beal_backend.simulation import runner
+
+    seen = []
+
+    def capture(cfg):
+        seen.append(cfg)
+        raise ValueError("captured")
+
+    real, runner.simulate = runner.simulate, capture
+    try:
+        beal(argv)
+    finally:
+        runner.simulate = real
+    return seen[0]
+
+
 def add_protocol_args(ap, datasets: list[str]) -> None:
     """The fine-tuned simulation protocol of issue #13 (pool 1,000, 50 + 19 x 50, 3 repeats, 7 strategies), for
     benchmarks that measure or extrapolate its cost, and where its data comes from."""
@@ -51,6 +98,20 @@ def add_protocol_args(ap, datasets: list[str]) -> None:
     ap.add_argument("--rounds", type=int, default=19)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--strategies", type=int, default=7, help="strategies of the run (each trains every round)")
+
+
+def protocol_parser(doc: str, datasets: list[str]) -> argparse.ArgumentParser:
+    """The command line of a script run per dataset on the fine-tuned protocol (``add_protocol_args``)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_protocol_args(ap, datasets)
+    return ap
+
+
+def run_per_dataset(title: str, args, run) -> None:
+    """The ``# title`` line with the machine, then ``run(name, args)`` for each of ``args.datasets``."""
+    print(f"# {title}  {machine()}")
+    for name in args.datasets:
+        run(name, args)
 
 
 def set_threads(n: int) -> None:

@@ -8,8 +8,16 @@ Workloads in the same run, side by side:
 Prints p50/p99 latency, throughput and the cached / in-request throughput ratio. Bounded in requests and
 time; only 127.0.0.1 is contacted.
 
+``--webhook``: what the idle checks add to a webhook instead, /webhook latency with TRAIN_IDLE_SECONDS=0 and
+=300, side by side. Label Studio waits 1 s for a webhook. An annotation event with idle checks on also records
+its time and claims the project's idle-check slot in Redis (and the first one of a burst schedules the delayed
+rq job). Both apps run in this process (Flask's test client: the cost measured is the app's and Redis's, not
+HTTP's) on the real Redis (``--redis``, default 127.0.0.1:6379 database 5, flushed), in alternating blocks so
+the machine's noise falls on both alike. TRAIN_EVERY is out of reach, so no round is enqueued.
+
     HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_load.py [--clients 32] [--requests 1500]
     (BENCH_REDIS_URL: the Redis the served app uses; default redis://127.0.0.1:6379/9)
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_load.py --webhook [--events 2000]
 """
 
 from __future__ import annotations
@@ -17,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,14 +37,19 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DATASETS, datasets
+from _common import DATASETS, choices_config, datasets, machine
 
+from beal_backend.config import Settings
 from beal_backend.engine import training
 from beal_backend.engine.scoring import ScoringConfig
 from beal_backend.labelstudio.label_config import parse_label_config
+from beal_backend.service.app import create_app
 from beal_backend.store.versions import ModelStore
+from beal_backend.wiring import build_runtime
 from beal_backend.worker import rounds as jobs
+from tests.ports import free_port
 
 DATA = DATASETS / "goemotions"
 
@@ -48,11 +60,7 @@ def load_rows(n):
 
 def prepare_store(model_dir: Path, pool: int, train_rows: int = 100) -> tuple[str, list[dict], object]:
     labels = datasets.read_labels(DATA)
-    config = (
-        '<View><Text name="text" value="$text"/><Choices name="emotion" toName="text" choice="multiple">'
-        + "".join(f'<Choice value="{c}"/>' for c in labels)
-        + "</Choices></View>"
-    )
+    config = choices_config(labels, "emotion")
     rows = load_rows(train_rows + 2 * pool)
     trained = training.train(
         [r["text"] for r in rows[:train_rows]],
@@ -76,12 +84,6 @@ def prepare_store(model_dir: Path, pool: int, train_rows: int = 100) -> tuple[st
     tasks = [{"id": i, "data": {"text": r["text"]}} for i, r in zip(ids, cached)]
     fresh = [{"id": 100000 + i, "data": {"text": r["text"]}} for i, r in enumerate(rows[train_rows + pool :])]
     return config, tasks + fresh, new_round
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def hammer(url, bodies, clients, max_requests, max_seconds):
@@ -122,8 +124,45 @@ def hammer(url, bodies, clients, max_requests, max_seconds):
     }
 
 
+def webhook_client(idle: int, redis_url: str, store: str, project: int):
+    rt = build_runtime(Settings(model_dir=store, redis_url=redis_url, train_every=10**9, train_idle_seconds=idle))
+    # what /setup stores once Label Studio confirms
+    rt.store.write_project(str(project), {"label_config": choices_config(["a", "b"], "label")})
+    return create_app(rt).test_client()
+
+
+def webhook(args) -> None:
+    """``--webhook``: /webhook latency without and with idle checks, in alternating blocks."""
+    redis_url = args.redis
+    with tempfile.TemporaryDirectory() as store:
+        build_runtime(Settings(model_dir=store, redis_url=redis_url)).redis.flushdb()
+        clients = {idle: webhook_client(idle, redis_url, store, project) for project, idle in ((1, 0), (2, 300))}
+        times: dict[int, list[float]] = {0: [], 300: []}
+        for _ in range(args.events // args.block):
+            for idle, project in ((0, 1), (300, 2)):
+                event = {"action": "ANNOTATION_CREATED", "annotation": {"id": 1}, "project": {"id": project}}
+                for _ in range(args.block):
+                    t = time.perf_counter()
+                    r = clients[idle].post("/webhook", json=event)
+                    times[idle].append(time.perf_counter() - t)
+                    assert r.status_code == 200 and r.get_json()["status"] == "counted", r.get_json()
+    print(f"# bench_load --webhook  {machine()}, {args.events} annotation webhooks per setting, Redis {redis_url}")
+    print("| TRAIN_IDLE_SECONDS | p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|")
+    p50 = {}
+    for idle, t in times.items():
+        ms = np.array(t) * 1000
+        p50[idle] = float(np.percentile(ms, 50))
+        print(f"| {idle} | {p50[idle]:.2f} | {np.percentile(ms, 99):.2f} | {ms.max():.2f} |")
+    print(f"[measured] p50 with idle checks / without: {p50[300] / p50[0]:.2f}x (Label Studio waits 1,000 ms)")
+
+
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--webhook", action="store_true", help="measure /webhook with and without idle checks instead")
+    ap.add_argument("--events", type=int, default=2000, help="--webhook: annotation webhooks per setting")
+    ap.add_argument("--block", type=int, default=100, help="--webhook: webhooks per setting before switching")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/5", help="--webhook: a Redis database it may flush")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--requests", type=int, default=1500, help="cached workload; in-request gets a tenth")
     ap.add_argument("--pool", type=int, default=300)
@@ -131,6 +170,9 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--train-rows", type=int, default=100, help="texts the served model is trained on")
     args = ap.parse_args()
+    if args.webhook:
+        webhook(args)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         config, tasks, new_round = prepare_store(Path(tmp), args.pool, args.train_rows)

@@ -15,16 +15,25 @@ Studio calls). Steps, each printed with its time:
    in-process: one epoch and ``--ft-sample`` pool texts measured, scaled to ``EPOCHS`` and the pool
    (labelled extrapolated), plus the frozen round's measured Label Studio steps.
 
+``--io`` measures instead the Label Studio traffic of a round in detail. Label Studio 1.23 recounts the counters
+of every task of the project after each prediction import request (unless its feature flag
+``fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short`` is on), so the cost of a push depends
+on how many requests it takes. For a project of ``--tasks`` short texts this prints, side by side in one run:
+reading every task with its annotations the v0.2 way (every task in full, with its predictions) vs
+``LabelStudioClient.tasks`` (annotated tasks in full, then id + data of all), on a project with
+``--annotations`` annotated tasks and two versions of predictions; the push of a prediction for every task in
+requests of ``--chunk`` vs in one request (each twice: into an empty prediction table, then next to the previous
+version's), the ratio, the same chunked push with the flag on (a second server), and the time to delete a
+version (``DELETE model-versions``).
+
     python benchmarks/bench_round.py --tasks 5000 --annotations 500
+    python benchmarks/bench_round.py --io --tasks 10000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,11 +47,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DATASETS, loadavg, machine, timed
+from _common import DATASETS, choices_config, loadavg, machine, timed
 
+from beal_backend.labelstudio.client import PAGE_SIZE, LabelStudioClient
 from beal_backend.simulation import datasets
+from tests.e2e.backend import Backend
+from tests.e2e.helpers import LS, wait_until
 from tests.e2e.label_studio import LabelStudio
-from tests.ports import free_port
+
+FLAG = "fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short"
+RESULT = [{"from_name": "c", "to_name": "text", "type": "choices", "value": {"choices": ["b"]}}]  # --io's one label
 
 
 def goemotions(n: int, data: Path) -> tuple[list[str], list[list[str]], list[str]]:
@@ -58,93 +72,24 @@ def goemotions(n: int, data: Path) -> tuple[list[str], list[list[str]], list[str
     return texts, label_sets, labels
 
 
-class LS:
-    def __init__(self, url, key):
-        self.url, self.s = url, requests.Session()
-        self.s.headers["Authorization"] = f"Token {key}"
+class TimedBackend(Backend):
+    """The API and one RQ worker as subprocesses (tests/e2e's Backend); the worker is ``_timed_worker.py``, whose
+    timings ``events()`` reads."""
 
-    def __call__(self, method, path, timeout=600, **kw):
-        r = self.s.request(method, self.url + path, timeout=timeout, **kw)
-        if r.status_code >= 400:
-            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:500]}")
-        return r.json() if r.content else None
+    WORKER = (sys.executable, "benchmarks/_timed_worker.py")
 
-
-class Backend:
-    """API + one timed RQ worker as subprocesses (as tests/e2e/conftest.py's Backend)."""
-
-    def __init__(self, ls_url, key, workdir: Path, redis_url: str, **env):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.dir, self.timings = workdir, workdir / "timings.jsonl"
-        self.env = {
-            **os.environ,
-            "LABEL_STUDIO_URL": ls_url,
-            "LABEL_STUDIO_API_KEY": key,
-            "REDIS_URL": redis_url,
-            "MODEL_DIR": str(workdir / "model_store"),
-            "PORT": str(self.port),
-            "HF_HUB_OFFLINE": "1",
-            "DEVICE": "cpu",
-            "PYTHONPATH": str(ROOT),
-            "BENCH_TIMINGS": str(self.timings),
-            **{k: str(v) for k, v in env.items()},
-        }
-        self.procs = [
-            self._spawn(
-                [sys.executable, "-m", "beal_backend", "serve", "--host", "127.0.0.1", "--port", str(self.port)], "api"
-            )
-        ]
-        self._wait_health()
-        self.worker = self._spawn(
-            [sys.executable, "benchmarks/_timed_worker.py", "--name", f"bench-{self.port}"], "worker"
-        )
-        self.procs.append(self.worker)
-
-    def _spawn(self, cmd, name):
-        with open(self.dir / f"{name}.log", "a") as log:  # the child keeps its own copy of the descriptor
-            return subprocess.Popen(
-                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def _wait_health(self, timeout=120):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"backend did not start; see {self.dir}/api.log")
+    def __init__(self, label_studio: tuple[str, str], workdir: Path, redis_url: str, **settings):
+        self.timings = workdir / "timings.jsonl"
+        super().__init__(label_studio, workdir, redis_url, health_timeout=120, BENCH_TIMINGS=self.timings, **settings)
+        self.worker("bench")
 
     def events(self, since: float = 0.0) -> list[dict]:
         if not self.timings.exists():
             return []
         return [e for e in map(json.loads, self.timings.read_text().splitlines()) if e["start"] >= since]
 
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
 
-
-def wait_for(predicate, timeout, what, poll=0.25):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(poll)
-    raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
-
-
-def frozen_learner(backend: Backend, project: int):
+def frozen_learner(backend: TimedBackend, project: int):
     from beal_backend.config import Settings
     from beal_backend.engine import learners
     from beal_backend.store.versions import ModelStore
@@ -157,7 +102,7 @@ def frozen_learner(backend: Backend, project: int):
     )
 
 
-def prefill(backend: Backend, project: int, texts: list[str], n: int) -> dict:
+def prefill(backend: TimedBackend, project: int, texts: list[str], n: int) -> dict:
     """Embed n texts (measured), then give every task text one of those features (repeated) in the
     project's cache, so the round runs on len(texts) cached rows without embedding them all."""
     learner = frozen_learner(backend, project)
@@ -167,7 +112,7 @@ def prefill(backend: Backend, project: int, texts: list[str], n: int) -> dict:
     return {"n": n, "wall": t["wall"], "cpu": t["cpu"]}
 
 
-def run_round(ls: LS, backend: Backend, project: int, ml_id: int, pool: int, previous: str | None) -> dict:
+def run_round(ls: LS, backend: TimedBackend, project: int, ml_id: int, pool: int, previous: str | None) -> dict:
     t0 = time.time()
     ls("POST", f"/api/ml/{ml_id}/train")
 
@@ -179,9 +124,11 @@ def run_round(ls: LS, backend: Backend, project: int, ml_id: int, pool: int, pre
         new = [v for v, c in versions.items() if v.startswith("beal-") and v != previous and c >= pool]
         return new[0] if new else None
 
-    version = wait_for(all_predictions, 3600, "every prediction of the new version")
+    version = wait_until(all_predictions, 3600, "every prediction of the new version", backend.logs, poll=0.25)
     t_last = time.time() - t0
-    ev = wait_for(lambda: [e for e in backend.events(t0) if e["event"] == "round_job"], 600, "the round job's end")[0]
+    ev = wait_until(
+        lambda: [e for e in backend.events(t0) if e["event"] == "round_job"], 600, "the round job's end", poll=0.25
+    )[0]
     t_done = ev["start"] + ev["seconds"] - t0
     job = requests.get(backend.url + "/jobs", timeout=10).json()[str(project)]["current_job"]
     calls: dict[str, float] = {}
@@ -276,10 +223,124 @@ def finetune_estimate(env: dict, project: int, passes: int, sample: int, seed: i
     }
 
 
+class Server(LS):
+    """``--io``'s Label Studio: projects of short texts, pushes, reads and deletes, each timed by the caller."""
+
+    def __init__(self, url: str, key: str):
+        super().__init__(url, key, timeout=3600)
+
+    def project(self, n: int, annotated: int = 0) -> tuple[int, list[int]]:
+        pid = self("POST", "/api/projects", json={"title": "bench push", "label_config": choices_config(["a", "b"])})[
+            "id"
+        ]
+        tasks: list[dict] = [{"text": f"text number {i} " * 5} for i in range(n)]
+        tasks = [{"data": t, "annotations": [{"result": RESULT}]} if i < annotated else t for i, t in enumerate(tasks)]
+        self("POST", f"/api/projects/{pid}/import", json=tasks)
+        ids, page = [], 1
+        while True:  # ids only: Label Studio answers 404 past the last page
+            r = self.s.get(
+                self.url + "/api/tasks/",
+                params={"project": pid, "fields": "task_only", "include": "id", "page": page, "page_size": 5000},
+            )
+            if r.status_code == 404:
+                return pid, ids
+            ids += [t["id"] for t in r.json()["tasks"]]
+            page += 1
+
+    def push(self, pid: int, ids: list[int], version: str, chunk: int) -> float:
+        preds = [{"task": t, "model_version": version, "score": 0.5, "result": RESULT} for t in ids]
+        t0 = time.perf_counter()
+        for s in range(0, len(preds), chunk):
+            self("POST", f"/api/projects/{pid}/import/predictions", json=preds[s : s + chunk])
+        return time.perf_counter() - t0
+
+    def read_all_in_full(self, pid: int) -> tuple[int, int]:
+        """v0.2's read: every task with fields=all, pages of PAGE_SIZE. Returns (tasks, annotations)."""
+        tasks, page = [], 1
+        while True:
+            r = self.s.get(
+                self.url + "/api/tasks/", params={"project": pid, "fields": "all", "page": page, "page_size": PAGE_SIZE}
+            )
+            if r.status_code == 404:
+                return len(tasks), sum(len(t["annotations"]) for t in tasks)
+            tasks += r.json()["tasks"]
+            page += 1
+
+    def delete(self, pid: int, version: str) -> float:
+        t0 = time.perf_counter()
+        self("DELETE", f"/api/projects/{pid}/model-versions/", json={"model_version": version})
+        return time.perf_counter() - t0
+
+
+def pushes(server: Server, n: int, chunk: int, label: str) -> list[float]:
+    pid, ids = server.project(n)
+    times = [server.push(pid, ids, v, chunk) for v in ("v1", "v2")]
+    for v, t in zip(("v1 (empty table)", "v2 (next to v1)"), times):
+        print(f"[measured] {label}: {n} predictions {v}: {t:.1f} s = {n / t:.0f} predictions/s", flush=True)
+    if label.startswith("one request"):
+        print(f"[measured] delete a version of {n} predictions: {server.delete(pid, 'v1'):.1f} s", flush=True)
+    return times
+
+
+def reads(server: Server, key: str, n: int, annotated: int) -> None:
+    """Both reads of one project holding ``annotated`` annotations and two versions of predictions, interleaved
+    twice; the minimum of each. Both must see the same tasks and annotations."""
+    pid, ids = server.project(n, annotated)
+    for v in ("v1", "v2"):
+        server.push(pid, ids, v, n)
+    client = LabelStudioClient(server.url, key, timeout=3600)
+    full, split = [], []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        seen_full = server.read_all_in_full(pid)
+        full.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        got = client.tasks(pid)
+        split.append(time.perf_counter() - t0)
+        assert seen_full == (len(got), sum(len(t.annotations) for t in got)) == (n, annotated), seen_full
+    print(
+        f"[measured] read {n} tasks ({annotated} annotated, 2 versions of predictions): every task in full "
+        f"{min(full):.1f} s (v0.2), annotated in full + id/data of all {min(split):.1f} s (LabelStudioClient.tasks)"
+    )
+    print(f"[ratio] reading the tasks: {min(full) / min(split):.1f}x faster", flush=True)
+
+
+def label_studio_io(args) -> int:
+    """``--io``: reads, pushes and a delete on Label Studio with its import flag off, then the push with it on."""
+    print(f"# bench_round --io  {machine()}")
+    results = {}
+    for flag in (False, True):
+        ls = LabelStudio(instance=args.ls_instance, extra_env={FLAG: "true"} if flag else None)
+        url, key = ls.start()
+        server = Server(url, key)
+        try:
+            if not flag:
+                reads(server, key, args.tasks, args.annotations)
+            tag = f"flag {'on' if flag else 'off'}"
+            results[(flag, "chunked")] = pushes(server, args.tasks, args.chunk, f"requests of {args.chunk}, {tag}")
+            if not flag:
+                results[(flag, "one")] = pushes(server, args.tasks, args.tasks, f"one request, {tag}")
+        finally:
+            ls.stop()
+    for i, v in enumerate(("v1", "v2")):
+        chunked, one, flagged = (
+            results[(False, "chunked")][i],
+            results[(False, "one")][i],
+            results[(True, "chunked")][i],
+        )
+        print(
+            f"[ratio] {v}: requests of {args.chunk} take {chunked / one:.1f}x the time of one request "
+            f"(flag off); with the flag on they take {flagged / one:.2f}x"
+        )
+    return 0
+
+
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--io", action="store_true", help="measure the Label Studio traffic of a round instead (see above)")
     p.add_argument("--tasks", type=int, default=5000)
     p.add_argument("--annotations", type=int, default=500)
+    p.add_argument("--chunk", type=int, default=1000, help="--io: predictions per request of the chunked push")
     p.add_argument("--passes", type=int, default=100, help="T (MC_PASSES) of both learners")
     p.add_argument(
         "--prefill",
@@ -301,6 +362,8 @@ def main() -> int:
     p.add_argument("--ls-instance", default="bench")
     p.add_argument("--data", type=Path, default=DATASETS)
     args = p.parse_args()
+    if args.io:
+        return label_studio_io(args)
     print(f"# bench_round  {machine()}")
     texts, label_sets, labels = goemotions(args.tasks, args.data)
     import redis
@@ -313,21 +376,16 @@ def main() -> int:
         with timed() as t:
             url, key = server.start()
         print(f"[measured] Label Studio 1.23.2 started in {t['wall']:.1f} s at {url}")
-        ls = LS(url, key)
-        config = (
-            '<View><Text name="text" value="$text"/><Choices name="emotion" toName="text" choice="multiple">'
-            + "".join(f'<Choice value="{c}"/>' for c in labels)
-            + "</Choices></View>"
-        )
+        ls = LS(url, key, timeout=600)
+        config = choices_config(labels, "emotion")
         project = ls("POST", "/api/projects", json={"title": "bench", "label_config": config})["id"]
         extra = {"BENCH_LS_TIMEOUT": args.ls_timeout} if args.ls_timeout else {}
         if args.ls_timeout:
             print(
                 f"!! benchmark override: the worker's Label Studio timeout is {args.ls_timeout:.0f} s (shipped: 30 s)"
             )
-        backend = Backend(
-            url,
-            key,
+        backend = TimedBackend(
+            (url, key),
             work,
             args.redis,
             LEARNER="frozen",
@@ -377,13 +435,14 @@ def main() -> int:
         cache = frozen_learner(backend, project).cache
         # the job's own line is written when it returns, just after the cache is complete
         distinct = len(set(texts))  # a few GoEmotions texts repeat: one cache row each
-        wait_for(
+        wait_until(
             lambda: (
                 cache.size() >= distinct
                 and (args.prefill or any(e["event"] == "embed_job" for e in backend.events(t_import)))
             ),
             7200,
             "the import-time embedding",
+            backend.logs,
             poll=2,
         )
         emb = [e for e in backend.events(t_import) if e["event"] == "embed_job"]

@@ -54,7 +54,17 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_data_arg, choices_config, load_dataset, loadavg, machine, seconds, set_threads, timed, verdict
+from _common import (
+    add_dataset_args,
+    choices_config,
+    load_dataset,
+    loadavg,
+    machine,
+    seconds,
+    set_threads,
+    timed,
+    verdict,
+)
 
 from beal_backend import acquisition
 from beal_backend.engine import encoders
@@ -131,8 +141,7 @@ def like_for_like(model, enc: Encoded, width: int, cfg: ScoringConfig, scopes: l
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="goemotions", help="sub-folder of --data")
-    add_data_arg(ap)
+    add_dataset_args(ap)
     ap.add_argument("--kind", choices=("pool", "frozen", "predict-uncached"), default="pool")
     ap.add_argument("--n", type=int, default=None, help="pool size (seeded sample): default 1000, frozen 2000")
     ap.add_argument("--labeled", type=int, default=200, help="frozen, predict-uncached: texts the model trains on")

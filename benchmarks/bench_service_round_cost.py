@@ -20,42 +20,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import add_data_arg, machine
+from _common import add_simulate_args, machine, simulate_argv, simulate_config
 
 from beal_backend import acquisition
-from beal_backend.cli import main as beal
 from beal_backend.simulation import runner
-
-
-def config(argv: list[str]):
-    """What ``beal simulate argv`` runs with."""
-    seen = []
-
-    def capture(cfg):
-        seen.append(cfg)
-        raise ValueError("captured")
-
-    real, runner.simulate = runner.simulate, capture
-    try:
-        beal(argv)
-    finally:
-        runner.simulate = real
-    return seen[0]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_data_arg(ap)
-    ap.add_argument("--dataset", default="goemotions")
-    ap.add_argument("--pool-size", type=int, default=2000)
-    ap.add_argument("--test-size", type=int, default=200)
-    ap.add_argument("--strategies", default=",".join(acquisition.STRATEGIES))
+    add_simulate_args(ap, pool_size=2000, test_size=200, strategies=",".join(acquisition.STRATEGIES))
     args = ap.parse_args()
     print(f"# bench_service_round_cost  {machine()}")
-    argv = ["simulate", "--data", str(args.data / args.dataset), "--out", "/nonexistent", "--pool-size",
-            str(args.pool_size), "--test-size", str(args.test_size), "--strategies", args.strategies]  # fmt: skip
     sim = runner.Simulation.__new__(runner.Simulation)  # no out folder: nothing is written
-    cfg = config(argv)
+    cfg = simulate_config(simulate_argv(args, "/nonexistent"))
     from beal_backend.simulation.datasets import load_dataset
 
     sim.data = load_dataset(cfg.data, cfg.pool_size, cfg.test_size, cfg.seed)

@@ -23,9 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import add_data_arg, machine
+from _common import add_simulate_args, machine, simulate_argv, simulate_config
 
-from beal_backend.cli import main as beal
 from beal_backend.simulation import runner
 from beal_backend.simulation.analysis import METRICS, curve_area, paired_interval
 from beal_backend.simulation.config import ALL_DATA
@@ -48,25 +47,6 @@ class ServiceSeeds(Curves):
         return self.cfg.train.seed
 
 
-def config(args, out: Path):
-    """What ``beal simulate`` (service protocol, the service's settings) runs with these options."""
-    seen = []
-
-    def capture(cfg):
-        seen.append(cfg)
-        raise ValueError("captured")
-
-    real, runner.simulate = runner.simulate, capture
-    argv = ["simulate", "--data", str(args.data / args.dataset), "--out", str(out), "--pool-size", str(args.pool_size),
-            "--test-size", str(args.test_size), "--rounds", str(args.rounds), "--repeats", str(args.repeats),
-            "--strategies", args.strategies, "--no-progress"]  # fmt: skip
-    try:
-        beal(argv)
-    finally:
-        runner.simulate = real
-    return seen[0]
-
-
 def areas(sim: runner.Simulation, name: str, metric: str) -> list[float]:
     rows, cfg = sim.log.rows, sim.cfg
     curves = [[rows[(name, rep, r)] for r in range(cfg.n_rounds + 1)] for rep in range(cfg.n_repeats)]
@@ -75,19 +55,13 @@ def areas(sim: runner.Simulation, name: str, metric: str) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_data_arg(ap)
-    ap.add_argument("--dataset", default="goemotions")
-    ap.add_argument("--pool-size", type=int, default=200)
-    ap.add_argument("--test-size", type=int, default=500)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--strategies", default="beal")
+    add_simulate_args(ap, pool_size=200, test_size=500, strategies="beal", rounds=5, repeats=3)
     args = ap.parse_args()
     print(f"# bench_simulation_seeds  {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}
         for label, cls in (("derived", Curves), ("service", ServiceSeeds)):
-            sim = cls(config(args, Path(tmp) / label))
+            sim = cls(simulate_config(simulate_argv(args, Path(tmp) / label)))
             for repeat, name in sim.pending():
                 sim.run_job(repeat, name)
             runs[label] = sim

@@ -97,41 +97,44 @@ def _both(s: dict, metric: str, key: str, spec: str, scale: float = 1.0) -> str:
     return f"{_f(a / scale if a is not None else None, spec)} ({_f(e / scale if e is not None else None, spec)})"
 
 
+def _header(*columns: str) -> list[str]:
+    """A Markdown table's head: the column names, then the separator row."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def table_a(agg: dict) -> list[str]:
-    lines = [
-        (
-            "| strategy | batches | mean cosine | Δ random | higher than random "
-            "| near-dup share | Δ random | higher than random |"
-        ),
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    lines = _header(
+        "strategy", "batches", "mean cosine", "Δ random", "higher than random",
+        "near-dup share", "Δ random", "higher than random",
+    )  # fmt: skip
     for name, s in agg.items():
-        cells = [
-            _both(s, "cosine", "mean", ".3f"),
-            _both(s, "cosine", "diff_random", "+.3f"),
-            _both(s, "cosine", "above_random", ".0%"),
-            _both(s, "near_dup", "mean", ".1%"),
-            _both(s, "near_dup", "diff_random", "+.1%"),
-            _both(s, "near_dup", "above_random", ".0%"),
-        ]
+        cells = _compared(s, "cosine", ".3f") + _compared(s, "near_dup", ".1%")
         lines.append(f"| {name} | {s['batches']} | " + " | ".join(cells) + " |")
     return lines
 
 
+def _compared(s: dict, metric: str, spec: str) -> list[str]:
+    """A metric's mean, its difference to random and how often it is higher than random (``_both`` each)."""
+    return [_both(s, metric, "mean", spec), _both(s, metric, "diff_random", "+" + spec), _above(s, metric)]
+
+
+def _above(s: dict, metric: str) -> str:
+    return _both(s, metric, "above_random", ".0%")
+
+
 def table_b(agg: dict, pool: dict, f1: dict) -> list[str]:
-    lines = [
-        "| strategy | label freq ÷ pool | rare-label share | Δ random | higher than random | labels/text ÷ pool "
-        "| outlier ÷ pool | Δ random | area vs random: micro-F1 [95 % CI] | macro-F1 [95 % CI] |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    lines = _header(
+        "strategy", "label freq ÷ pool", "rare-label share", "Δ random", "higher than random", "labels/text ÷ pool",
+        "outlier ÷ pool", "Δ random", "area vs random: micro-F1 [95 % CI]", "macro-F1 [95 % CI]",
+    )  # fmt: skip
+    lines.append(
         f"| pool | {_f(pool['label_freq'])} | {_f(pool['rare_share'], '.1%')} | | | "
-        f"{_f(pool['labels_per_text'], '.2f')} | {_f(pool['outlier'])} | | | |",
-    ]
+        f"{_f(pool['labels_per_text'], '.2f')} | {_f(pool['outlier'])} | | | |"
+    )
     for name, s in agg.items():
         cells = [
             _both(s, "label_freq", "mean", ".2f", pool["label_freq"]),
-            _both(s, "rare_share", "mean", ".1%"),
-            _both(s, "rare_share", "diff_random", "+.1%"),
-            _both(s, "rare_share", "above_random", ".0%"),
+            *_compared(s, "rare_share", ".1%"),
             _both(s, "labels_per_text", "mean", ".2f", pool["labels_per_text"]),
             _both(s, "outlier", "mean", ".3f", pool["outlier"]),
             _both(s, "outlier", "diff_random", "+.3f"),
@@ -149,13 +152,10 @@ def _interval(d: dict | None) -> str:
 
 
 def table_c(c: dict) -> list[str]:
-    lines = [
-        (
-            "| model | test texts | T | wrong share | labels predicted | AUROC(−EC) | AUROC(−max p) "
-            "| Spearman(EC, F1) | micro-F1 | macro-F1 | train s | score s |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = _header(
+        "model", "test texts", "T", "wrong share", "labels predicted", "AUROC(−EC)", "AUROC(−max p)",
+        "Spearman(EC, F1)", "micro-F1", "macro-F1", "train s", "score s",
+    )  # fmt: skip
     for key in ("frozen_all", "frozen", "finetune"):
         if key in c:
             r = c[key]

@@ -11,7 +11,6 @@ in texts x epochs), and sums that line over the rounds of a whole run, labelled 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # their shared helpers (_common)
 
-from _common import add_protocol_args, load_dataset, machine, timed
+from _common import load_dataset, protocol_parser, run_per_dataset, timed
 
 from beal_backend.engine import learners
 from beal_backend.engine.training import TrainConfig
@@ -56,16 +55,12 @@ def run(name: str, args) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_protocol_args(p, datasets=["goemotions"])
+    p = protocol_parser(__doc__, ["goemotions"])
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 400, 1000], help="labeled-set sizes to fit on")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--val-fraction", type=float, default=0.0)
     p.add_argument("--cores", type=int, default=2, help="CPU cores the run would share (CPU-s / cores = wall)")
-    args = p.parse_args()
-    print(f"# bench_finetune_cost  {machine()}")
-    for name in args.datasets:
-        run(name, args)
+    run_per_dataset("bench_finetune_cost", p.parse_args(), run)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ training every round at the cost measured here, three MC strategies scoring the 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # their shared helpers (_common)
 
-from _common import add_protocol_args, load_dataset, machine, timed
+from _common import load_dataset, protocol_parser, run_per_dataset, timed
 
 from beal_backend.engine import learners
 from beal_backend.engine.batching import encode
@@ -79,14 +78,10 @@ def run(name: str, args) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_protocol_args(p, datasets=["goemotions", "aapd"])
+    p = protocol_parser(__doc__, ["goemotions", "aapd"])
     p.add_argument("--labeled", type=int, default=300, help="texts the model is trained on (a mid-run round)")
     p.add_argument("--subsample", type=int, default=150, help="pool texts scored by every setting")
-    args = p.parse_args()
-    print(f"# bench_mc_agreement  {machine()}")
-    for name in args.datasets:
-        run(name, args)
+    run_per_dataset("bench_mc_agreement", p.parse_args(), run)
 
 
 if __name__ == "__main__":

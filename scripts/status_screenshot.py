@@ -1,6 +1,6 @@
 """Screenshot of the live status page after a few real training rounds (docs/status-page-live.png).
 
-Starts a real Label Studio (tests/e2e/label_studio.py), the service in embedded mode, imports
+Starts a real Label Studio (tests/e2e/label_studio.py), the service in embedded mode (tests/e2e/backend.py), imports
 goemotions texts, annotates them in steps with a training round after each, then opens /status in
 headless Chromium. About 3 minutes on 2 CPU cores.
 
@@ -10,8 +10,6 @@ headless Chromium. About 3 minutes on 2 CPU cores.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,10 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.browser import CHROMIUM, run_chromium  # noqa: E402
-from tests.e2e.conftest import _wait  # noqa: E402
+from tests.e2e.backend import Backend  # noqa: E402
 from tests.e2e.helpers import LS, make_project, rows  # noqa: E402
 from tests.e2e.label_studio import LabelStudio  # noqa: E402
-from tests.ports import free_port  # noqa: E402
 
 
 def main():
@@ -35,36 +32,24 @@ def main():
     ap.add_argument("--steps", default="12,24,36,48,60,72")
     args = ap.parse_args()
     server = LabelStudio(instance="beal-screenshot")
-    url, key = server.start()
-    port = free_port()
+    label_studio = server.start()
     with tempfile.TemporaryDirectory() as tmp:
-        api_env = {
-            **os.environ,
-            "LABEL_STUDIO_URL": url,
-            "LABEL_STUDIO_API_KEY": key,
-            "MODEL_DIR": tmp,
-            "HF_HUB_OFFLINE": "1",
-            "TRAIN_EVERY": "100000",
-            "TRAIN_IDLE_SECONDS": "0",  # rounds only from the script's Start Training
-            "EPOCHS": "3",
-            "MC_PASSES": "20",
-            "VAL_FRACTION": "0.25",
-            "MIN_VAL": "3",
-            "PYTHONPATH": str(ROOT),
-            "LOG_LEVEL": "WARNING",
-            "REDIS_URL": "",
-        }
-        api = subprocess.Popen(
-            [sys.executable, "-m", "beal_backend", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=api_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        api = None
         try:
-            backend = f"http://127.0.0.1:{port}"
-            _wait(backend + "/health")
-            ls = LS(url, key)
+            api = Backend(  # embedded mode: no worker
+                label_studio,
+                Path(tmp),
+                "",
+                TRAIN_EVERY=100000,
+                TRAIN_IDLE_SECONDS=0,  # rounds only from the script's Start Training
+                EPOCHS=3,
+                MC_PASSES=20,
+                VAL_FRACTION=0.25,
+                MIN_VAL=3,
+                LOG_LEVEL="WARNING",
+            )
+            backend = api.url
+            ls = LS(*label_studio)
             data = rows(160)
             project, tasks = make_project(ls, data, title="GoEmotions sample")
             ml = ls("POST", "/api/ml", json={"project": project, "url": backend, "title": "beal"})
@@ -87,8 +72,8 @@ def main():
             )
             print(f"wrote {args.out}")
         finally:
-            api.terminate()
-            api.wait(20)
+            if api is not None:
+                api.stop()
             server.stop()
 
 

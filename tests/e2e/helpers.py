@@ -20,12 +20,15 @@ CONFIG = (
 
 
 class LS:
-    def __init__(self, url, key):
-        self.url, self.s = url, requests.Session()
+    """Label Studio's API as ``ls(method, path, **requests_kwargs)`` -> the JSON answer; an error status fails.
+    ``timeout``: seconds per request (the benchmarks' bulk imports take minutes)."""
+
+    def __init__(self, url, key, timeout: float = 60):
+        self.url, self.s, self.timeout = url, requests.Session(), timeout
         self.s.headers["Authorization"] = f"Token {key}"
 
     def __call__(self, method, path, **kw):
-        r = self.s.request(method, self.url + path, timeout=60, **kw)
+        r = self.s.request(method, self.url + path, timeout=self.timeout, **kw)
         assert r.status_code < 400, f"{method} {path}: {r.status_code} {r.text[:500]}"
         return r.json() if r.content else None
 

@@ -23,7 +23,7 @@ from beal_backend.wiring import Runtime
 from beal_backend.worker import rounds as jobs
 from beal_backend.worker.redis_coordination import RedisCoordinator
 
-from .conftest import children
+from .backend import children
 from .faults import FaultProxy
 from .helpers import LS, job_status, make_project, rows, wait_for_version, wait_until
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 import requests
 
-from .conftest import ROOT
+from .backend import ROOT
 from .helpers import CONFIG, LABELS, LS, make_project, rows, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -25,6 +25,34 @@ POOL = {101: "apple juice", 102: "river bank", 103: "plain words"}
 REDIS_TEST_URL = f"{redis_server.base_url()}/6"  # REDIS_URL, else 127.0.0.1:6379, else a private server
 
 
+class InMemoryProject:
+    """A Label Studio project in memory, as a round's or a rollback's client: ``tasks_`` (edit them freely), the
+    scores last pushed (``pushed``, task id -> score) and the model version set (``version``)."""
+
+    def __init__(self, tasks, config: str = CONFIG):
+        self.tasks_, self.config, self.version = list(tasks), config, None
+        self.pushed: dict[int, float] = {}
+
+    def label_config(self, pid):
+        return self.config
+
+    def tasks(self, pid, annotations=True):
+        return list(self.tasks_)
+
+    def push_predictions(self, pid, version, predictions):
+        self.pushed = {p["task"]: p["score"] for p in predictions}
+        return len(predictions)
+
+    def set_model_version(self, pid, version):
+        self.version = version
+
+    def model_versions(self, pid):
+        return {self.version: len(self.pushed)} if self.version else {}
+
+    def delete_model_version(self, pid, version, n_predictions=0):
+        return 0
+
+
 @pytest.fixture(scope="session")
 def tiny_trained():
     cfg = training.TrainConfig(epochs=1, min_val=100, seed=1)

@@ -18,6 +18,8 @@ from beal_backend.worker import embedding
 from beal_backend.worker import rounds as jobs
 from tests.conftest import synthetic_texts
 
+from .conftest import InMemoryProject
+
 CONFIG = (
     '<View><Text name="text" value="$text"/><Choices name="label" toName="text" choice="multiple">'
     '<Choice value="A"/><Choice value="B"/></Choices></View>'
@@ -27,35 +29,13 @@ CONFIG = (
 USABLE = 27  # of the 30 tasks: 3 of the 12 annotated ones have an empty result and are left out (README)
 
 
-class FakeLabelStudio:
-    """The few client calls a round makes, over an in-memory project."""
-
-    def __init__(self, texts, label_sets, n_labeled):
-        self.tasks_ = []
-        for i, (t, y) in enumerate(zip(texts, label_sets)):
-            result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": y}}]
-            self.tasks_.append(Task(1000 + i, {"text": t}, [{"result": result}] if i < n_labeled else []))
-        self.pushed: dict = {}
-        self.version = None
-
-    def label_config(self, pid):
-        return CONFIG
-
-    def tasks(self, pid, annotations=True):
-        return list(self.tasks_)
-
-    def push_predictions(self, pid, version, predictions):
-        self.pushed = {p["task"]: p["score"] for p in predictions}
-        return len(predictions)
-
-    def set_model_version(self, pid, version):
-        self.version = version
-
-    def model_versions(self, pid):
-        return {self.version: len(self.pushed)} if self.version else {}
-
-    def delete_model_version(self, pid, version, n_predictions=0):
-        return 0
+def labeled_tasks(texts, label_sets, n_labeled) -> list[Task]:
+    """One task per text from id 1000, the first ``n_labeled`` with their labels as an annotation."""
+    tasks = []
+    for i, (t, y) in enumerate(zip(texts, label_sets)):
+        result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": y}}]
+        tasks.append(Task(1000 + i, {"text": t}, [{"result": result}] if i < n_labeled else []))
+    return tasks
 
 
 class Queue:
@@ -75,7 +55,7 @@ class Queue:
 
 
 def frozen_runtime(tmp_path, encoder_dir, monkeypatch, n_texts, n_labeled, **settings):
-    """A frozen-learner runtime on the tiny encoder whose Label Studio is a ``FakeLabelStudio`` of ``n_texts``
+    """A frozen-learner runtime on the tiny encoder whose Label Studio is a ``InMemoryProject`` of ``n_texts``
     synthetic texts, the first ``n_labeled`` annotated (``runtime.fake``), and whose queue records."""
     runtime = Runtime.build(
         Settings(
@@ -90,7 +70,7 @@ def frozen_runtime(tmp_path, encoder_dir, monkeypatch, n_texts, n_labeled, **set
     )
     runtime.queue = Queue()
     texts, label_sets = synthetic_texts(n_texts, seed=0)
-    runtime.fake = FakeLabelStudio(texts, label_sets, n_labeled=n_labeled)
+    runtime.fake = InMemoryProject(labeled_tasks(texts, label_sets, n_labeled), CONFIG)
     monkeypatch.setattr(runtime, "client", lambda project: runtime.fake)
     return runtime
 

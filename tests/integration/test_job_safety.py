@@ -206,11 +206,13 @@ def test_annotations_read_by_a_pending_job_do_not_count_towards_the_next(backend
     assert rt.queue.jobs == ["1"]
 
 
-def test_a_rollback_keeps_the_pending_job_and_the_count(coord):
-    assert coord.add_annotations("1", 2) == 2 and coord.claim_pending("1")
-    with coord.running("1", timeout=1, starts_round=False):
-        pass
-    assert coord.is_pending("1") and coord.add_annotations("1") == 3
+def test_a_rollback_keeps_the_pending_job_and_the_count(coord, settings, published):
+    """The real rollback (re-push a published version) on both coordinators: not a round, so the owed job and
+    the annotation counter stay."""
+    rt = _runtime(settings, coord, FakeLabelStudio())
+    assert coord.add_annotations("7", 2) == 2 and coord.claim_pending("7")
+    assert jobs.rollback("7", published[0], rt)["version"] == published[0]
+    assert coord.is_pending("7") and coord.add_annotations("7") == 3
 
 
 # ---------------------------------------------------------------- item 7: errors under the right status
@@ -236,13 +238,19 @@ def test_tampered_weights_are_a_500_and_the_version_is_not_loaded(app_factory, p
 
 
 def test_only_a_held_project_lock_reads_as_a_busy_project(app_factory, published):
-    app, _ = app_factory()
-    model = app.extensions["beal"]["model"]
+    """/rollback runs the real rollback: while a job holds project 7's lock it waits (its 10 s) and is a 409; a
+    timeout of its own (Label Studio's socket, here on reading the tasks) is a 500, not a busy project."""
+
+    def socket_timeout():
+        raise TimeoutError("timed out")
+
+    app, rt = app_factory()
     c = app.test_client()
-    model.rollback = lambda *a: (_ for _ in ()).throw(ProjectLocked("project 7 stayed locked for 10 s"))
-    r = c.post("/projects/7/rollback", json={"version": published[0]})
+    rt.client = lambda project: FakeLabelStudio()
+    with rt.coordinator.running("7", timeout=1):  # a training job holds the project
+        r = c.post("/projects/7/rollback", json={"version": published[0]})
     assert r.status_code == 409 and "a training job holds the project" in r.get_json()["error"]
-    model.rollback = lambda *a: (_ for _ in ()).throw(TimeoutError("timed out"))  # e.g. a socket timeout
+    rt.client = lambda project: FakeLabelStudio(on_tasks=socket_timeout)  # e.g. a socket timeout
     r = c.post("/projects/7/rollback", json={"version": published[0]})
     assert r.status_code == 500 and r.get_json()["error"] == "internal error (TimeoutError); see the service log"
 

@@ -18,7 +18,7 @@ from beal_backend.worker import examples, publishing
 from beal_backend.worker import rounds as jobs
 from beal_backend.worker.locks import Lease
 
-from .conftest import CONFIG, POOL
+from .conftest import CONFIG, POOL, InMemoryProject
 
 
 def body(*tasks, project="7"):
@@ -172,29 +172,11 @@ def test_a_round_in_the_api_process_loads_its_version_before_label_studio_serves
     assert r.get_json()["model_version"] == version and loads == [version]  # the request found it loaded
 
 
-class ProjectLS(SwitchRecorder):
-    """An in-memory project for ``rounds.rollback``: its tasks, and the scores pushed to it."""
-
-    def __init__(self, tasks):
-        super().__init__([])
-        self.tasks_, self.pushed = tasks, {}
-
-    def label_config(self, pid):
-        return CONFIG
-
-    def tasks(self, pid, annotations=True):
-        return list(self.tasks_)
-
-    def push_predictions(self, pid, version, predictions):
-        self.pushed = {p["task"]: p["score"] for p in predictions}
-        return len(predictions)
-
-
 def test_a_rollback_rescores_a_task_whose_text_was_edited(app_factory, published, tiny_trained, settings, monkeypatch):
     version, scores = published
     _, rt = app_factory()
     edited = "river bank, edited after the round"
-    ls = ProjectLS([Task(101, {"text": POOL[101]}, []), Task(102, {"text": edited}, [])])
+    ls = InMemoryProject([Task(101, {"text": POOL[101]}, []), Task(102, {"text": edited}, [])])
     monkeypatch.setattr(rt, "client", lambda project: ls)
     answer = jobs.rollback("7", version, rt)
     assert answer["rescored"] == 1

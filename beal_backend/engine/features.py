@@ -36,9 +36,10 @@ class HeadConfig:
     paper, but at least ``min_steps`` steps (a few hundred labeled texts make few steps per epoch and were
     under-trained by a fixed epoch count). The head trains on every row it is given: ``early_stopping`` (on
     ``val_rows``, else a ``val_fraction`` slice, stopping after ``patience`` epochs without a better micro-F1)
-    is off because it measured worse at every label count (``benchmarks/bench_head_stopping.py``): a few
-    epochs in, a micro-F1 still near 0 on 5-100 held-out texts stopped training and the head kept predicted
-    next to nothing (StackOverflow titles, 100-400 labels: test micro-F1 0.10-0.13 against 0.41-0.54)."""
+    is off because it measured worse at every label count (``docs/results/head-stopping.md``): on 5-50
+    held-out texts the first epoch's chance micro-F1 was not beaten for three epochs while the loss still
+    fell, so training stopped and the first epoch's head was kept (StackOverflow titles, 100-400 labels:
+    test micro-F1 0.10-0.13 against 0.41-0.54)."""
 
     hidden_size: int = 256  # as TrainConfig: the hidden layer between C and the sigmoids
     dropout: float = 0.1

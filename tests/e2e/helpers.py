@@ -73,8 +73,33 @@ def make_project(ls, data, title="beal e2e"):
     return project, tasks
 
 
+def connect_and_annotate(ls, backend_url, project, tasks, data, n, train=False, **ml) -> dict:
+    """Connect the backend to ``project`` (``ml``: more fields of the ML backend record), annotate its first ``n``
+    tasks with their rows' labels, and press Start Training if ``train``; returns Label Studio's ML backend record."""
+    record = ls("POST", "/api/ml", json={"project": project, "url": backend_url, "title": "beal", **ml})
+    for task, row in zip(tasks[:n], data[:n]):
+        ls.annotate(task["id"], row["labels"])
+    if train:
+        ls("POST", f"/api/ml/{record['id']}/train")
+    return record
+
+
 def job_status(backend_url, project):
     return requests.get(backend_url + "/jobs", timeout=5).json().get(str(project), {})
+
+
+def current_job(backend, project) -> dict:
+    return job_status(backend.url, project).get("current_job") or {}
+
+
+def wait_for_job(backend, project, check, timeout, what) -> dict:
+    """The project's current job record once ``check(record)`` holds (see ``wait_until``)."""
+
+    def ready():
+        job = current_job(backend, project)
+        return job if check(job) else None
+
+    return wait_until(ready, timeout, what, backend.logs)
 
 
 def wait_until(predicate, timeout, what, logs_dir=None, poll: float = 0.5):

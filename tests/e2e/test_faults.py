@@ -25,7 +25,16 @@ from beal_backend.worker.redis_coordination import RedisCoordinator
 
 from .backend import children
 from .faults import FaultProxy
-from .helpers import LS, job_status, make_project, rows, wait_for_version, wait_until
+from .helpers import (
+    LS,
+    connect_and_annotate,
+    job_status,
+    make_project,
+    rows,
+    wait_for_job,
+    wait_for_version,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -102,12 +111,7 @@ def test_worker_killed_mid_training(label_studio, backend_factory):
 
     slow = b.worker("slow", EPOCHS=400)
     ls("POST", f"/api/ml/{ml['id']}/train")
-    wait_until(
-        lambda: (job_status(b.url, project).get("current_job") or {}).get("stage") == "training",
-        120,
-        "the slow job to start training",
-        b.logs,
-    )
+    wait_for_job(b, project, lambda job: job.get("stage") == "training", 120, "the slow job to start training")
     time.sleep(1.0)
     horses = children(slow.pid)  # rq forks a work horse per job, in a session of its own
     assert horses, "the worker should be running its job in a forked work horse"
@@ -115,14 +119,8 @@ def test_worker_killed_mid_training(label_studio, backend_factory):
         os.kill(pid, signal.SIGKILL)
     slow.wait(10)
 
-    failed = wait_until(
-        lambda: (job_status(b.url, project).get("current_job") or {}).get("state") == "failed",
-        30,
-        "the killed job to be reported failed",
-        b.logs,
-    )
-    cur = job_status(b.url, project)["current_job"]
-    assert failed and "worker stopped during the job" in cur["error"]
+    cur = wait_for_job(b, project, lambda job: job.get("state") == "failed", 30, "the killed job to be reported failed")
+    assert "worker stopped during the job" in cur["error"]
     store = ModelStore(b.env["MODEL_DIR"])
     assert store.versions(str(project)) == [v1] and store.current(str(project)) == v1
     assert ls("GET", f"/api/projects/{project}")["model_version"] == v1
@@ -139,12 +137,7 @@ def test_worker_killed_mid_training(label_studio, backend_factory):
 
     b.worker("again", EPOCHS=1)
     ls("POST", f"/api/ml/{ml['id']}/train")
-    wait_until(
-        lambda: (job_status(b.url, project).get("current_job") or {}).get("id") != cur["id"],
-        120,
-        "the retraining job to start",
-        b.logs,
-    )
+    wait_for_job(b, project, lambda job: job.get("id") != cur["id"], 120, "the retraining job to start")
     v2 = wait_for_version(b, project, not_version=v1)
     assert v2 > v1
 
@@ -293,20 +286,10 @@ def test_too_few_annotations_then_a_changed_label_set(label_studio, backend_fact
     b.worker()
     data = rows(12, offset=200)
     project, tasks = make_project(ls, data, title="label change")
-    ml = ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
-    ls.annotate(tasks[0]["id"], data[0]["labels"])
-    ls("POST", f"/api/ml/{ml['id']}/train")
-    skipped = wait_until(
-        lambda: (job_status(b.url, project).get("current_job") or {}).get("outcome") == "skipped",
-        120,
-        "the skipped round",
-        b.logs,
-    )
-    cur = job_status(b.url, project)["current_job"]
+    ml = connect_and_annotate(ls, b.url, project, tasks, data, 1, train=True)
+    cur = wait_for_job(b, project, lambda job: job.get("outcome") == "skipped", 120, "the skipped round")
     assert (
-        skipped
-        and cur["reason"] == "1 labeled tasks; need 2"
-        and job_status(b.url, project)["model_version"] == "beal-untrained"
+        cur["reason"] == "1 labeled tasks; need 2" and job_status(b.url, project)["model_version"] == "beal-untrained"
     )
 
     for task, row in zip(tasks[1:6], data[1:6]):

@@ -9,7 +9,7 @@ import requests
 
 from beal_backend.store.versions import ModelStore
 
-from .helpers import LABELS, LS, job_status, make_project, rows, wait_for_version, wait_until
+from .helpers import LABELS, LS, connect_and_annotate, job_status, make_project, rows, wait_for_version, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -35,10 +35,7 @@ def test_a_changed_label_set_withdraws_the_old_order_and_retrains(label_studio, 
     # TRAIN_EVERY is never reached: only Start Training and the label-set changes start rounds here
     b = backend_factory(REDIS_URL="", LEARNER="frozen", TRAIN_EVERY=100, MIN_ANNOTATIONS=n_min)
     project, tasks = make_project(ls, data, title="label change")
-    ml = ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
-    for task, row in zip(tasks[:8], data[:8]):
-        ls.annotate(task["id"], row["labels"])
-    ls("POST", f"/api/ml/{ml['id']}/train")
+    connect_and_annotate(ls, b.url, project, tasks, data, 8, train=True)
     v1 = wait_for_version(b, project)
     assert beal_versions(ls, project) == {v1: 12}
     store = ModelStore(b.env["MODEL_DIR"])

@@ -13,13 +13,9 @@ import requests
 from beal_backend.store.versions import ModelStore
 
 from .faults import FaultProxy
-from .helpers import LS, job_status, make_project, rows, wait_for_version, wait_until
+from .helpers import LS, connect_and_annotate, job_status, make_project, rows, wait_for_job, wait_for_version
 
 pytestmark = pytest.mark.e2e
-
-
-def _job(backend, project) -> dict:
-    return job_status(backend.url, project).get("current_job") or {}
 
 
 def test_a_round_that_loses_label_studio_is_retried_once_it_is_back(label_studio, backend_factory):
@@ -32,22 +28,15 @@ def test_a_round_that_loses_label_studio_is_retried_once_it_is_back(label_studio
         b.worker()
         data = rows(14, offset=140)
         project, tasks = make_project(ls, data, title="outage mid-round")
-        ml = ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
-        for task, row in zip(tasks[:6], data[:6]):
-            ls.annotate(task["id"], row["labels"])
-        ls("POST", f"/api/ml/{ml['id']}/train")
-        wait_until(lambda: _job(b, project).get("stage") == "training", 180, "the round to train", b.logs)
+        connect_and_annotate(ls, b.url, project, tasks, data, 6, train=True)
+        wait_for_job(b, project, lambda job: job.get("stage") == "training", 180, "the round to train")
         proxy.fail("/api/", "refuse", 10**6)  # Label Studio goes away
-        failed = wait_until(
-            lambda: _job(b, project).get("state") == "failed" and _job(b, project), 300, "the failure", b.logs
-        )
+        failed = wait_for_job(b, project, lambda job: job.get("state") == "failed", 300, "the failure")
         assert "502" in failed["error"] and failed["retry_at"]
         assert job_status(b.url, project)["annotations_since_training"] == 6  # owed, not forgotten
         assert "next try" in requests.get(b.url + "/status", timeout=10).text
         proxy.rules.clear()  # Label Studio is back; nobody presses anything
-        retried = wait_until(
-            lambda: _job(b, project).get("state") == "finished" and _job(b, project), 400, "the retry", b.logs
-        )
+        retried = wait_for_job(b, project, lambda job: job.get("state") == "finished", 400, "the retry")
     version = retried["version"]
     assert retried["id"] == failed["id"] and job_status(b.url, project)["model_version"] == version  # rq's retry
     assert ModelStore(b.env["MODEL_DIR"]).metadata(str(project), version)["n_annotations"] == 6
@@ -63,10 +52,7 @@ def test_a_killed_embedded_service_trains_what_it_owed_when_it_starts_again(labe
     b = backend_factory(**settings, PROMOTION_MARGIN=1)  # every candidate serves: this is about losing nothing
     data = rows(14, offset=160)
     project, tasks = make_project(ls, data, title="restart")
-    ml = ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
-    for task, row in zip(tasks[:6], data[:6]):
-        ls.annotate(task["id"], row["labels"])
-    ls("POST", f"/api/ml/{ml['id']}/train")
+    connect_and_annotate(ls, b.url, project, tasks, data, 6, train=True)
     v1 = wait_for_version(b, project)
     for task, row in zip(tasks[6:9], data[6:9]):
         ls.annotate(task["id"], row["labels"])

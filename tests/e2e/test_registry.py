@@ -18,6 +18,20 @@ pytestmark = pytest.mark.e2e
 AUTH = ("operator", "pa55word")
 
 
+def _beal(backend, *args: str) -> subprocess.CompletedProcess:
+    """``beal <args>`` (the CLI) against the backend's store and settings; it must succeed."""
+    cli = subprocess.run(
+        [sys.executable, "-m", "beal_backend", *args],
+        cwd=ROOT,
+        env=backend.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    return cli
+
+
 def _unlabeled_versions(ls, project):
     listing = ls("GET", "/api/tasks", params={"project": project, "fields": "all", "page_size": 1000})["tasks"]
     return {t["id"]: [p["model_version"] for p in t["predictions"]] for t in listing if not t["annotations"]}
@@ -122,25 +136,9 @@ def test_gate_rejects_then_rollback(label_studio, backend_factory):
     assert [v["status"] for v in versions()] == ["current", "rejected", "promoted"]
 
     # the CLI sees the same registry and rolls forward again
-    cli = subprocess.run(
-        [sys.executable, "-m", "beal_backend", "versions", str(project)],
-        cwd=ROOT,
-        env=b.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert cli.returncode == 0, cli.stderr[-2000:]
+    cli = _beal(b, "versions", str(project))
     assert [v["version"] for v in json.loads(cli.stdout)] == [v["version"] for v in versions()]
-    cli = subprocess.run(
-        [sys.executable, "-m", "beal_backend", "rollback", str(project), v3],
-        cwd=ROOT,
-        env=b.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert cli.returncode == 0, cli.stderr[-2000:]
+    cli = _beal(b, "rollback", str(project), v3)
     assert ls("GET", f"/api/projects/{project}")["model_version"] == v3
 
     # labels are matched by value: reordering the <Choice> elements must not block a rollback (issue #15.3)
@@ -158,15 +156,7 @@ def test_gate_rejects_then_rollback(label_studio, backend_factory):
     assert {c for p in pushed for item in p["result"] for c in item["value"]["choices"]} <= set(LABELS)
 
     # a rejected candidate serves when the operator insists, and the answer says what it is (issue #23.6)
-    cli = subprocess.run(
-        [sys.executable, "-m", "beal_backend", "rollback", str(project), v2],
-        cwd=ROOT,
-        env=b.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert cli.returncode == 0, cli.stderr[-2000:]
+    cli = _beal(b, "rollback", str(project), v2)
     assert json.loads(cli.stdout)["warning"].startswith(f"{v2} was rejected by the quality gate (worse than")
     assert f"beal rollback: warning: {v2} was rejected" in cli.stderr
     assert ls("GET", f"/api/projects/{project}")["model_version"] == v2

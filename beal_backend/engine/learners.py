@@ -44,6 +44,8 @@ from beal_backend.engine.scoring import (
 from beal_backend.engine.training import TrainConfig, TrainedModel
 
 LEARNERS = ("frozen", "finetune")
+# the TrainConfig fields the frozen learner's head takes over; the rest of its schedule is its own (HeadConfig)
+SHARED_WITH_HEAD = ("hidden_size", "dropout", "val_fraction", "min_val", "seed", "device")
 Progress = Callable[[int, int], None]  # (texts done, texts total)
 
 
@@ -89,14 +91,7 @@ class FrozenLearner:
 
     def __init__(self, cfg: TrainConfig, cache_dir: str | os.PathLike | None = None, head: HeadConfig | None = None):
         self.cfg = replace(cfg, learner="frozen", pooling=encoders.pooling_for(cfg.encoder, cfg.pooling))
-        self.head_cfg = head or HeadConfig(
-            hidden_size=cfg.hidden_size,
-            dropout=cfg.dropout,
-            val_fraction=cfg.val_fraction,
-            min_val=cfg.min_val,
-            seed=cfg.seed,
-            device=cfg.device,
-        )
+        self.head_cfg = head or HeadConfig(**{k: getattr(cfg, k) for k in SHARED_WITH_HEAD})
         self.cache = EmbeddingCache(cache_dir, cfg.encoder, self.cfg.pooling, cfg.max_wordpieces) if cache_dir else None
         self._pretrained: tuple | None = None  # (encoder, tokenizer): loaded once, never trained
         self.encoder_calls = 0  # texts embedded by the encoder (the cache's savings, for tests and logs)

@@ -21,7 +21,7 @@ from importlib import resources
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from beal_backend.service.status import view
+from beal_backend.service.status import values, view
 from beal_backend.service.status.view import stop_hint
 
 __all__ = ["CONTENT_SECURITY_POLICY", "render", "stop_hint"]
@@ -54,7 +54,7 @@ def render(projects: list[dict], refresh_seconds: int = 10, now: float | None = 
     Reloads itself every ``refresh_seconds``.  A project whose data cannot be prepared becomes an error card
     instead of failing the page.
     """
-    now = view.num(now)
+    now = values.num(now)
     now = time.time() if now is None else now
     try:
         refresh = max(1, int(refresh_seconds))
@@ -64,7 +64,7 @@ def render(projects: list[dict], refresh_seconds: int = 10, now: float | None = 
     return _ENV.get_template("status.html").render(
         css=Markup(CSS),
         refresh=refresh,
-        generated=view.clock(now),
+        generated=values.clock(now),
         cards=cards,
     )
 

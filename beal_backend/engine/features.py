@@ -1,7 +1,7 @@
 """Frozen-encoder pieces: the head trained on fixed sentence features, and MC dropout on the head alone.
 
 The encoder's sentence feature does not change while the encoder is frozen, so ``learners.FrozenLearner``
-computes it once per text (``embedding_cache.py``). Each active-learning round then trains a fresh
+computes it once per text (``feature_cache.py``). Each active-learning round then trains a fresh
 ``ClassifierHead`` on the cached features (seconds on CPU) and samples it with MC dropout on the head
 (``head_moments``): T weight samples of the head applied to a chunk of texts at once and reduced to
 per-text moments, never a [T, N, J] array.

@@ -60,7 +60,7 @@ def _unscored(version: str) -> str:
 # fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short is on) recounts the counters of every
 # task of the project after each import request, so a request costs about as much as the project is large:
 # 10,000 predictions next to a previous version: one request 5.8 s, ten of 1,000 51 s; 50,000 in one request: 37 s
-# (benchmarks/bench_label_studio_io.py, bench_round.py).
+# (benchmarks/bench_round.py, its --io mode).
 PUSH_CHUNK = 50_000
 # Calls whose work grows with the rows they touch get this much read timeout per row on top of LS_TIMEOUT:
 # about 4x the slowest measured (deleting a version: 2.7 ms per prediction; importing: 0.8 ms).
@@ -105,7 +105,7 @@ class LabelStudioClient:
 
         Two reads: the full records (annotations, predictions ...) of the annotated tasks only, then the id
         and data of every task. Reading every task in full carries its predictions too: 3.9x slower at 10,000
-        tasks (benchmarks/bench_label_studio_io.py).
+        tasks (benchmarks/bench_round.py --io).
         A task annotated between the reads joins the pool (its annotation counts towards the next round);
         one deleted between them is left out."""
 

@@ -1,7 +1,7 @@
 """The ML backend's use cases, shaped like label-studio-ml's ``LabelStudioMLBase``:
 ``setup``, ``predict(tasks, context=None, **kwargs)`` and ``fit(event, data, **kwargs)``.
 
-No HTTP here (api.py) and no training in a request: ``fit`` only counts and enqueues.
+No HTTP here (app.py) and no training in a request: ``fit`` only counts and enqueues.
 """
 
 from __future__ import annotations

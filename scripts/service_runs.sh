@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 data=${1:-${BEAL_DATASETS:-../shared/datasets}}
-strategies=${STRATEGIES:-random,beal,beal-deterministic,badge,coreset,bald,entropy,beal-diverse,beal-stochastic,beal-typical}
+strategies=${STRATEGIES:-random,beal,beal-deterministic,badge,coreset,bald,entropy,beal-diverse,beal-stochastic,beal-typical,beal-kmeans}
 repeats=${REPEATS:-6}
 workers=${WORKERS:-1}
 py=${PYTHON:-.venv/bin/python}

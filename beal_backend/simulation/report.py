@@ -180,6 +180,8 @@ COLORS = {
     "beal-deterministic": "tab:orange",
     "beal-diverse": "tab:pink",
     "beal-stochastic": "tab:cyan",
+    "beal-typical": "tab:blue",
+    "beal-kmeans": "black",
     "beal": "tab:red",
 }
 

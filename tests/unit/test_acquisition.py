@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 from beal_backend import acquisition as acq
 from beal_backend.acquisition import AcquisitionError, PoolView
+from beal_backend.acquisition import batch as acq_batch
 
 LN2 = math.log(2.0)
 
@@ -279,8 +280,8 @@ def test_kcenter_chunked_centers_match_unchunked():
     rng = np.random.default_rng(1)
     x, centers = rng.normal(size=(30, 4)), rng.normal(size=(9, 4))
     explicit = ((x[:, None, :] - centers[None]) ** 2).sum(-1).min(1)
-    np.testing.assert_allclose(acq._min_sq_dist(x, centers, chunk=2), explicit, atol=1e-9)
-    np.testing.assert_allclose(acq._min_sq_dist(x, centers), explicit, atol=1e-9)
+    np.testing.assert_allclose(acq_batch._min_sq_dist(x, centers, chunk=2), explicit, atol=1e-9)
+    np.testing.assert_allclose(acq_batch._min_sq_dist(x, centers), explicit, atol=1e-9)
 
 
 @pytest.mark.parametrize("b", [0, -1, 6])
@@ -325,7 +326,7 @@ def test_badge_distance_identity_matches_explicit_gradients():
     sq_norm = (a * a).sum(1) * (hidden * hidden).sum(1)
     np.testing.assert_allclose(sq_norm, (g * g).sum(1), atol=1e-12)
     for k in range(9):
-        np.testing.assert_allclose(acq._grad_sq_dist(a, hidden, sq_norm, k), ((g - g[k]) ** 2).sum(1), atol=1e-9)
+        np.testing.assert_allclose(acq_batch._grad_sq_dist(a, hidden, sq_norm, k), ((g - g[k]) ** 2).sum(1), atol=1e-9)
 
 
 def test_badge_first_pick_is_largest_gradient():
@@ -353,6 +354,43 @@ def test_badge_identical_gradients_still_distinct():
     hidden = np.ones((6, 3))
     got = acq.badge(probs, hidden, 6, np.random.default_rng(0))
     assert sorted(got.tolist()) == list(range(6))
+
+
+class RecordingRng:
+    """Stands in for a Generator in ``badge``'s D^2 draw: records each sampling distribution, takes its mode."""
+
+    def __init__(self):
+        self.seen: list[list[float]] = []
+
+    def choice(self, n, p=None, size=None, replace=True):
+        self.seen.append(list(p))
+        return int(np.argmax(p))
+
+
+def test_beal_kmeans_weights_d2_by_inverse_ec_rank():
+    # J = 1, H = 1, all p < 0.5 (yhat = 0): g_i = p_i. EC ranks: text 0 lowest (rank 1), then 1, then 2.
+    probs, hidden, ec = np.array([[0.1], [0.2], [0.4]]), np.ones((3, 1)), np.array([0.0, 1.0, 2.0])
+    rng = RecordingRng()
+    picks = acq.badge(probs, hidden, 2, rng, ec=ec)
+    # first: the lowest EC (0), although text 2 has the largest gradient (BADGE's first);
+    # D^2 to it: [0, 0.01, 0.09], weights 1/rank [1, 1/2, 1/3] -> mass [0, 0.005, 0.03] -> p = [0, 1/7, 6/7]
+    assert picks.tolist() == [0, 2]
+    np.testing.assert_allclose(rng.seen[0], [0.0, 1 / 7, 6 / 7], atol=1e-12)
+    plain = RecordingRng()
+    assert acq.badge(probs, hidden, 2, plain).tolist()[0] == 2  # BADGE: the largest gradient first
+    np.testing.assert_allclose(plain.seen[0], [0.09 / 0.13, 0.04 / 0.13, 0.0], atol=1e-12)  # D^2 to text 2
+
+
+def test_beal_kmeans_is_a_strategy_on_ec_and_gradients():
+    s = acq.get_strategy("beal-kmeans")
+    assert s.needs == {"mc", "deterministic"} and s.score == "rank"
+    data = np.random.default_rng(5)
+    probs, hidden = data.random((12, 3)), data.normal(size=(12, 4))
+    mean_relevance = acq.relevance(probs)  # T = 1: the mean relevance is R(p)
+    view = PoolView(size=12, num_labels=3, mean_relevance=mean_relevance, det_probs=probs, hidden=hidden)
+    order = s.select(view, 12, np.random.default_rng(0))
+    assert sorted(order.tolist()) == list(range(12))
+    assert order[0] == int(np.argmin(acq.ec_from_mean_relevance(mean_relevance)))
 
 
 def test_badge_single_choice_predicts_the_argmax_even_below_one_half():
@@ -548,7 +586,7 @@ def test_beal_stochastic_orders_a_whole_pool_once_and_favours_low_ec():
     assert sum(i in low for i in first_half) > 60
 
 
-# ---------------------------------------------------------------- BEAL-typical (beal_backend/typical.py)
+# ---------------------------------------------------------------- BEAL-typical (beal_backend/acquisition/typical.py)
 
 # four texts on a line: 0 is an outlier at 10 with the lowest EC; 2 is a near-copy of 1
 TYPICAL_X = np.array([[10.0], [0.0], [1.0], [3.0]])
@@ -556,7 +594,7 @@ TYPICAL_EC = np.array([0.1, 0.2, 0.3, 0.4])
 
 
 def test_knn_distance_by_hand():
-    from beal_backend.typical import knn_distance
+    from beal_backend.acquisition.typical import knn_distance
 
     # nearest other text: 10 -> 3 (7), 0 -> 1 (1), 1 -> 0 (1), 3 -> 1 (2); k = 2: 10 -> (7 + 9) / 2 = 8
     np.testing.assert_allclose(knn_distance(TYPICAL_X, np.arange(4), 1), [7.0, 1.0, 1.0, 2.0])
@@ -568,7 +606,7 @@ def test_beal_typical_skips_the_outlier_and_the_near_copy():
     median k-NN distance squared, 1.5^2 = 2.25; damping by 1 - exp(-d^2 / 2.25) leaves text 0 at 0.129,
     text 2 at 0.7 * (1 - e^-0.444) = 0.251 and text 3 at 0.3 * (1 - e^-4) = 0.295 -> text 3.
     BEAL-diverse takes the outlier first (lowest EC), then the farthest: text 1."""
-    from beal_backend.typical import typical_lowest
+    from beal_backend.acquisition.typical import typical_lowest
 
     picks = typical_lowest(TYPICAL_EC, 1.0 - TYPICAL_EC, TYPICAL_X, b=2, factor=2.0, k=1)
     assert picks.tolist() == [1, 3]

@@ -14,8 +14,7 @@ PKG = Path(__file__).resolve().parents[2] / "beal_backend"
 # which top-level parts of the package each part may import (itself always allowed); ``acquisition`` is the
 # public, pure-NumPy math of the method (``beal_backend.acquisition.expected_confidence``): a leaf for all
 ALLOWED = {
-    "acquisition": {"typical"},
-    "typical": set(),  # BEAL-typical's selection, a pure-NumPy leaf below acquisition
+    "acquisition": set(),
     "engine": {"acquisition"},
     "labelstudio": set(),
     "store": {"engine"},
@@ -31,7 +30,6 @@ ALLOWED = {
 FORBIDDEN_LIBS = {
     "engine": {"flask", "redis", "rq", "label_studio_sdk", "requests", "werkzeug"},
     "acquisition": {"flask", "redis", "rq", "label_studio_sdk", "requests", "werkzeug", "torch"},
-    "typical": {"flask", "redis", "rq", "label_studio_sdk", "requests", "werkzeug", "torch"},
     "simulation": {"flask", "redis", "rq", "label_studio_sdk", "werkzeug"},
     "store": {"flask", "redis", "rq", "label_studio_sdk"},
 }

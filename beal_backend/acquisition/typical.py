@@ -1,4 +1,4 @@
-"""BEAL-typical: lowest EC, covered without outliers (pure NumPy, a leaf below ``acquisition``).
+"""BEAL-typical: lowest EC, covered without outliers (pure NumPy).
 
 Lowest-EC batches carry outlying texts the features cannot place, and near-copies of one hard case; BADGE's
 lead suggests coverage is what plain top-k lacks. This follows TypiClust (Hacohen et al., ICML 2022:

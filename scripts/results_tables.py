@@ -44,6 +44,37 @@ def lead_table(runs: dict[str, dict], strategy: str) -> list[str]:
     return out
 
 
+def service_table(runs: dict[str, dict], strategy: str) -> list[str]:
+    """Issue 20's lead: % of the pool to reach 98 % of the all-data F1 (mean curve) for ``strategy``, random and
+    BADGE, and the labels ``strategy`` saves against each (paired over the repeats where both reached it)."""
+    out = [
+        f"| dataset | metric | all-data F1 | % of pool to 98 %: `{strategy}` / random / `badge` | "
+        f"`{strategy}` ÷ random | labels saved vs random | labels saved vs `badge` |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in runs.items():
+        for m in cmp.METRICS:
+            pct = [
+                s["strategies"][n]["pct_to_98pct_of_all_data"][m]["mean_curve"] for n in (strategy, "random", "badge")
+            ]
+            ratio = _ratio(pct[0], pct[1], 100.0 * s["strategies"]["random"]["fraction_labeled"][-1])
+            shown = " / ".join(x if isinstance(x, str) else f"{x:.1f} %" for x in pct)
+            saved = [interval(cmp.labels_saved(s, strategy, m, base)) for base in ("random", "badge")]
+            n = [cmp.labels_saved(s, strategy, m, base)["n"] for base in ("random", "badge")]
+            out.append(
+                f"| {name} | {m.replace('_f1', '-F1')} | {s['all_data'][m]['mean']:.3f} | {shown} | {ratio} | "
+                f"{saved[0]} (n={n[0]}) | {saved[1]} (n={n[1]}) |"
+            )
+    return out
+
+
+def _ratio(mine, random, last: float) -> str:
+    """``mine / random``; random not reached by the last round (``last`` % of the pool): an upper bound."""
+    if isinstance(mine, str):
+        return "–"
+    return f"< {mine / last:.2f}" if isinstance(random, str) else f"{mine / random:.2f}"
+
+
 def variants_table(runs: dict[str, dict], variants: list[str]) -> list[str]:
     out = ["| dataset | variant | area vs random, micro | macro | vs BEAL, micro | macro | may be default here |"]
     out.append("|---|---|---|---|---|---|---|")
@@ -80,6 +111,8 @@ def main() -> None:
     runs = {d.name: json.loads((d / "summary.json").read_text()) for d in args.runs}
     variants = [v for v in VARIANTS if all(v in s["strategies"] for s in runs.values())]
     print("\n".join(lead_table(runs, args.strategy)), end="\n\n")
+    if all("badge" in s["strategies"] for s in runs.values()):
+        print("\n".join(service_table(runs, args.strategy)), end="\n\n")
     print("\n".join(variants_table(runs, variants)), end="\n\n")
     print("\n".join(lodo_table(runs, variants)), end="\n\n")
     for v in variants:

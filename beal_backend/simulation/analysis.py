@@ -72,8 +72,8 @@ def summarize(rows, cfg: SimulationConfig, data: Dataset | None = None) -> dict:
         if reps:
             curves[name] = _curves(table, name, reps, cfg.n_rounds, target)
             out[name] = _entry(table, name, cfg.n_rounds, curves[name])
+    pool = len(data.pool_texts) if data else int(table[(ALL_DATA, min(target), 0)]["n_labeled"]) if target else None
     if "random" in curves:
-        pool = len(data.pool_texts) if data else int(table[(ALL_DATA, min(target), 0)]["n_labeled"])
         for name, curve in curves.items():
             out[name]["vs_random"] = {m: _paired(curve, curves["random"], m, pool) for m in METRICS}
     all_data = {}
@@ -89,7 +89,7 @@ def summarize(rows, cfg: SimulationConfig, data: Dataset | None = None) -> dict:
             "strategies": list(cfg.strategies),
             "rounds": cfg.n_rounds,
             "repeats": cfg.n_repeats,
-            "pool": len(data.pool_texts) if data else None,
+            "pool": pool,
             "test": len(data.test_y) if data else None,
             "labels": len(data.labels) if data else None,
         },

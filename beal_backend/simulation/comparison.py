@@ -3,7 +3,7 @@ an EC-based variant by leave-one-dataset-out with the rule that decides whether 
 
 from __future__ import annotations
 
-from beal_backend.simulation.analysis import paired_interval
+from beal_backend.simulation.analysis import SAVED_TARGET, paired_interval
 
 METRICS = ("micro_f1", "macro_f1")
 
@@ -67,6 +67,12 @@ def may_be_service_default(summaries: dict[str, dict], strategy: str) -> bool:
     return never_worse and better
 
 
-def labels_saved(summary: dict, strategy: str, metric: str) -> dict:
-    """Labels ``strategy`` saves against random to reach 98 % of the all-data F1 (paired t-interval)."""
-    return summary["strategies"][strategy]["vs_random"][metric]["labels_saved_98pct"]
+def labels_saved(summary: dict, strategy: str, metric: str, base: str = "random") -> dict:
+    """Labels ``strategy`` saves against ``base`` to reach 98 % of the all-data F1 (paired t-interval over the
+    repeats where both curves reached it). Against another base than random, from the per-repeat % of the pool
+    (rounded to 0.1 %: within pool / 1000 labels of the exact count)."""
+    if base == "random":
+        return summary["strategies"][strategy]["vs_random"][metric]["labels_saved_98pct"]
+    mine, theirs = (summary["strategies"][n][SAVED_TARGET][metric]["per_repeat"] for n in (strategy, base))
+    both = [(a, b) for a, b in zip(mine, theirs) if not isinstance(a, str) and not isinstance(b, str)]
+    return paired_interval([(b - a) / 100.0 * summary["settings"]["pool"] for a, b in both])

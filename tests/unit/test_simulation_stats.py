@@ -104,3 +104,17 @@ def assert_rows_and_columns_unique(section: str) -> None:
     table = [line.split(" | ") for line in section.splitlines() if line.startswith("| ") and "---" not in line]
     keys = [tuple(cells[:2]) for cells in table[1:]]
     assert len(keys) == len(set(keys)) and len(table[0]) == len(set(table[0])), section
+
+
+def test_labels_saved_against_another_strategy_pairs_the_repeats_that_both_reached_it():
+    from beal_backend.simulation.comparison import labels_saved
+
+    summary = summarize(_rows(CURVES), CFG)
+    # entropy reaches 0.98 at 0.2 + 0.18 / 0.2 * 0.1 = 0.29 in every repeat; beal at 0.196, 0.1, 0.292:
+    # x 100 texts -> 9.4, 19.0, -0.2 labels saved, mean 9.4
+    saved = labels_saved(summary, "beal", "micro_f1", base="entropy")
+    assert saved["n"] == 3 and saved["mean"] == pytest.approx(9.4)
+    assert (
+        labels_saved(summary, "beal", "micro_f1")
+        == summary["strategies"]["beal"]["vs_random"]["micro_f1"]["labels_saved_98pct"]
+    )

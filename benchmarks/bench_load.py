@@ -44,11 +44,10 @@ from _common import DATASETS, choices_config, datasets, machine
 from beal_backend.config import Settings
 from beal_backend.engine import training
 from beal_backend.engine.scoring import ScoringConfig
-from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.service.app import create_app
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import build_runtime
-from beal_backend.worker import rounds as jobs
+from beal_backend.worker import pool_scores
 from tests.ports import free_port
 
 DATA = DATASETS / "goemotions"
@@ -68,12 +67,9 @@ def prepare_store(model_dir: Path, pool: int, train_rows: int = 100) -> tuple[st
         labels,
         training.TrainConfig(epochs=1, min_val=1000),
     )
-    schema = parse_label_config(config)
     cached = rows[train_rows : train_rows + pool]
     ids = list(range(1, pool + 1))
-    scores = jobs.score_pool(
-        trained, ids, [r["text"] for r in cached], schema, ScoringConfig(passes=10, scope="last-2")
-    )
+    scores = pool_scores.score_pool(trained, ids, [r["text"] for r in cached], ScoringConfig(passes=10, scope="last-2"))
     store = ModelStore(model_dir)
     store.write_project("1", {"label_config": config})
 

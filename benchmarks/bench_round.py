@@ -181,7 +181,7 @@ def finetune_estimate(env: dict, project: int, passes: int, sample: int, seed: i
     from beal_backend.labelstudio.client import LabelStudioClient
     from beal_backend.labelstudio.label_config import parse_label_config
     from beal_backend.wiring import scoring_config, train_config
-    from beal_backend.worker import rounds as jobs
+    from beal_backend.worker import pool_scores
     from beal_backend.worker.examples import collect_examples
 
     s = Settings.from_env({**env, "LEARNER": "finetune", "MC_SCOPE": "last-2", "MC_PASSES": str(passes)})
@@ -207,8 +207,8 @@ def finetune_estimate(env: dict, project: int, passes: int, sample: int, seed: i
         np.random.default_rng(seed).choice(len(ex.pool_ids), size=min(sample, len(ex.pool_ids)), replace=False)
     )
     with timed() as t_score:
-        jobs.score_pool(
-            trained, [ex.pool_ids[i] for i in rows], [ex.pool_texts[i] for i in rows], schema, scoring_config(s)
+        pool_scores.score_pool(
+            trained, [ex.pool_ids[i] for i in rows], [ex.pool_texts[i] for i in rows], scoring_config(s)
         )
     return {
         "epochs": train_config(s).epochs,

@@ -326,9 +326,8 @@ def frozen_vs_encoder(args) -> int:
     Encoder and scoring are measured ``--repeats`` times, interleaved; the minimum of each is compared."""
     from beal_backend.config import Settings
     from beal_backend.engine import learners
-    from beal_backend.labelstudio.label_config import parse_label_config
     from beal_backend.wiring import train_config
-    from beal_backend.worker import rounds
+    from beal_backend.worker import pool_scores
 
     n = args.n or 2000
     print(f"# bench_scoring --kind frozen  {machine()}")
@@ -337,7 +336,7 @@ def frozen_vs_encoder(args) -> int:
     learner = learners.FrozenLearner(train_config(Settings.from_env({"DEVICE": "cpu"})))  # service defaults, no cache
     trained = learner.fit(train_texts, label_sets[: args.labeled], labels)
     encoder, tokenizer = learner.pretrained
-    schema, cfg, ids = parse_label_config(choices_config(labels)), ScoringConfig(args.passes), list(range(len(pool)))
+    cfg, ids = ScoringConfig(args.passes), list(range(len(pool)))
     print(
         f"dataset={args.dataset} pool N={len(pool)} J={len(labels)} pooling={learner.cfg.pooling} T={args.passes} "
         f"head trained on {args.labeled} texts"
@@ -348,10 +347,10 @@ def frozen_vs_encoder(args) -> int:
             feats = learners.embed(encoder, tokenizer, pool, learner.cfg.pooling, learner.cfg.max_wordpieces, "cpu")
         enc.append(t)
         with timed() as t:
-            rounds.score_pool(trained, ids, pool, schema, cfg, features=feats)
+            pool_scores.score_pool(trained, ids, pool, cfg, features=feats)
         score.append(t)
     print(f"[measured] one deterministic encoder pass over the pool: {seconds(enc)}")
-    print(f"[measured] frozen scoring, T={args.passes}, cached features (rounds.score_pool): {seconds(score)}")
+    print(f"[measured] frozen scoring, T={args.passes}, cached features (pool_scores.score_pool): {seconds(score)}")
     e_cpu, s_cpu = min(t["cpu"] for t in enc), min(t["cpu"] for t in score)
     e_wall, s_wall = min(t["wall"] for t in enc), min(t["wall"] for t in score)
     ratio = s_cpu / e_cpu

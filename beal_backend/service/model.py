@@ -21,8 +21,7 @@ from beal_backend.service.model_cache import ModelCache
 from beal_backend.store import scores as score_cache
 from beal_backend.store.versions import check_id
 from beal_backend.wiring import Runtime
-from beal_backend.worker import label_change, publishing, triggers
-from beal_backend.worker import rounds as jobs
+from beal_backend.worker import label_change, pool_scores, publishing, rounds, triggers
 
 log = logging.getLogger(__name__)
 UNTRAINED = "beal-untrained"  # what /setup reports before the first model (stable, so LS predicts once)
@@ -160,7 +159,7 @@ class BealModel:
                 todo_texts.append(text)
         if todo_idx:  # not in the pool when the version was scored: score now, within a time bound
             trained = self.versions_cache.model(pid, version)  # waits only for a load of this version
-            fresh = self._score_bounded(trained, todo_idx, todo_texts, schema)  # keyed by position: ids may repeat
+            fresh = self._score_bounded(trained, todo_idx, todo_texts)  # keyed by position: ids may repeat
             unanswered = 0
             for i, text in zip(todo_idx, todo_texts):
                 hit = fresh.get(str(i))
@@ -176,7 +175,7 @@ class BealModel:
                 )
         return out
 
-    def _score_bounded(self, trained, idx: list[int], texts: list[str], schema: LabelSchema) -> dict:
+    def _score_bounded(self, trained, idx: list[int], texts: list[str]) -> dict:
         """Score in chunks until ``predict_seconds`` have passed (Label Studio stores nothing after its 100-s
         timeout, so a late full answer is worth less than a prompt partial one). Large requests get fewer
         passes: T * texts stays <= predict_passes * PREDICT_FULL_PASSES_UP_TO, and T >= 1."""
@@ -188,7 +187,7 @@ class BealModel:
             if start and time.monotonic() >= deadline:
                 break
             part = slice(start, start + PREDICT_CHUNK)
-            fresh.update(jobs.score_pool(trained, idx[part], texts[part], schema, cfg)["tasks"])
+            fresh.update(pool_scores.score_pool(trained, idx[part], texts[part], cfg)["tasks"])
         return fresh
 
     def _text(self, task, schema: LabelSchema) -> tuple[str | None, str | None]:
@@ -285,7 +284,7 @@ class BealModel:
         pid = project_id(project)
         if not isinstance(version, str) or version not in self.rt.store.versions(pid):
             raise NotFound(f"project {pid} has no version {str(version)[:80]!r}")
-        return jobs.rollback(pid, version, self.rt)
+        return rounds.rollback(pid, version, self.rt)
 
     def status_projects(self) -> list[dict]:
         """What the status page shows, one dict per project."""
@@ -308,7 +307,7 @@ class BealModel:
                     "last_job": st["last_job"],
                     "versions": versions,
                     "label_counts": meta.get("label_counts", {}),
-                    "ec_scores": jobs.pool_ec(
+                    "ec_scores": pool_scores.pool_ec(
                         scores, len(meta.get("labels", [])), meta.get("hparams", {}).get("single_label", False)
                     ),
                     "job_log": self.rt.coordinator.job_log(pid),

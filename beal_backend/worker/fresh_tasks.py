@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema
-from beal_backend.worker import rounds
+from beal_backend.worker import pool_scores
 from beal_backend.worker.examples import collect_examples
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,10 @@ def score_new_tasks(project: str, rt, client, schema: LabelSchema, learner=None)
             return {"scored": 0, "version": version}
         t0 = time.perf_counter()
         trained = rt.store.load(project, version)
-        scores = rounds.score_pool(
+        scores = pool_scores.score_pool(
             trained,
             ex.pool_ids,
             ex.pool_texts,
-            schema,
             predict_scoring(rt),
             features=_cached_features(learner, trained, ex.pool_texts),
         )

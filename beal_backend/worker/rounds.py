@@ -15,15 +15,13 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 
-import numpy as np
 import redis
 
-from beal_backend import acquisition
-from beal_backend.engine import holdout, learners, scoring, training
+from beal_backend.engine import holdout, learners
 from beal_backend.labelstudio.client import LabelStudioError
-from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
+from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store import scores as score_cache
-from beal_backend.worker import label_change, promotion
+from beal_backend.worker import label_change, pool_scores, promotion
 from beal_backend.worker.examples import collect_examples, left_out
 from beal_backend.worker.publishing import delete_stale, publish, reconcile
 
@@ -98,20 +96,19 @@ def _round(project: str, rt, report: _Reporter) -> dict:
 
     report(stage="scoring", progress=0.8)
     t0 = time.perf_counter()
-    scores = empty_scores(rt.scoring, trained, s.strategy)
+    scores = pool_scores.empty_scores(rt.scoring, trained, s.strategy)
     if gate["promoted"]:
         labeled_hidden = (
             learners.hidden_of(trained, ex.texts, rt.scoring, learner.features(ex.texts))
             if s.strategy == "coreset"
             else None
         )
-        scores = score_pool(
+        scores = pool_scores.score_pool(
             trained,
             ex.pool_ids,
             ex.pool_texts,
-            schema,
             rt.scoring,
-            report,
+            lambda done, n: report.throttled(stage="scoring", progress=0.8 + 0.15 * done / n),
             features=learner.features(ex.pool_texts),
             strategy=s.strategy,
             labeled_hidden=labeled_hidden,
@@ -134,7 +131,7 @@ def _round(project: str, rt, report: _Reporter) -> dict:
         "n_pool": len(scores["tasks"]),
         "learner": learner.name,
         "label_counts": dict(Counter(name for names in ex.label_sets for name in names)),
-        "mean_score": _mean_ec(scores, len(trained.labels), trained.config.single_label),
+        "mean_score": pool_scores.mean_ec(scores, len(trained.labels), trained.config.single_label),
         "train_seconds": round(train_seconds, 3),
         "score_seconds": round(score_seconds, 3),
         "promotion": gate,
@@ -191,11 +188,10 @@ def rollback(project: str, version: str, rt) -> dict:
         # a stored score serves only the text it was computed on (the task's text may have been edited since)
         missing = [i for i, t in enumerate(ex.pool_ids) if not score_cache.cached(scores["tasks"], t, ex.pool_texts[i])]
         if missing:
-            fresh = score_pool(
+            fresh = pool_scores.score_pool(
                 rt.store.load(project, version),
                 [ex.pool_ids[i] for i in missing],
                 [ex.pool_texts[i] for i in missing],
-                schema,
                 rt.scoring,
             )
             scores = {**scores, "tasks": {**scores["tasks"], **fresh["tasks"]}}
@@ -207,54 +203,6 @@ def rollback(project: str, version: str, rt) -> dict:
         state="finished", stage=f"rolled back to {version}", version=version, **result
     )
     return {"version": version, "rescored": len(missing), **result}
-
-
-def pool_ec(scores: dict, num_labels: int, single_label: bool = False) -> list[float]:
-    """Each scored task's EC / H_J (what the status page and stop hint show), whatever STRATEGY ordered
-    the pushed scores by."""
-    ec = np.asarray([v["ec"] for v in scores["tasks"].values()], dtype=np.float64)
-    return acquisition.normalized_score(ec, num_labels, single_label).tolist() if len(ec) else []
-
-
-def _mean_ec(scores: dict, num_labels: int, single_label: bool) -> float | None:
-    ec = pool_ec(scores, num_labels, single_label)
-    return float(np.mean(ec)) if ec else None
-
-
-def empty_scores(cfg: scoring.ScoringConfig, trained=None, strategy: str = "beal") -> dict:
-    scope = "head" if trained is not None and learners.is_frozen(trained) else cfg.scope  # frozen: the head is sampled
-    return {"passes": cfg.passes, "scope": scope, "seed": cfg.seed, "strategy": strategy, "tasks": {}}
-
-
-def score_pool(
-    trained,
-    task_ids,
-    texts,
-    schema: LabelSchema,
-    cfg: scoring.ScoringConfig,
-    report=None,
-    features=None,
-    strategy: str = "beal",
-    labeled_hidden=None,
-) -> dict:
-    """Score (ascending = ``strategy``'s acquisition order; EC / H_J for BEAL), EC and predicted choices
-    (deterministic, > 0.5) for each task -> scores.json content. ``features``: a frozen model's cached
-    sentence features of ``texts``; ``labeled_hidden``: Core-Set's centers."""
-    out = empty_scores(cfg, trained, strategy)
-    if not task_ids:
-        return out
-    progress = (lambda done, n: report.throttled(stage="scoring", progress=0.8 + 0.15 * done / n)) if report else None
-    single = trained.config.single_label
-    deterministic = acquisition.get_strategy(strategy).deterministic_passes
-    outputs = learners.pool_outputs(
-        trained, texts, cfg, features=features, deterministic=deterministic, on_progress=progress
-    )
-    ec, chosen = outputs.moments.ec, training.predicted(outputs.probs, single)
-    norm = learners.strategy_scores(strategy, outputs, len(trained.labels), cfg.seed, labeled_hidden, single)
-    for i, tid in enumerate(task_ids):  # choices by the model's own label names: config order may differ
-        names = [trained.labels[j] for j in np.flatnonzero(chosen[i])]
-        out["tasks"][str(tid)] = score_cache.entry(float(norm[i]), float(ec[i]), names, texts[i])
-    return out
 
 
 class _Reporter:

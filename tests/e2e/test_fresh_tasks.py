@@ -13,10 +13,9 @@ import pytest
 import requests
 
 from beal_backend.config import Settings
-from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import scoring_config
-from beal_backend.worker import rounds as jobs
+from beal_backend.worker import pool_scores
 
 from .helpers import CONFIG, LABELS, LS, make_project, rows, wait_for_version, wait_until
 
@@ -70,7 +69,7 @@ def test_tasks_imported_after_a_round_are_scored_and_ordered_within_a_minute(lab
     settings = Settings.from_env(backend["env"])
     trained = ModelStore(settings.model_dir).load(str(project), version)
     cfg = replace(scoring_config(settings), passes=6)  # /predict's T (PREDICT_PASSES), not the round's MC_PASSES
-    ec = jobs.score_pool(trained, new_ids, new_texts, parse_label_config(CONFIG), cfg)["tasks"]
+    ec = pool_scores.score_pool(trained, new_ids, new_texts, cfg)["tasks"]
     h_j = sum(1 / k for k in range(1, len(LABELS) + 1))
     for task_id, predicted in zip(new_ids, answer["results"]):
         pushed = new[task_id]["predictions"][0]["score"]

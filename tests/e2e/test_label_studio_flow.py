@@ -15,7 +15,7 @@ from beal_backend.labelstudio.client import LabelStudioClient
 from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import scoring_config, train_config
-from beal_backend.worker import examples
+from beal_backend.worker import examples, pool_scores
 from beal_backend.worker import rounds as jobs
 
 from .helpers import CONFIG, LS, listed_predictions, make_project, rows, wait_for_version, wait_until
@@ -38,9 +38,9 @@ def _check_round(ls, backend, project, version, annotated_ids):
     cached = learners.build(settings.learner, train_config(settings), store.project_dir(str(project)) / jobs.EMBEDDINGS)
     features = cached.features(ex.pool_texts)
     assert getattr(cached, "encoder_calls", 0) == 0
-    expected = jobs.score_pool(
-        trained, ex.pool_ids, ex.pool_texts, schema, scoring_config(settings), features=features
-    )["tasks"]
+    expected = pool_scores.score_pool(trained, ex.pool_ids, ex.pool_texts, scoring_config(settings), features=features)[
+        "tasks"
+    ]
     assert store.metadata(str(project), version)["learner"] == settings.learner
 
     listing = ls(

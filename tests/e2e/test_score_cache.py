@@ -10,10 +10,9 @@ import requests
 
 from beal_backend.config import Settings
 from beal_backend.engine import training
-from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import scoring_config
-from beal_backend.worker import rounds as jobs
+from beal_backend.worker import pool_scores
 
 from .helpers import CONFIG, LABELS, LS, make_project, rows
 
@@ -26,7 +25,7 @@ def test_a_score_pre_seeded_for_a_future_task_id_is_not_stored_for_the_real_task
     project, tasks = make_project(ls, data[:2], title="pre-seed")
     b = backend_factory(REDIS_URL="")  # /predict needs no queue
     settings = Settings.from_env(b["env"])
-    store, schema = ModelStore(settings.model_dir), parse_label_config(CONFIG)
+    store = ModelStore(settings.model_dir)
     trained = training.train(
         [r["text"] for r in data[2:]],
         [r["labels"] for r in data[2:]],
@@ -34,7 +33,7 @@ def test_a_score_pre_seeded_for_a_future_task_id_is_not_stored_for_the_real_task
         training.TrainConfig(epochs=1, min_val=100, seed=1),
     )
     pool = [t["id"] for t in tasks]
-    scores = jobs.score_pool(trained, pool, [r["text"] for r in data[:2]], schema, scoring_config(settings))
+    scores = pool_scores.score_pool(trained, pool, [r["text"] for r in data[:2]], scoring_config(settings))
     version = store.publish(str(project), trained, scores, {"n_annotations": 6})
     store.set_current(str(project), version)
     ls("POST", "/api/ml", json={"project": project, "url": b.url, "title": "beal"})
@@ -57,7 +56,7 @@ def test_a_score_pre_seeded_for_a_future_task_id_is_not_stored_for_the_real_task
     preds = ls("GET", f"/api/tasks/{future}")["predictions"]
     loaded = store.load(str(project), version)
     cfg = replace(scoring_config(settings), passes=settings.predict_passes)  # what /predict scores with
-    expected = jobs.score_pool(loaded, [future], [real], schema, cfg)["tasks"][str(future)]["score"]
+    expected = pool_scores.score_pool(loaded, [future], [real], cfg)["tasks"][str(future)]["score"]
     assert abs(expected - seeded) > 1e-3  # the two texts score apart: a seeded score would show
     assert [p["model_version"] for p in preds] == [version]
     assert preds[0]["score"] == pytest.approx(expected, abs=1e-6)

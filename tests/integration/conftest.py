@@ -6,11 +6,10 @@ import pytest
 
 from beal_backend.config import Settings
 from beal_backend.engine import training
-from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.service.app import create_app
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import Runtime, scoring_config
-from beal_backend.worker import rounds as jobs
+from beal_backend.worker import pool_scores
 
 from .. import redis_server
 from ..ls_stub import LabelStudioStub
@@ -78,8 +77,7 @@ def published(settings, tiny_trained):
     """Project "7" set up with CONFIG and a current version scored on POOL (101, 102; 103 left uncached)."""
     store = ModelStore(settings.model_dir)
     store.write_project("7", {"label_config": CONFIG})
-    schema = parse_label_config(CONFIG)
-    scores = jobs.score_pool(tiny_trained, [101, 102], [POOL[101], POOL[102]], schema, scoring_config(settings))
+    scores = pool_scores.score_pool(tiny_trained, [101, 102], [POOL[101], POOL[102]], scoring_config(settings))
     version = store.publish("7", tiny_trained, scores, {"n_annotations": 6, "n_pool": 2})
     store.set_current("7", version)
     return version, scores

@@ -11,10 +11,9 @@ from beal_backend.config import Settings
 from beal_backend.engine import learners
 from beal_backend.engine.feature_cache import EmbeddingCache
 from beal_backend.labelstudio.client import Task
-from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.service.model import BealModel
 from beal_backend.wiring import Runtime
-from beal_backend.worker import embedding
+from beal_backend.worker import embedding, pool_scores
 from beal_backend.worker import rounds as jobs
 from tests.conftest import synthetic_texts
 
@@ -137,9 +136,7 @@ def test_round_embeds_only_what_the_import_job_missed_and_never_reuses_stale_fea
     # Label Studio got EC / H_J of the cached features; the stored version reproduces them for /predict
     pool = [t for t in rt.fake.tasks_ if not t.annotations]
     loaded = rt.store.load("7", second["version"])
-    served = jobs.score_pool(
-        loaded, [t.id for t in pool], [t.data["text"] for t in pool], parse_label_config(CONFIG), rt.scoring
-    )["tasks"]
+    served = pool_scores.score_pool(loaded, [t.id for t in pool], [t.data["text"] for t in pool], rt.scoring)["tasks"]
     for t in pool:
         assert rt.fake.pushed[t.id] == pytest.approx(served[str(t.id)]["score"], abs=1e-5)
     assert np.all([0.0 <= s <= 1.0 for s in rt.fake.pushed.values()])

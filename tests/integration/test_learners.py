@@ -15,10 +15,9 @@ from beal_backend.engine import encoders, learners
 from beal_backend.engine.model import pool
 from beal_backend.engine.scoring import ScoringConfig, deterministic_outputs, mc_moments
 from beal_backend.engine.training import TrainConfig, TrainedModel
-from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import train_config
-from beal_backend.worker import rounds as jobs
+from beal_backend.worker import pool_scores
 from tests.conftest import (
     LABELS,
     build_tiny_classifier,
@@ -119,17 +118,16 @@ def test_frozen_version_is_stored_loaded_and_scored_like_the_round(tmp_path, tin
     texts, label_sets = synthetic_texts(28, seed=0)
     learner = learners.build("frozen", replace(tiny_bert_train_config, pooling="mean"), tmp_path / "emb")
     trained = learner.fit(texts[:20], label_sets[:20], LABELS)
-    schema = parse_label_config(CONFIG)
     cfg = ScoringConfig(passes=7, scope="last-2", seed=4)
     ids = list(range(100, 108))
-    in_round = jobs.score_pool(trained, ids, texts[20:], schema, cfg, features=learner.features(texts[20:]))
+    in_round = pool_scores.score_pool(trained, ids, texts[20:], cfg, features=learner.features(texts[20:]))
     assert in_round["scope"] == "head"
 
     store = ModelStore(tmp_path / "store")
     version = store.publish("3", trained, in_round, {})
     loaded = store.load("3", version)
     assert loaded.config.learner == "frozen" and loaded.model.pooling == "mean"
-    served = jobs.score_pool(loaded, ids, texts[20:], schema, cfg)  # no features: /predict embeds the text
+    served = pool_scores.score_pool(loaded, ids, texts[20:], cfg)  # no features: /predict embeds the text
     for t in map(str, ids):
         assert served["tasks"][t]["score"] == pytest.approx(in_round["tasks"][t]["score"], abs=1e-5)
         assert served["tasks"][t]["choices"] == in_round["tasks"][t]["choices"]
@@ -230,9 +228,8 @@ def test_score_pool_records_the_strategy(tiny_classifier):
     model = build_tiny_classifier(layers=2, num_labels=2)
     trained = TrainedModel(model, None, ["A", "B"], TrainConfig(learner="frozen"), {})
     feats = np.random.default_rng(1).normal(size=(4, 32)).astype(np.float32)
-    schema = parse_label_config(CONFIG)
-    out = jobs.score_pool(
-        trained, [1, 2, 3, 4], ["w"] * 4, schema, ScoringConfig(passes=3), features=feats, strategy="entropy"
+    out = pool_scores.score_pool(
+        trained, [1, 2, 3, 4], ["w"] * 4, ScoringConfig(passes=3), features=feats, strategy="entropy"
     )
     assert out["strategy"] == "entropy" and out["scope"] == "head"
     assert sorted(v["score"] for v in out["tasks"].values()) == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])

@@ -14,7 +14,7 @@ from beal_backend.labelstudio.client import Task
 from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store.versions import SCORES, ModelStore
 from beal_backend.wiring import scoring_config
-from beal_backend.worker import examples, publishing
+from beal_backend.worker import examples, pool_scores, publishing
 from beal_backend.worker import rounds as jobs
 from beal_backend.worker.locks import Lease
 
@@ -28,7 +28,7 @@ def body(*tasks, project="7"):
 def fresh_score(trained, settings, text: str) -> float:
     """What /predict computes for an uncached ``text``: PREDICT_PASSES passes of the same scoring."""
     cfg = replace(scoring_config(settings), passes=settings.predict_passes)
-    return jobs.score_pool(trained, [0], [text], parse_label_config(CONFIG), cfg)["tasks"]["0"]["score"]
+    return pool_scores.score_pool(trained, [0], [text], cfg)["tasks"]["0"]["score"]
 
 
 def scores_of(response) -> list:
@@ -181,6 +181,6 @@ def test_a_rollback_rescores_a_task_whose_text_was_edited(app_factory, published
     answer = jobs.rollback("7", version, rt)
     assert answer["rescored"] == 1
     assert ls.pushed[101] == scores["tasks"]["101"]["score"]  # its text is unchanged: the stored score
-    expected = jobs.score_pool(tiny_trained, [102], [edited], parse_label_config(CONFIG), scoring_config(settings))
+    expected = pool_scores.score_pool(tiny_trained, [102], [edited], scoring_config(settings))
     assert ls.pushed[102] == pytest.approx(expected["tasks"]["102"]["score"])
     assert ls.pushed[102] != scores["tasks"]["102"]["score"]

@@ -13,7 +13,7 @@ from beal_backend.labelstudio.client import LabelStudioError, Task
 from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import Runtime, scoring_config
-from beal_backend.worker import promotion, publishing
+from beal_backend.worker import pool_scores, promotion, publishing
 from beal_backend.worker import rounds as jobs
 from beal_backend.worker.local_coordination import LocalCoordinator
 from beal_backend.worker.locks import Lease, LockLost
@@ -95,8 +95,7 @@ class FaultyLease(Lease):
 def two_versions(settings, tiny_bert_trained):
     """Project 7: v1 current (Label Studio's state is each test's), v2 promoted, not yet published."""
     store = ModelStore(settings.model_dir)
-    schema = parse_label_config(TINY_CONFIG)
-    scores = jobs.score_pool(tiny_bert_trained, [101, 102], [POOL[101], POOL[102]], schema, scoring_config(settings))
+    scores = pool_scores.score_pool(tiny_bert_trained, [101, 102], [POOL[101], POOL[102]], scoring_config(settings))
     v1 = store.publish("7", tiny_bert_trained, scores, PROMOTED)
     store.set_current("7", v1)
     v2 = store.publish("7", tiny_bert_trained, scores, PROMOTED)

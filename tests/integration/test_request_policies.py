@@ -120,15 +120,15 @@ def test_encode_never_hands_the_tokenizer_a_megabyte(tiny_trained):
 @pytest.fixture
 def fake_scoring(monkeypatch):
     """Replaces the model's scoring with a recorder: the policy under test is how /predict splits the work."""
-    from beal_backend.worker import rounds as jobs
+    from beal_backend.worker import pool_scores
 
     calls = []
 
-    def score_pool(trained, task_ids, texts, schema, cfg, report=None):
+    def score_pool(trained, task_ids, texts, cfg, on_progress=None):
         calls.append((len(task_ids), cfg.passes))
         return {"tasks": {str(t): {"score": 0.25, "ec": 0.5, "choices": ["fruit"]} for t in task_ids}}
 
-    monkeypatch.setattr(jobs, "score_pool", score_pool)
+    monkeypatch.setattr(pool_scores, "score_pool", score_pool)
     return calls
 
 

@@ -15,13 +15,11 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 
-import redis
-
 from beal_backend.engine import holdout, learners
 from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store import scores as score_cache
-from beal_backend.worker import label_change, pool_scores, promotion
+from beal_backend.worker import label_change, pool_scores, progress, promotion
 from beal_backend.worker.examples import collect_examples, left_out
 from beal_backend.worker.publishing import delete_stale, publish, reconcile
 
@@ -34,7 +32,7 @@ def run_round(project: str, rt, job_id: str | None = None, retry_in: float | Non
     Raises ``ProjectLocked`` at once if another job holds the project (``attempts`` defers it); ``retry_in``:
     the seconds until the queue retries this job if it fails (shown with the failure)."""
     job_id = job_id or uuid.uuid4().hex[:12]
-    report = _Reporter(rt.coordinator, project, job_id)  # first written once the project lock is ours
+    report = progress.Reporter(rt.coordinator, project, job_id)  # first written once the project lock is ours
     with rt.coordinator.running(project, timeout=0) as report.lease:
         started = {"error": None, "retry_at": None, "started_at": time.time()}  # a retry's own record
         report(state="started", stage="fetching annotations", **started)
@@ -49,7 +47,7 @@ def run_round(project: str, rt, job_id: str | None = None, retry_in: float | Non
         return result
 
 
-def _round(project: str, rt, report: _Reporter) -> dict:
+def _round(project: str, rt, report: progress.Reporter) -> dict:
     s = rt.settings
     client = rt.client(project)
     pid = int(project)
@@ -199,42 +197,7 @@ def rollback(project: str, version: str, rt) -> dict:
     gate = meta.get("promotion") or {}
     if not gate.get("promoted", True):
         result["warning"] = f"{version} was rejected by the quality gate ({gate.get('reason')}); it serves now anyway"
-    _Reporter(rt.coordinator, project, f"rollback-{uuid.uuid4().hex[:8]}")(
+    progress.Reporter(rt.coordinator, project, f"rollback-{uuid.uuid4().hex[:8]}")(
         state="finished", stage=f"rolled back to {version}", version=version, **result
     )
     return {"version": version, "rescored": len(missing), **result}
-
-
-class _Reporter:
-    """Writes the job record, best effort: a Redis outage must neither kill a long run nor hide the error a
-    failing run reports; nothing once the project lock is lost. ``throttled`` (frequent progress callbacks)
-    writes at most once a second and stops the job (``LockLost``) once its project lock is gone."""
-
-    def __init__(self, coordinator, project: str, job_id: str):
-        self.c, self.project, self.job_id, self._last = coordinator, project, job_id, 0.0
-        self.lease = None  # set while the project lock is held
-
-    def __call__(self, **fields) -> None:
-        self._last = time.monotonic()
-        if self.lease is not None and self.lease.is_lost():
-            return  # the project's record may belong to the job that holds the lock now
-        try:
-            self.c.put_status(self.project, {"id": self.job_id, **fields})
-            if "state" in fields:
-                message = (
-                    fields.get("error")
-                    or fields.get("reason")
-                    or (fields.get("promotion") or {}).get("reason")
-                    or fields.get("stage", "")
-                )
-                self.c.append_log(
-                    self.project, {"time": time.time(), "id": self.job_id, "state": fields["state"], "message": message}
-                )
-        except redis.exceptions.RedisError as e:
-            log.warning("project %s: job %s could not record %s (%s)", self.project, self.job_id, fields, e)
-
-    def throttled(self, **fields) -> None:
-        if self.lease is not None:
-            self.lease.check()
-        if time.monotonic() - self._last >= 1.0:
-            self(**fields)

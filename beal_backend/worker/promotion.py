@@ -9,14 +9,33 @@ then rejected only when it is clearly worse; a negative margin asks the candidat
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from beal_backend.engine import evaluation, holdout, training
 from beal_backend.engine.holdout import HeldOut
+from beal_backend.engine.training import TrainConfig
+from beal_backend.worker.examples import Examples
 
 METRICS = ("micro_f1", "macro_f1")
 
 
 class PromotionError(ValueError):
     """A rollback or promotion that cannot be done (unknown version, other label set)."""
+
+
+class Split(NamedTuple):
+    held: HeldOut  # the held-out rows of ``Examples``: early-stopping half and gate half
+    texts: list[str]  # what the learner is given: every labeled text but the gate half
+    label_sets: list[list[str]]
+    val_rows: list[int]  # the early-stopping half's positions in ``texts`` (not trained on either)
+
+
+def held_out(ex: Examples, cfg: TrainConfig) -> Split:
+    """The project's stable held-out slice of ``ex`` (``engine.holdout``) and the training set it leaves: the
+    gate half never reaches the learner, so ``judge`` compares versions on texts neither trained on."""
+    held = holdout.held_out_split(ex.task_ids, cfg.val_fraction, cfg.min_val)
+    rows, stop = held.training_rows(len(ex.texts))
+    return Split(held, [ex.texts[i] for i in rows], [ex.label_sets[i] for i in rows], stop)
 
 
 def judge(rt, project: str, schema, ex, held: HeldOut, trained, margin: float) -> dict:

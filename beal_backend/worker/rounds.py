@@ -15,7 +15,7 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 
-from beal_backend.engine import holdout, learners
+from beal_backend.engine import learners
 from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store import scores as score_cache
@@ -78,19 +78,18 @@ def _round(project: str, rt, report: progress.Reporter) -> dict:
         report(stage="embedding", progress=0.0)
         learner.features(ex.texts + ex.pool_texts, keep=ex.texts + ex.pool_texts)
     report(stage="training", progress=0.0)
-    held = holdout.held_out_split(ex.task_ids, rt.train.val_fraction, rt.train.min_val)
-    rows, stop = held.training_rows(len(ex.texts))  # the gate half never reaches the learner
+    split = promotion.held_out(ex, rt.train)
     trained = learner.fit(
-        [ex.texts[i] for i in rows],
-        [ex.label_sets[i] for i in rows],
+        split.texts,
+        split.label_sets,
         list(schema.labels),
         on_progress=lambda p: report.throttled(
             stage="training", progress=0.8 * p.step / p.steps, loss=round(p.loss, 4)
         ),
-        val_rows=stop,
+        val_rows=split.val_rows,
     )
     train_seconds = time.perf_counter() - t0
-    gate = promotion.judge(rt, project, schema, ex, held, trained, s.promotion_margin)
+    gate = promotion.judge(rt, project, schema, ex, split.held, trained, s.promotion_margin)
 
     report(stage="scoring", progress=0.8)
     t0 = time.perf_counter()

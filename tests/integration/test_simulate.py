@@ -280,7 +280,7 @@ def test_a_simulated_round_trains_and_scores_as_a_service_round(env, tmp_path, m
 
     s = Settings.from_env()
     learner = learners.build(s.learner, replace(train_config(s), seed=seed), tmp_path / "round-cache")
-    held = holdout.held_out_split(labeled.tolist(), s.val_fraction, s.min_val)  # what rounds._round splits
+    held = holdout.held_out_split(labeled.tolist(), s.val_fraction, s.min_val)  # what promotion.held_out splits
     rows, stop = held.training_rows(len(labeled))
     served = learner.fit(*sim.data.labeled(labeled[rows]), val_rows=stop)
     # as in the round: the gate half never reaches the head; the early-stopping half is trained on (no early stop)

@@ -10,7 +10,7 @@ import time
 from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.worker import fresh_tasks
-from beal_backend.worker.examples import collect_examples
+from beal_backend.worker.examples import read_project
 from beal_backend.worker.rounds import EMBEDDINGS
 
 log = logging.getLogger(__name__)
@@ -30,19 +30,23 @@ def embed_tasks(project: str, rt, job_id: str | None = None) -> dict:
     learner = learners.build(s.learner, rt.train, rt.store.project_dir(project) / EMBEDDINGS)
     with rt.coordinator.running(embed_key(project), timeout=s.job_timeout):  # frees the waiting slot first
         client = rt.client(project)
-        pid = int(project)
-        schema = parse_label_config(client.label_config(pid))
-        result: dict = {"outcome": "scored"}
         if learner.name == "frozen":
-            ex = collect_examples(client.tasks(pid, annotations=False), schema, s.max_text_chars)
-            t0 = time.perf_counter()
-            learner.features(ex.texts + ex.pool_texts)
-            result = {
-                "outcome": "embedded",
-                "n_texts": len(ex.texts) + len(ex.pool_texts),
-                "embedded": learner.encoder_calls,
-                "seconds": round(time.perf_counter() - t0, 3),
-            }
+            schema, ex = read_project(client, project, s.max_text_chars, annotations=False)
+            result = _embed(learner, ex.texts + ex.pool_texts)
+        else:
+            schema, result = parse_label_config(client.label_config(int(project))), {"outcome": "scored"}
         result["new_tasks"] = fresh_tasks.score_new_tasks(project, rt, client, schema, learner)
     log.info("project %s: embedding job %s: %s", project, job_id, result)
     return result
+
+
+def _embed(learner, texts: list[str]) -> dict:
+    """Put ``texts`` into the frozen learner's cache; what the job record shows."""
+    t0 = time.perf_counter()
+    learner.features(texts)
+    return {
+        "outcome": "embedded",
+        "n_texts": len(texts),
+        "embedded": learner.encoder_calls,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }

@@ -8,9 +8,10 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from beal_backend.labelstudio.client import Task
-from beal_backend.labelstudio.label_config import LabelSchema
+from beal_backend.labelstudio.client import LabelStudioClient, Task
+from beal_backend.labelstudio.label_config import LabelSchema, parse_label_config
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,18 @@ SEVERAL_IN_SINGLE = "several choices in a single-choice project"
 CONFLICT_GT = "tasks with disagreeing annotations (ground truth used)"
 CONFLICT_NEWEST = "tasks with disagreeing annotations (newest used)"
 UNKNOWN_DROPPED = "tasks with choices not in the label config (those choices ignored)"
+
+
+class ProjectSource(NamedTuple):
+    schema: LabelSchema
+    examples: Examples
+
+
+def read_project(client: LabelStudioClient, project: str, max_chars: int, annotations: bool = True) -> ProjectSource:
+    """The project's label config and its tasks as examples (without ``annotations``: every task in the pool)."""
+    pid = int(project)
+    schema = parse_label_config(client.label_config(pid))
+    return ProjectSource(schema, collect_examples(client.tasks(pid, annotations=annotations), schema, max_chars))
 
 
 def collect_examples(tasks: list[Task], schema: LabelSchema, max_chars: int) -> Examples:

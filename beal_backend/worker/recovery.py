@@ -10,9 +10,8 @@ import logging
 import threading
 import time
 
-from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.worker import triggers
-from beal_backend.worker.examples import collect_examples
+from beal_backend.worker.examples import read_project
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +19,7 @@ log = logging.getLogger(__name__)
 def owes_a_round(rt, project: str) -> bool:
     """Whether Label Studio holds labeled tasks that no stored version of ``project`` was trained on."""
     s = rt.project_settings(project)
-    client = rt.client(project)
-    pid = int(project)
-    schema = parse_label_config(client.label_config(pid))
-    ex = collect_examples(client.tasks(pid), schema, s.max_text_chars)
+    ex = read_project(rt.client(project), project, s.max_text_chars).examples
     if len(ex.texts) < s.min_annotations:
         return False  # a round would only say so
     versions = rt.store.versions(project)

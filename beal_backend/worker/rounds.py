@@ -17,10 +17,9 @@ from dataclasses import replace
 
 from beal_backend.engine import learners
 from beal_backend.labelstudio.client import LabelStudioError
-from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.store import scores as score_cache
 from beal_backend.worker import label_change, pool_scores, progress, promotion
-from beal_backend.worker.examples import collect_examples, left_out
+from beal_backend.worker.examples import left_out, read_project
 from beal_backend.worker.publishing import delete_stale, publish, reconcile
 
 log = logging.getLogger(__name__)
@@ -50,13 +49,11 @@ def run_round(project: str, rt, job_id: str | None = None, retry_in: float | Non
 def _round(project: str, rt, report: progress.Reporter) -> dict:
     s = rt.settings
     client = rt.client(project)
-    pid = int(project)
-    schema = parse_label_config(client.label_config(pid))
+    schema, ex = read_project(client, project, s.max_text_chars)
     rt.store.remove_tmp(project)  # a killed job's half-written version: the lock is ours, so no one writes there
     reconcile(rt, client, project, report.lease)
     if s.basic_auth_user:  # webhooks added after /setup's own attempt get the webhook token here
-        client.authorize_webhooks(pid, rt.webhook_authorization)
-    ex = collect_examples(client.tasks(pid), schema, s.max_text_chars)
+        client.authorize_webhooks(int(project), rt.webhook_authorization)
     base = {
         **label_change.withdraw_stale(rt, client, project, schema, delete_stale, report.lease),  # old order stops
         "n_annotations": len(ex.texts),
@@ -174,13 +171,12 @@ def rollback(project: str, version: str, rt) -> dict:
     # not a round: the pending job and the counter stay; the lease guards every write as in a round
     with rt.coordinator.running(project, timeout=10, starts_round=False) as lease:
         client = rt.client(project)
-        schema = parse_label_config(client.label_config(int(project)))
+        schema, ex = read_project(client, project, rt.settings.max_text_chars)
         reconcile(rt, client, project, lease)
         if not schema.serves(meta["labels"], meta.get("hparams", {}).get("single_label", False)):
             raise promotion.PromotionError(
                 f"version {version} was trained on another label set (or choice mode) than the project's config"
             )
-        ex = collect_examples(client.tasks(int(project)), schema, rt.settings.max_text_chars)
         scores = rt.store.scores(project, version)
         # a stored score serves only the text it was computed on (the task's text may have been edited since)
         missing = [i for i, t in enumerate(ex.pool_ids) if not score_cache.cached(scores["tasks"], t, ex.pool_texts[i])]

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from beal_backend.engine import learners
 from beal_backend.labelstudio.label_config import LabelSchema
+from beal_backend.labelstudio.predictions import from_scores
 from beal_backend.worker import pool_scores
 from beal_backend.worker.examples import collect_examples
 
@@ -75,9 +76,7 @@ def _cached_features(learner, trained, texts: list[str]):
 
 def _push_if_current(rt, client, project: str, version: str, schema: LabelSchema, scores: dict) -> int | None:
     """Push under the project lock while ``version`` is still current; None when a round replaced it."""
-    predictions = [
-        {"task": int(t), "result": schema.result(s["choices"]), "score": s["score"]} for t, s in scores["tasks"].items()
-    ]
+    predictions = from_scores(schema, scores["tasks"], scores["tasks"])
     with rt.coordinator.running(project, timeout=LOCK_WAIT, starts_round=False) as lease:
         if rt.store.current(project) != version:
             return None

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from beal_backend.labelstudio.label_config import LabelConfigError, LabelSchema, parse_label_config
+from beal_backend.labelstudio.predictions import delete_stale
 
 log = logging.getLogger(__name__)
 RECORD = "label_change.json"
@@ -97,7 +98,7 @@ def _why(rt, project: str, schema: LabelSchema) -> str | None:
     return why
 
 
-def withdraw_stale(rt, client, project: str, schema: LabelSchema, delete_stale, lease) -> dict:
+def withdraw_stale(rt, client, project: str, schema: LabelSchema, lease) -> dict:
     """A round's first step: when the current version does not serve ``schema``, delete every beal version's
     predictions in Label Studio (``delete_stale``, keeping none) so they stop ordering the queue, and record
     the change; returns what the job record shows ({} when the current version serves the config)."""

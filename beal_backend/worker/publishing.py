@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import logging
 
-from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.labelstudio.label_config import LabelSchema
+from beal_backend.labelstudio.predictions import delete_stale, from_scores
 
 log = logging.getLogger(__name__)
-VERSION_PREFIX = "beal-"
 PUBLISHING = "publishing"  # a version's publish state from its first push until it serves or fails
 
 
@@ -38,14 +37,7 @@ def publish(
         rt.preload(project, version)
     try:
         if pool_ids:
-            predictions = [
-                {
-                    "task": int(t),
-                    "result": schema.result(scores["tasks"][str(t)]["choices"]),
-                    "score": scores["tasks"][str(t)]["score"],
-                }
-                for t in pool_ids
-            ]
+            predictions = from_scores(schema, scores["tasks"], pool_ids)
             lease.check(confirm=True)
             store.note_publish(project, version, PUBLISHING)
             pushed = client.push_predictions(pid, version, predictions)
@@ -90,27 +82,6 @@ def reconcile(rt, client, project: str, lease) -> dict | None:
         done = {"undid_switch_to": switch["to"], "label_studio_shows": shown}
     log.warning("project %s: a switch to %s was interrupted; reconciled: %s", project, switch["to"], done)
     return done
-
-
-def delete_stale(client, project: str, version: str) -> dict:
-    """Delete the predictions of every other beal version. Label Studio deletes them one by one (2.7 ms each
-    here), so this is the slowest step of a large project's round; it runs once the new version serves, and a
-    failure leaves the versions to the next round instead of failing this one."""
-    pid, removed, left = int(project), [], []
-    try:
-        versions = client.model_versions(pid)
-    except LabelStudioError as e:
-        log.warning("project %s: model versions not listed (%s); the next round deletes the stale ones", project, e)
-        return {"removed_versions": [], "versions_not_listed": str(e)[:200]}  # which are stale is unknown
-    stale = {v: n for v, n in versions.items() if v != version and v.startswith(VERSION_PREFIX)}
-    for v, n in stale.items():
-        try:
-            client.delete_model_version(pid, v, n)
-            removed.append(v)
-        except LabelStudioError as e:
-            log.warning("project %s: predictions of %s not deleted (%s); the next round retries", project, v, e)
-            left.append(v)
-    return {"removed_versions": removed, **({"stale_versions_left": left} if left else {})}
 
 
 def version_status(store, project: str, version: str, current: str | None, meta: dict) -> tuple[str, str | None]:

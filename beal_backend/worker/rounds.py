@@ -20,7 +20,7 @@ from beal_backend.labelstudio.client import LabelStudioError
 from beal_backend.store import scores as score_cache
 from beal_backend.worker import label_change, pool_scores, progress, promotion
 from beal_backend.worker.examples import left_out, read_project
-from beal_backend.worker.publishing import delete_stale, publish, reconcile
+from beal_backend.worker.publishing import publish, reconcile
 
 log = logging.getLogger(__name__)
 EMBEDDINGS = "embeddings"  # <project dir>/embeddings/: the frozen learner's feature cache
@@ -55,7 +55,7 @@ def _round(project: str, rt, report: progress.Reporter) -> dict:
     if s.basic_auth_user:  # webhooks added after /setup's own attempt get the webhook token here
         client.authorize_webhooks(int(project), rt.webhook_authorization)
     base = {
-        **label_change.withdraw_stale(rt, client, project, schema, delete_stale, report.lease),  # old order stops
+        **label_change.withdraw_stale(rt, client, project, schema, report.lease),  # old order stops
         "n_annotations": len(ex.texts),
         "n_pool": len(ex.pool_ids),
         "skipped": dict(ex.skipped),

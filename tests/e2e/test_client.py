@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from beal_backend.labelstudio import client as client_module
+from beal_backend.labelstudio import predictions
 from beal_backend.labelstudio.client import LabelStudioClient, LabelStudioError
-from beal_backend.worker import publishing
 
 from .helpers import LS, make_project, rows
 
@@ -61,7 +61,7 @@ def test_bulk_push_and_stale_deletion(label_studio):
         assert client.push_predictions(project, v, [{"task": t, "score": 0.1, "result": []} for t in ids]) == 6
     assert client.model_versions(project) == {"beal-1": 6, "beal-2": 6, "other-model": 6}
 
-    out = publishing.delete_stale(client, str(project), "beal-2")
+    out = predictions.delete_stale(client, str(project), "beal-2")
     assert out == {"removed_versions": ["beal-1"]}  # another model's predictions are not ours to delete
     assert client.model_versions(project) == {"beal-2": 6, "other-model": 6}
 

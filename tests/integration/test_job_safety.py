@@ -13,11 +13,12 @@ import pytest
 from label_studio_sdk.core.api_error import ApiError
 
 from beal_backend.labelstudio import client as client_module
+from beal_backend.labelstudio import predictions
 from beal_backend.labelstudio.client import LabelStudioClient, LabelStudioError, Task
 from beal_backend.service.metrics import Metrics
 from beal_backend.store.versions import WEIGHTS, ModelStore
 from beal_backend.wiring import Runtime
-from beal_backend.worker import publishing, queues
+from beal_backend.worker import queues
 from beal_backend.worker import rounds as jobs
 from beal_backend.worker.coordination import WORKER_DIED
 from beal_backend.worker.local_coordination import LocalCoordinator
@@ -342,7 +343,7 @@ def test_a_stale_version_that_cannot_be_deleted_is_left_to_the_next_round():
             deleted.append((version, n_predictions))
             return n_predictions
 
-    out = publishing.delete_stale(Client(), "3", "beal-new")
+    out = predictions.delete_stale(Client(), "3", "beal-new")
     assert out == {"removed_versions": ["beal-older"], "stale_versions_left": ["beal-old"]}
     assert deleted == [("beal-older", 7)]
 
@@ -350,7 +351,7 @@ def test_a_stale_version_that_cannot_be_deleted_is_left_to_the_next_round():
         def model_versions(self, pid):
             raise LabelStudioError("connection refused")
 
-    assert publishing.delete_stale(Unreachable(), "3", "beal-new") == {
+    assert predictions.delete_stale(Unreachable(), "3", "beal-new") == {
         "removed_versions": [],
         "versions_not_listed": "connection refused",
     }

@@ -15,11 +15,15 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 
+from beal_backend import acquisition
 from beal_backend.engine import learners
+from beal_backend.engine.training import TrainedModel
 from beal_backend.labelstudio.client import LabelStudioError
+from beal_backend.labelstudio.label_config import LabelSchema
 from beal_backend.store import scores as score_cache
 from beal_backend.worker import label_change, pool_scores, progress, promotion
-from beal_backend.worker.examples import left_out, read_project
+from beal_backend.worker.examples import Examples, left_out, read_project
+from beal_backend.worker.locks import Lease
 from beal_backend.worker.publishing import publish, reconcile
 
 log = logging.getLogger(__name__)
@@ -47,35 +51,55 @@ def run_round(project: str, rt, job_id: str | None = None, retry_in: float | Non
 
 
 def _round(project: str, rt, report: progress.Reporter) -> dict:
-    s = rt.settings
-    client = rt.client(project)
+    s, client, lease = rt.settings, rt.client(project), report.lease
+    assert lease is not None  # set by run_round's ``running`` block
     schema, ex = read_project(client, project, s.max_text_chars)
+    base = _prepare(rt, client, project, schema, ex, lease)
+    if len(ex.texts) < s.min_annotations:
+        reason = f"{len(ex.texts)} labeled tasks; need {s.min_annotations}" + left_out(ex)
+        return {**base, "outcome": "skipped", "reason": reason}
+    cfg = replace(rt.train, single_label=schema.single_label)
+    learner = learners.build(s.learner, cfg, rt.store.project_dir(project) / EMBEDDINGS)
+    split = promotion.held_out(ex, rt.train)
+    trained, train_seconds = _train(learner, schema, ex, split, report)
+    gate = promotion.judge(rt, project, schema, ex, split.held, trained, s.promotion_margin)
+    scores, score_seconds = _score(rt, learner, ex, trained, gate["promoted"], report)
+    timing = {"train_seconds": train_seconds, "score_seconds": score_seconds}
+    extra = {**_metadata(project, schema, ex, learner.name, trained, scores), **timing, "promotion": gate}
+    lease.check(confirm=True)  # a job that lost its lock publishes nothing (another may run now)
+    version = rt.store.publish(project, trained, scores, extra)
+    summary = {**base, "version": version, "promotion": gate, **timing}
+    summary.update(_serve(rt, client, project, version, schema, scores, ex.pool_ids, gate, report))
+    _reconcile_after(rt, client, project, lease)
+    lease.check(confirm=True)
+    rt.store.prune(project, keep=s.keep_versions)
+    return summary
+
+
+def _prepare(rt, client, project: str, schema: LabelSchema, ex: Examples, lease: Lease) -> dict:
+    """What a round settles before training (the project lock is ours); -> the start of its summary."""
     rt.store.remove_tmp(project)  # a killed job's half-written version: the lock is ours, so no one writes there
-    reconcile(rt, client, project, report.lease)
-    if s.basic_auth_user:  # webhooks added after /setup's own attempt get the webhook token here
+    reconcile(rt, client, project, lease)
+    if rt.settings.basic_auth_user:  # webhooks added after /setup's own attempt get the webhook token here
         client.authorize_webhooks(int(project), rt.webhook_authorization)
-    base = {
-        **label_change.withdraw_stale(rt, client, project, schema, report.lease),  # old order stops
+    return {
+        **label_change.withdraw_stale(rt, client, project, schema, lease),  # old order stops
         "n_annotations": len(ex.texts),
         "n_pool": len(ex.pool_ids),
         "skipped": dict(ex.skipped),
         "notes": dict(ex.notes),
     }
-    if len(ex.texts) < s.min_annotations:
-        return {
-            **base,
-            "outcome": "skipped",
-            "reason": f"{len(ex.texts)} labeled tasks; need {s.min_annotations}" + left_out(ex),
-        }
 
-    cfg = replace(rt.train, single_label=schema.single_label)
-    learner = learners.build(s.learner, cfg, rt.store.project_dir(project) / EMBEDDINGS)
+
+def _train(
+    learner, schema: LabelSchema, ex: Examples, split: promotion.Split, report: progress.Reporter
+) -> tuple[TrainedModel, float]:
+    """The candidate, and the seconds it took (embedding what the frozen learner's cache lacks included)."""
     t0 = time.perf_counter()
     if learner.name == "frozen":  # embeds only texts the cache lacks; drops rows of texts no longer in the project
         report(stage="embedding", progress=0.0)
         learner.features(ex.texts + ex.pool_texts, keep=ex.texts + ex.pool_texts)
     report(stage="training", progress=0.0)
-    split = promotion.held_out(ex, rt.train)
     trained = learner.fit(
         split.texts,
         split.label_sets,
@@ -85,31 +109,38 @@ def _round(project: str, rt, report: progress.Reporter) -> dict:
         ),
         val_rows=split.val_rows,
     )
-    train_seconds = time.perf_counter() - t0
-    gate = promotion.judge(rt, project, schema, ex, split.held, trained, s.promotion_margin)
+    return trained, round(time.perf_counter() - t0, 3)
 
+
+def _score(
+    rt, learner, ex: Examples, trained: TrainedModel, promoted: bool, report: progress.Reporter
+) -> tuple[dict, float]:
+    """The pool's ``scores.json`` content and the seconds it took; a rejected candidate never serves, so its pool
+    is not scored."""
     report(stage="scoring", progress=0.8)
     t0 = time.perf_counter()
-    scores = pool_scores.empty_scores(rt.scoring, trained, s.strategy)
-    if gate["promoted"]:
-        labeled_hidden = (
-            learners.hidden_of(trained, ex.texts, rt.scoring, learner.features(ex.texts))
-            if s.strategy == "coreset"
-            else None
-        )
-        scores = pool_scores.score_pool(
-            trained,
-            ex.pool_ids,
-            ex.pool_texts,
-            rt.scoring,
-            lambda done, n: report.throttled(stage="scoring", progress=0.8 + 0.15 * done / n),
-            features=learner.features(ex.pool_texts),
-            strategy=s.strategy,
-            labeled_hidden=labeled_hidden,
-        )
-    score_seconds = time.perf_counter() - t0
+    strategy = rt.settings.strategy
+    if not promoted:
+        return pool_scores.empty_scores(rt.scoring, trained, strategy), round(time.perf_counter() - t0, 3)
+    centers = None
+    if acquisition.get_strategy(strategy).centers:
+        centers = learners.hidden_of(trained, ex.texts, rt.scoring, learner.features(ex.texts))
+    scores = pool_scores.score_pool(
+        trained,
+        ex.pool_ids,
+        ex.pool_texts,
+        rt.scoring,
+        lambda done, n: report.throttled(stage="scoring", progress=0.8 + 0.15 * done / n),
+        features=learner.features(ex.pool_texts),
+        strategy=strategy,
+        labeled_hidden=centers,
+    )
+    return scores, round(time.perf_counter() - t0, 3)
 
-    extra = {
+
+def _metadata(project: str, schema: LabelSchema, ex: Examples, learner: str, trained: TrainedModel, scores) -> dict:
+    """What the version records of its round (``metadata.json``, besides timings and the gate's verdict)."""
+    return {
         "project": project,
         "label_schema": {
             "from_name": schema.from_name,
@@ -123,35 +154,21 @@ def _round(project: str, rt, report: progress.Reporter) -> dict:
         "n_annotations": len(ex.texts),
         "trained_on": ex.fingerprint(),  # what a restarted embedded service compares with Label Studio (recovery)
         "n_pool": len(scores["tasks"]),
-        "learner": learner.name,
+        "learner": learner,
         "label_counts": dict(Counter(name for names in ex.label_sets for name in names)),
         "mean_score": pool_scores.mean_ec(scores, len(trained.labels), trained.config.single_label),
-        "train_seconds": round(train_seconds, 3),
-        "score_seconds": round(score_seconds, 3),
-        "promotion": gate,
     }
-    assert report.lease is not None  # set by the ``running`` block above
-    report.lease.check(confirm=True)  # a job that lost its lock publishes nothing (another may run now)
-    version = rt.store.publish(project, trained, scores, extra)
-    summary = {
-        **base,
-        "version": version,
-        "promotion": gate,
-        "train_seconds": extra["train_seconds"],
-        "score_seconds": extra["score_seconds"],
-    }
-    if gate["promoted"]:
-        report(stage="pushing predictions", progress=0.95, version=version)
-        summary.update(
-            publish(rt, client, project, version, schema, scores, ex.pool_ids, report.lease), outcome="trained"
-        )
-    else:
+
+
+def _serve(
+    rt, client, project: str, version: str, schema, scores: dict, pool_ids, gate: dict, report: progress.Reporter
+) -> dict:
+    """A promoted candidate serves (``publishing``); a rejected one is only stored (``/versions`` lists it)."""
+    if not gate["promoted"]:
         log.warning("project %s: candidate %s rejected: %s", project, version, gate["reason"])
-        summary.update(outcome="rejected", pushed=0)
-    _reconcile_after(rt, client, project, report.lease)
-    report.lease.check(confirm=True)
-    rt.store.prune(project, keep=s.keep_versions)
-    return summary
+        return {"outcome": "rejected", "pushed": 0}
+    report(stage="pushing predictions", progress=0.95, version=version)
+    return {**publish(rt, client, project, version, schema, scores, pool_ids, report.lease), "outcome": "trained"}
 
 
 def _reconcile_after(rt, client, project: str, lease) -> None:

@@ -21,8 +21,9 @@ from beal_backend.worker.attempts import attempt_round
 from beal_backend.worker.coordination import Coordinator
 from beal_backend.worker.embedding import embed_tasks
 from beal_backend.worker.local_coordination import LocalCoordinator
-from beal_backend.worker.queues import JobQueue, RQQueue, ThreadQueue
+from beal_backend.worker.queues import RQQueue, ThreadQueue
 from beal_backend.worker.redis_coordination import RedisCoordinator
+from beal_backend.worker.runtime import JobQueue
 
 
 class NotConfiguredError(RuntimeError):

@@ -16,17 +16,18 @@ import logging
 from beal_backend.worker import triggers
 from beal_backend.worker.locks import ProjectLocked
 from beal_backend.worker.rounds import run_round
+from beal_backend.worker.runtime import Runtime, job_queue
 
 log = logging.getLogger(__name__)
 DEFER_SECONDS = 10  # how soon a round whose project was locked looks again
 
 
-def attempt_round(project: str, rt, job_id: str, retry_in: float | None = None) -> dict:
-    """Run the round of job ``job_id`` (``rt``: wiring.Runtime with a queue), or defer or coalesce it. ``retry_in``:
-    seconds until the queue retries the job if it fails (None: this is its last try). Returns the round's summary,
+def attempt_round(project: str, rt: Runtime, job_id: str, retry_in: float | None = None) -> dict:
+    """Run the round of job ``job_id`` (``rt`` with a queue), or defer or coalesce it. ``retry_in``: seconds until
+    the queue retries the job if it fails (None: this is its last try). Returns the round's summary,
     ``{"outcome": "deferred", "retry_in": s}`` (the queue must run it again then) or ``{"outcome": "coalesced"}``."""
     holder = rt.coordinator.pending_holder(project)
-    if holder not in (None, job_id) and rt.queue.alive(holder):
+    if holder not in (None, job_id) and job_queue(rt).alive(holder):
         return _coalesced(project, job_id, holder)
     try:
         return run_round(project, rt, job_id, retry_in=retry_in)
@@ -45,7 +46,7 @@ def _coalesced(project: str, job_id: str, holder: str | None) -> dict:
     return {"outcome": "coalesced", "project": project, "into": holder}
 
 
-def _leave_owed(project: str, rt, job_id: str, retry_in: float | None) -> None:
+def _leave_owed(project: str, rt: Runtime, job_id: str, retry_in: float | None) -> None:
     """Best effort (the round's own error is what the queue must see): the retry becomes the project's waiting
     round, or, after the last try, an idle check will train the owed annotations."""
     try:

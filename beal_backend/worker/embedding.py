@@ -12,6 +12,7 @@ from beal_backend.labelstudio.label_config import parse_label_config
 from beal_backend.worker import fresh_tasks
 from beal_backend.worker.examples import read_project
 from beal_backend.worker.rounds import EMBEDDINGS
+from beal_backend.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ def embed_key(project: str) -> str:
     return f"embed-{project}"
 
 
-def embed_tasks(project: str, rt, job_id: str | None = None) -> dict:
+def embed_tasks(project: str, rt: Runtime, job_id: str | None = None) -> dict:
     """Low-priority job run when Label Studio imports tasks (``TASKS_CREATED``): put every task text the
     frozen learner's cache lacks into it, so the next round only trains and scores (best effort: a round
     embeds whatever is still missing); then score the tasks the current version has no prediction for

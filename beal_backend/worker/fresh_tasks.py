@@ -19,6 +19,7 @@ from beal_backend.labelstudio.label_config import LabelSchema
 from beal_backend.labelstudio.predictions import from_scores
 from beal_backend.worker import pool_scores
 from beal_backend.worker.examples import collect_examples
+from beal_backend.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 # How long (s) the push waits for the project lock. A round or rollback holding it longer makes the job fail
@@ -27,7 +28,7 @@ LOCK_WAIT = 10
 ATTEMPTS = 2  # a round that published while we scored: score once more with its version
 
 
-def score_new_tasks(project: str, rt, client, schema: LabelSchema, learner=None) -> dict:
+def score_new_tasks(project: str, rt: Runtime, client, schema: LabelSchema, learner=None) -> dict:
     """Score and push the current version's missing predictions; ``learner``: the frozen learner whose
     feature cache holds the texts (None: the model embeds them itself, as ``/predict`` does)."""
     for _ in range(ATTEMPTS):
@@ -58,7 +59,7 @@ def score_new_tasks(project: str, rt, client, schema: LabelSchema, learner=None)
     return {"scored": 0, "reason": "the current version kept changing; the next import or round scores them"}
 
 
-def predict_scoring(rt):
+def predict_scoring(rt: Runtime):
     """What ``/predict`` scores an uncached task with: the round's scoring config with ``PREDICT_PASSES``."""
     return replace(rt.scoring, passes=rt.settings.predict_passes)
 
@@ -74,7 +75,7 @@ def _cached_features(learner, trained, texts: list[str]):
     return learner.features(texts)
 
 
-def _push_if_current(rt, client, project: str, version: str, schema: LabelSchema, scores: dict) -> int | None:
+def _push_if_current(rt: Runtime, client, project: str, version: str, schema: LabelSchema, scores: dict) -> int | None:
     """Push under the project lock while ``version`` is still current; None when a round replaced it."""
     predictions = from_scores(schema, scores["tasks"], scores["tasks"])
     with rt.coordinator.running(project, timeout=LOCK_WAIT, starts_round=False) as lease:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from beal_backend.labelstudio.label_config import LabelConfigError, LabelSchema, parse_label_config
 from beal_backend.labelstudio.predictions import delete_stale
+from beal_backend.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 RECORD = "label_change.json"
@@ -45,7 +46,7 @@ def _serves(labels, single_label: bool, meta: dict) -> bool:
     )
 
 
-def stale_version(rt, project: str, schema: LabelSchema) -> tuple[str, dict] | None:
+def stale_version(rt: Runtime, project: str, schema: LabelSchema) -> tuple[str, dict] | None:
     """(current version, its metadata) when it was trained on another label set than ``schema``, else None."""
     version = rt.store.current(project)
     if version is None:
@@ -64,7 +65,7 @@ def describe(schema: LabelSchema, version: str, meta: dict) -> str:
     return f"the label set changed since {version} was trained ({'; '.join(parts)})"
 
 
-def seen_at_setup(rt, project: str, old_config: str | None, config: str) -> str | None:
+def seen_at_setup(rt: Runtime, project: str, old_config: str | None, config: str) -> str | None:
     """``/setup``'s check: why a round is due, for a label set first seen now that the current version does
     not serve (Label Studio calls /setup before every prediction run: an unchanged set starts nothing)."""
     schema, old = _schema(config), _schema(old_config) if old_config else None
@@ -73,7 +74,7 @@ def seen_at_setup(rt, project: str, old_config: str | None, config: str) -> str 
     return _why(rt, project, schema)
 
 
-def seen_in_update(rt, project: str, payload: dict) -> str | None:
+def seen_in_update(rt: Runtime, project: str, payload: dict) -> str | None:
     """The ``PROJECT_UPDATED`` webhook's check (the payload is the project, with its config): why a round is
     due when that label set is not the current version's. A round's own switch of ``model_version`` sends one
     too, before the new version is current here: one naming a version that serves the config is not a change.
@@ -89,7 +90,7 @@ def seen_in_update(rt, project: str, payload: dict) -> str | None:
     return _why(rt, project, schema)
 
 
-def _why(rt, project: str, schema: LabelSchema) -> str | None:
+def _why(rt: Runtime, project: str, schema: LabelSchema) -> str | None:
     stale = stale_version(rt, project, schema)
     if stale is None:
         return None
@@ -98,7 +99,7 @@ def _why(rt, project: str, schema: LabelSchema) -> str | None:
     return why
 
 
-def withdraw_stale(rt, client, project: str, schema: LabelSchema, lease) -> dict:
+def withdraw_stale(rt: Runtime, client, project: str, schema: LabelSchema, lease) -> dict:
     """A round's first step: when the current version does not serve ``schema``, delete every beal version's
     predictions in Label Studio (``delete_stale``, keeping none) so they stop ordering the queue, and record
     the change; returns what the job record shows ({} when the current version serves the config)."""
@@ -114,7 +115,7 @@ def withdraw_stale(rt, client, project: str, schema: LabelSchema, lease) -> dict
     return {"labels_changed": f"{why}: its predictions were deleted from Label Studio and no longer order the queue"}
 
 
-def pending(rt, project: str) -> dict | None:
+def pending(rt: Runtime, project: str) -> dict | None:
     """The recorded change while the current version still does not serve it (None otherwise): a stat of
     a file that is normally absent, cheap enough for every annotation webhook."""
     path = _record_path(rt, project)
@@ -130,12 +131,12 @@ def pending(rt, project: str) -> dict | None:
     return record if meta is None or not _serves(record["labels"], record["single_label"], meta) else None
 
 
-def awaits_round(rt, project: str) -> bool:
+def awaits_round(rt: Runtime, project: str) -> bool:
     """Whether an annotation event must enqueue a round: no version serves the changed label set yet."""
     return pending(rt, project) is not None
 
 
-def notice(rt, project: str, job: dict | None = None) -> str:
+def notice(rt: Runtime, project: str, job: dict | None = None) -> str:
     """The project card's line while a recorded label-set change has no version serving it, else what the
     project's latest job (``job``) found about one."""
     record = pending(rt, project)
@@ -148,11 +149,11 @@ def notice(rt, project: str, job: dict | None = None) -> str:
     )
 
 
-def _record_path(rt, project: str) -> Path:
+def _record_path(rt: Runtime, project: str) -> Path:
     return rt.store.project_dir(project) / RECORD
 
 
-def _write_record(rt, project: str, record: dict) -> None:
+def _write_record(rt: Runtime, project: str, record: dict) -> None:
     """Atomic (temp file + rename): the API reads it on every annotation webhook."""
     path = _record_path(rt, project)
     fd, tmp = tempfile.mkstemp(prefix=f".{RECORD}.", suffix=".tmp", dir=path.parent)

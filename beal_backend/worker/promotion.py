@@ -15,6 +15,7 @@ from beal_backend.engine import evaluation, holdout, training
 from beal_backend.engine.holdout import HeldOut
 from beal_backend.engine.training import TrainConfig
 from beal_backend.worker.examples import Examples
+from beal_backend.worker.runtime import Runtime
 
 METRICS = ("micro_f1", "macro_f1")
 
@@ -38,7 +39,7 @@ def held_out(ex: Examples, cfg: TrainConfig) -> Split:
     return Split(held, [ex.texts[i] for i in rows], [ex.label_sets[i] for i in rows], stop)
 
 
-def judge(rt, project: str, schema, ex, held: HeldOut, trained, margin: float) -> dict:
+def judge(rt: Runtime, project: str, schema, ex, held: HeldOut, trained, margin: float) -> dict:
     """Score ``trained`` and the current version on the gate half of ``ex`` (``worker.examples.Examples``),
     then ``decide``."""
     cand: dict = {"micro_f1": None, "macro_f1": None, "n_held_out": len(held.stop) + len(held.gate)}
@@ -60,7 +61,7 @@ def judge(rt, project: str, schema, ex, held: HeldOut, trained, margin: float) -
     return decide(cand, current, margin)
 
 
-def current_version(rt, project: str, schema) -> dict | None:
+def current_version(rt: Runtime, project: str, schema) -> dict | None:
     """The current version to compare with: None (none yet), marked not comparable (another label set; or
     trained before the project had a slice, so on those very tasks: its F1 there made every later candidate
     look worse), else {"version", "model"}."""

@@ -22,13 +22,14 @@ import logging
 
 from beal_backend.labelstudio.label_config import LabelSchema
 from beal_backend.labelstudio.predictions import delete_stale, from_scores
+from beal_backend.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 PUBLISHING = "publishing"  # a version's publish state from its first push until it serves or fails
 
 
 def publish(
-    rt, client, project: str, version: str, schema: LabelSchema, scores: dict, pool_ids: list[int], lease
+    rt: Runtime, client, project: str, version: str, schema: LabelSchema, scores: dict, pool_ids: list[int], lease
 ) -> dict:
     """Steps 1-5 above for ``version``; a failure is recorded in the version (``/versions`` shows a version
     that never served, and why) and raised."""
@@ -66,7 +67,7 @@ def _note_failure(store, project: str, version: str, state: str) -> None:
         log.warning("project %s: could not record that %s was not served (%s)", project, version, e)
 
 
-def reconcile(rt, client, project: str, lease) -> dict | None:
+def reconcile(rt: Runtime, client, project: str, lease) -> dict | None:
     """End a switch a crash (or a lost lock) interrupted: ``CURRENT`` becomes what Label Studio shows when that
     is the marker's version, else stays. Call with the project lock held. -> what was done, or None."""
     switch = rt.store.switching(project)

@@ -19,7 +19,6 @@ import queue
 import threading
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Protocol
 
 import rq
 from rq.exceptions import NoSuchJobError
@@ -29,6 +28,7 @@ from rq.serializers import JSONSerializer
 from beal_backend.worker import triggers
 from beal_backend.worker.attempts import attempt_round
 from beal_backend.worker.embedding import embed_tasks
+from beal_backend.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 # a check that failed (Redis away for a moment) freed its slot first: retried, it cannot leave events unchecked
@@ -47,20 +47,6 @@ def worker_alive(conn, hostname: str) -> bool:
 def embedding_queue_name(training_queue: str) -> str:
     """Workers take jobs from the training queue first: embedding imported tasks only fills idle time."""
     return f"{training_queue}-embedding"
-
-
-class JobQueue(Protocol):
-    """Where the API puts jobs: only the project id crosses (RQQueue on Redis, ThreadQueue in process)."""
-
-    def enqueue(self, project: str, job_id: str | None = None) -> str: ...
-
-    def enqueue_embedding(self, project: str, job_id: str | None = None) -> str: ...
-
-    def enqueue_idle_check(self, project: str, delay: float) -> str: ...
-
-    def alive(self, job_id: str) -> bool:
-        """Whether the job is queued, scheduled (a retry or a deferral), or running."""
-        ...
 
 
 class RQQueue:
@@ -122,7 +108,7 @@ class RQQueue:
 class ThreadQueue:
     TRAIN, EMBED = 0, 1  # priorities: a waiting round runs before waiting embedding jobs
 
-    def __init__(self, runtime):  # wiring.Runtime
+    def __init__(self, runtime: Runtime):
         self.rt = runtime
         self._q: queue.PriorityQueue = queue.PriorityQueue()
         self._seq = itertools.count()  # FIFO within a priority

@@ -12,11 +12,12 @@ import time
 
 from beal_backend.worker import triggers
 from beal_backend.worker.examples import read_project
+from beal_backend.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def owes_a_round(rt, project: str) -> bool:
+def owes_a_round(rt: Runtime, project: str) -> bool:
     """Whether Label Studio holds labeled tasks that no stored version of ``project`` was trained on."""
     s = rt.project_settings(project)
     ex = read_project(rt.client(project), project, s.max_text_chars).examples
@@ -31,8 +32,8 @@ def owes_a_round(rt, project: str) -> bool:
     return meta["trained_on"] != ex.fingerprint()
 
 
-def resume_owed_rounds(rt, waits: list[int]) -> dict[str, dict]:
-    """Enqueue a round for every known project that owes one (``rt``: wiring.Runtime with its queue). A project
+def resume_owed_rounds(rt: Runtime, waits: list[int]) -> dict[str, dict]:
+    """Enqueue a round for every known project that owes one (``rt`` with a queue). A project
     whose Label Studio cannot be asked now is asked again after each of ``waits`` (s). Returns what each got."""
     todo, done = rt.store.projects(), {}
     for wait in [0, *waits]:
@@ -53,7 +54,7 @@ def resume_owed_rounds(rt, waits: list[int]) -> dict[str, dict]:
     return done
 
 
-def resume_in_background(rt) -> threading.Thread:
+def resume_in_background(rt: Runtime) -> threading.Thread:
     """Start ``resume_owed_rounds`` without delaying the service's start (Label Studio may answer slowly)."""
     thread = threading.Thread(
         target=resume_owed_rounds, args=(rt, rt.settings.round_retries), name="beal-recovery", daemon=True

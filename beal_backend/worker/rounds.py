@@ -25,13 +25,14 @@ from beal_backend.worker import label_change, pool_scores, progress, promotion
 from beal_backend.worker.examples import Examples, left_out, read_project
 from beal_backend.worker.locks import Lease
 from beal_backend.worker.publishing import publish, reconcile
+from beal_backend.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 EMBEDDINGS = "embeddings"  # <project dir>/embeddings/: the frozen learner's feature cache
 
 
-def run_round(project: str, rt, job_id: str | None = None, retry_in: float | None = None) -> dict:
-    """Run one round for ``project`` with the runtime ``rt`` (``wiring.Runtime``). Returns its summary.
+def run_round(project: str, rt: Runtime, job_id: str | None = None, retry_in: float | None = None) -> dict:
+    """Run one round for ``project``. Returns its summary.
     Raises ``ProjectLocked`` at once if another job holds the project (``attempts`` defers it); ``retry_in``:
     the seconds until the queue retries this job if it fails (shown with the failure)."""
     job_id = job_id or uuid.uuid4().hex[:12]
@@ -50,7 +51,7 @@ def run_round(project: str, rt, job_id: str | None = None, retry_in: float | Non
         return result
 
 
-def _round(project: str, rt, report: progress.Reporter) -> dict:
+def _round(project: str, rt: Runtime, report: progress.Reporter) -> dict:
     s, client, lease = rt.settings, rt.client(project), report.lease
     assert lease is not None  # set by run_round's ``running`` block
     schema, ex = read_project(client, project, s.max_text_chars)
@@ -76,7 +77,7 @@ def _round(project: str, rt, report: progress.Reporter) -> dict:
     return summary
 
 
-def _prepare(rt, client, project: str, schema: LabelSchema, ex: Examples, lease: Lease) -> dict:
+def _prepare(rt: Runtime, client, project: str, schema: LabelSchema, ex: Examples, lease: Lease) -> dict:
     """What a round settles before training (the project lock is ours); -> the start of its summary."""
     rt.store.remove_tmp(project)  # a killed job's half-written version: the lock is ours, so no one writes there
     reconcile(rt, client, project, lease)
@@ -113,7 +114,7 @@ def _train(
 
 
 def _score(
-    rt, learner, ex: Examples, trained: TrainedModel, promoted: bool, report: progress.Reporter
+    rt: Runtime, learner, ex: Examples, trained: TrainedModel, promoted: bool, report: progress.Reporter
 ) -> tuple[dict, float]:
     """The pool's ``scores.json`` content and the seconds it took; a rejected candidate never serves, so its pool
     is not scored."""
@@ -161,7 +162,15 @@ def _metadata(project: str, schema: LabelSchema, ex: Examples, learner: str, tra
 
 
 def _serve(
-    rt, client, project: str, version: str, schema, scores: dict, pool_ids, gate: dict, report: progress.Reporter
+    rt: Runtime,
+    client,
+    project: str,
+    version: str,
+    schema,
+    scores: dict,
+    pool_ids,
+    gate: dict,
+    report: progress.Reporter,
 ) -> dict:
     """A promoted candidate serves (``publishing``); a rejected one is only stored (``/versions`` lists it)."""
     if not gate["promoted"]:
@@ -171,7 +180,7 @@ def _serve(
     return {**publish(rt, client, project, version, schema, scores, pool_ids, report.lease), "outcome": "trained"}
 
 
-def _reconcile_after(rt, client, project: str, lease) -> None:
+def _reconcile_after(rt: Runtime, client, project: str, lease) -> None:
     """A job that lost its lock to this one may have switched Label Studio meanwhile: agree with it now.
     Best effort: this round's own outcome stands, and the next job tries again."""
     try:
@@ -180,7 +189,7 @@ def _reconcile_after(rt, client, project: str, lease) -> None:
         log.warning("project %s: interrupted switch not reconciled (%s); the next job retries", project, e)
 
 
-def rollback(project: str, version: str, rt) -> dict:
+def rollback(project: str, version: str, rt: Runtime) -> dict:
     """Make an earlier version current again: re-push its scores for the tasks still unlabeled (scoring
     those it never saw) and switch Label Studio's ``model_version``. Waits briefly for a running job.
     A rejected candidate is served too, as asked, with a ``warning`` in the answer."""

@@ -14,6 +14,7 @@ import logging
 import uuid
 
 from beal_backend.worker import embedding
+from beal_backend.worker.runtime import Runtime, job_queue
 
 log = logging.getLogger(__name__)
 # How long (s) an idle-check slot outlives its check's due time. A check queued behind a longer round outlives
@@ -26,24 +27,24 @@ def new_job_id(kind: str, project: str) -> str:
     return f"{kind}-{project}-{uuid.uuid4().hex[:8]}"
 
 
-def enqueue_round(rt, project: str) -> dict:
-    """Enqueue a round unless one is already waiting (it will read everything); ``rt``: wiring.Runtime."""
+def enqueue_round(rt: Runtime, project: str) -> dict:
+    """Enqueue a round unless one is already waiting (it will read everything)."""
     # the counter restarts when the job starts (coordinator.running), not here: annotations that
     # arrive before then are read by that job too, so they must not count towards the next one
-    job_id = _claim_and_enqueue(rt, project, rt.queue.enqueue, project, "train")
+    job_id = _claim_and_enqueue(rt, project, job_queue(rt).enqueue, project, "train")
     if job_id is None:
         return {"status": "coalesced", "project": project}  # the waiting round will read everything
     return {"status": "queued", "project": project, "job_id": job_id}
 
 
-def enqueue_embedding(rt, project: str) -> dict:
+def enqueue_embedding(rt: Runtime, project: str) -> dict:
     """Enqueue the low-priority job that caches imported tasks' features, unless one is waiting."""
-    job_id = _claim_and_enqueue(rt, embedding.embed_key(project), rt.queue.enqueue_embedding, project, "embed")
+    job_id = _claim_and_enqueue(rt, embedding.embed_key(project), job_queue(rt).enqueue_embedding, project, "embed")
     state = {"status": "queued", "job_id": job_id} if job_id else {"status": "coalesced"}
     return {**state, "project": project, "job": "embedding"}
 
 
-def note_annotation_event(rt, project: str, idle: int) -> None:
+def note_annotation_event(rt: Runtime, project: str, idle: int) -> None:
     """Record the event's time and make sure one idle check is scheduled (``idle``: the project's
     ``TRAIN_IDLE_SECONDS``; 0: off)."""
     if idle:
@@ -51,7 +52,7 @@ def note_annotation_event(rt, project: str, idle: int) -> None:
         _schedule_check(rt, project, idle)
 
 
-def check_idle(rt, project: str) -> dict:
+def check_idle(rt: Runtime, project: str) -> dict:
     """The scheduled check: enqueue a round if annotations are untrained and none came for the idle time;
     if one came since the check was scheduled, look again when the idle time after it has passed."""
     idle = rt.project_settings(project).train_idle_seconds
@@ -65,7 +66,7 @@ def check_idle(rt, project: str) -> dict:
     return enqueue_round(rt, project)
 
 
-def _claim_and_enqueue(rt, slot: str, enqueue, project: str, kind: str) -> str | None:
+def _claim_and_enqueue(rt: Runtime, slot: str, enqueue, project: str, kind: str) -> str | None:
     """The job id, or None when a job of this kind already waits (the pending ``slot`` is taken); the slot is
     freed again if the queue refuses the job."""
     job_id = new_job_id(kind, project)
@@ -78,7 +79,7 @@ def _claim_and_enqueue(rt, slot: str, enqueue, project: str, kind: str) -> str |
         raise
 
 
-def claim_slot(rt, slot: str, job_id: str) -> bool:
+def claim_slot(rt: Runtime, slot: str, job_id: str) -> bool:
     """Take the pending ``slot`` for ``job_id``. A slot whose job can no longer run (it failed before taking
     the lock, its work horse was killed after its last retry, Redis lost it) is freed here, however that job
     ended; a live holder keeps it (its short TTL starts again)."""
@@ -86,15 +87,15 @@ def claim_slot(rt, slot: str, job_id: str) -> bool:
     if c.claim_pending(slot, job_id):
         return True
     holder = c.pending_holder(slot)
-    if holder is not None and not rt.queue.alive(holder):
+    if holder is not None and not job_queue(rt).alive(holder):
         c.release_pending(slot, holder)  # only if still that job's
-    if holder is None or not rt.queue.alive(holder):
+    if holder is None or not job_queue(rt).alive(holder):
         return c.claim_pending(slot, job_id)
     c.claim_pending(slot, holder)
     return False
 
 
-def schedule_check(rt, project: str) -> None:
+def schedule_check(rt: Runtime, project: str) -> None:
     """An idle check after the project's idle time, as if an annotation came now (a failed round's last try:
     its work is owed, and the check trains it)."""
     idle = rt.project_settings(project).train_idle_seconds
@@ -102,11 +103,11 @@ def schedule_check(rt, project: str) -> None:
         _schedule_check(rt, project, idle)
 
 
-def _schedule_check(rt, project: str, delay: float) -> None:
+def _schedule_check(rt: Runtime, project: str, delay: float) -> None:
     if not rt.coordinator.claim_idle_check(project, ttl=delay + CHECK_SLOT_MARGIN):
         return  # one is scheduled: it will see this event's time
     try:
-        rt.queue.enqueue_idle_check(project, delay)
+        job_queue(rt).enqueue_idle_check(project, delay)
     except Exception:
         rt.coordinator.release_idle_check(project)
         raise

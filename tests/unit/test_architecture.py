@@ -100,6 +100,19 @@ def test_modules_stay_short():
     assert long == {}
 
 
+def test_the_wiring_builds_the_runtime_the_workers_use(tmp_path) -> None:
+    """Workers type ``rt`` as ``worker.runtime.Runtime`` (a Protocol) and never import the wiring that builds it:
+    mypy checks this annotated assignment member by member, types included; the loop checks the names when run."""
+    from beal_backend.config import Settings
+    from beal_backend.wiring import Runtime as Built
+    from beal_backend.worker.runtime import Runtime
+
+    rt: Runtime = Built.build(Settings(model_dir=str(tmp_path)))
+    members = set(Runtime.__annotations__) | {n for n in vars(Runtime) if not n.startswith("_")}
+    assert members >= {"settings", "store", "coordinator", "queue", "client", "webhook_authorization"}
+    assert [n for n in sorted(members) if not hasattr(rt, n)] == []
+
+
 def test_no_pickle_based_loading():
     for path in _modules():
         for node in ast.walk(ast.parse(path.read_text())):

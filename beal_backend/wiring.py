@@ -11,6 +11,7 @@ import redis
 import rq
 
 from beal_backend.config import PROJECT_PARAMS, Settings
+from beal_backend.engine import learners
 from beal_backend.engine.scoring import ScoringConfig
 from beal_backend.engine.training import TrainConfig
 from beal_backend.labelstudio.client import LabelStudioClient
@@ -91,6 +92,11 @@ class Runtime:
 
     def client_for(self, url: str, key: str) -> LabelStudioClient:
         return LabelStudioClient(url, key, timeout=self.settings.ls_timeout, retries=self.settings.ls_retries)
+
+    @property
+    def learner(self) -> str:
+        """The learner rounds train with: ``LEARNER``, ``auto`` resolved for this runtime's device."""
+        return learners.resolve(self.settings.learner, self.train.device)
 
     @cached_property
     def webhook_authorization(self) -> str:

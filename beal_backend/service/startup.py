@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 
 from beal_backend import __version__
-from beal_backend.engine import learners
+from beal_backend.wiring import Runtime
 
 log = logging.getLogger("beal_backend")
 
 
-def summary(rt) -> tuple[str, list[str]]:
-    """(the line, the warnings) for the runtime ``rt`` (``wiring.Runtime``)."""
+def summary(rt: Runtime) -> tuple[str, list[str]]:
+    """(the line, the warnings) for the runtime ``rt``."""
     s = rt.settings
     if s.label_studio_url:
         where = f"Label Studio {s.label_studio_url} (LABEL_STUDIO_URL)"
@@ -23,7 +23,7 @@ def summary(rt) -> tuple[str, list[str]]:
     line = (
         f"beal-backend {__version__}: basic auth {'on' if s.basic_auth_user else 'off'}; {where}; "
         f"jobs {'on Redis (beal worker)' if s.redis_url else 'embedded'}; "
-        f"learner {learners.resolve(s.learner, rt.train.device)} on {rt.train.device}; strategy {s.strategy}"
+        f"learner {rt.learner} on {rt.train.device}; strategy {s.strategy}"
     )
     warnings = []
     if not s.basic_auth_user:
@@ -39,7 +39,7 @@ def summary(rt) -> tuple[str, list[str]]:
     return line, warnings
 
 
-def log_summary(rt, risks: bool = True) -> None:
+def log_summary(rt: Runtime, risks: bool = True) -> None:
     """``risks``: also the warnings (the API's; a worker's line says which learner and device it trains with)."""
     line, warnings = summary(rt)
     log.info(line)

@@ -20,7 +20,7 @@ ALLOWED = {
     "store": {"engine"},
     "worker": {"engine", "store", "labelstudio", "config", "acquisition"},
     "simulation": {"engine", "acquisition"},
-    "service": {"worker", "engine", "store", "labelstudio", "config", "wiring", "acquisition"},
+    "service": {"worker", "store", "labelstudio", "config", "wiring", "acquisition"},
     "config": {"acquisition"},  # the strategy registry's names (acquisition: pure NumPy, no torch)
     "wiring": {"worker", "engine", "store", "labelstudio", "config"},
     "cli": {"service", "worker", "engine", "store", "labelstudio", "simulation", "config", "wiring", "acquisition"},

@@ -1,6 +1,6 @@
-"""The design rules of the package, checked on its source (ast): the folders are the layers and imports go
-one way (service -> worker -> engine / store / labelstudio; simulation -> engine), the engine is pure compute,
-one environment reader that never pulls in torch, no pickle-based loading, short modules."""
+"""The design rules of the package, checked on its source (ast): the folders are the layers and imports go one
+way (``ALLOWED``, as the README states it: service -> worker -> engine, simulation -> engine), the engine is pure
+compute, one environment reader that never pulls in torch, no pickle-based loading, short modules."""
 
 from __future__ import annotations
 
@@ -71,6 +71,17 @@ def test_parts_import_only_what_they_may():
                 if target in ALLOWED and target != part and target not in ALLOWED[part]:
                     wrong.append(f"{path.relative_to(PKG)} -> {name}")
     assert wrong == []
+
+
+def test_the_readme_states_these_rules():
+    """The README's *Code layout* block lists ``ALLOWED`` exactly, one ``part -> parts`` line each."""
+    text = (PKG.parent / "README.md").read_text(encoding="utf-8")
+    block = text.split("**Code layout.**", 1)[1].split("```", 2)[1]
+    stated = {}
+    for line in block.strip().splitlines():
+        part, _, targets = line.partition(" -> ")
+        stated[part.strip()] = set() if targets.strip() == "nothing" else {t.strip() for t in targets.split(",")}
+    assert stated == ALLOWED
 
 
 def test_engine_is_pure_compute():

@@ -179,15 +179,13 @@ def finetune_estimate(env: dict, project: int, passes: int, sample: int, seed: i
     from beal_backend.engine import learners
     from beal_backend.engine.holdout import held_out_split
     from beal_backend.labelstudio.client import LabelStudioClient
-    from beal_backend.labelstudio.label_config import parse_label_config
     from beal_backend.wiring import scoring_config, train_config
     from beal_backend.worker import pool_scores
-    from beal_backend.worker.examples import collect_examples
+    from beal_backend.worker.examples import read_project
 
     s = Settings.from_env({**env, "LEARNER": "finetune", "MC_SCOPE": "last-2", "MC_PASSES": str(passes)})
     client = LabelStudioClient(s.label_studio_url, s.label_studio_api_key)
-    schema = parse_label_config(client.label_config(project))
-    ex = collect_examples(client.tasks(project), schema, s.max_text_chars)
+    schema, ex = read_project(client, str(project), s.max_text_chars)
     cfg = replace(train_config(s), epochs=1, single_label=schema.single_label)
     held = held_out_split(ex.task_ids, cfg.val_fraction, cfg.min_val).stop  # an estimate: the gate half trains
     steps: list[float] = []  # time of each optimiser step: separates model loading from the epoch

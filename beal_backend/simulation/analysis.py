@@ -73,7 +73,7 @@ def summarize(rows, cfg: SimulationConfig, data: Dataset | None = None) -> dict:
             curves[name] = _curves(table, name, reps, cfg.n_rounds, target)
             out[name] = _entry(table, name, cfg.n_rounds, curves[name])
     pool = len(data.pool_texts) if data else int(table[(ALL_DATA, min(target), 0)]["n_labeled"]) if target else None
-    if "random" in curves:
+    if "random" in curves and pool is not None:  # the pool size comes from the data or the all-data run
         for name, curve in curves.items():
             out[name]["vs_random"] = {m: _paired(curve, curves["random"], m, pool) for m in METRICS}
     all_data = {}

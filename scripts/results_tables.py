@@ -68,6 +68,23 @@ def service_table(runs: dict[str, dict], strategy: str) -> list[str]:
     return out
 
 
+def strategies_table(runs: dict[str, dict]) -> list[str]:
+    """Every strategy's area difference against random, micro / macro, one column per dataset (paired intervals)."""
+    names = [n for n in acquisition.STRATEGIES if n != "random" and any(n in s["strategies"] for s in runs.values())]
+    out = ["| strategy | " + " | ".join(f"{d}: Δ area micro / macro (repeats)" for d in runs) + " |"]
+    out.append("|---" * (len(runs) + 1) + "|")
+    for n in names:
+        cells = []
+        for s in runs.values():
+            if n not in s["strategies"]:
+                cells.append("not run")
+                continue
+            r = [interval(cmp.paired_auc(s, n, "random", m), 3) for m in cmp.METRICS]
+            cells.append(f"{r[0]} / {r[1]} ({s['strategies'][n]['repeats']})")
+        out.append(f"| `{n}` | " + " | ".join(cells) + " |")
+    return out
+
+
 def _ratio(mine, random, last: float) -> str:
     """``mine / random``; random not reached by the last round (``last`` % of the pool): an upper bound."""
     if isinstance(mine, str):
@@ -113,6 +130,7 @@ def main() -> None:
     print("\n".join(lead_table(runs, args.strategy)), end="\n\n")
     if all("badge" in s["strategies"] for s in runs.values()):
         print("\n".join(service_table(runs, args.strategy)), end="\n\n")
+    print("\n".join(strategies_table(runs)), end="\n\n")
     print("\n".join(variants_table(runs, variants)), end="\n\n")
     print("\n".join(lodo_table(runs, variants)), end="\n\n")
     for v in variants:

@@ -16,6 +16,11 @@ class LabelConfigError(ValueError):
     """The config has no usable <Choices> over a <Text>, or several, or does not parse."""
 
 
+def same_labels(labels, single_label: bool, other, other_single: bool) -> bool:
+    """Two label sets (in any order: choices are matched by value) in the same choice mode."""
+    return set(labels) == set(other) and len(labels) == len(other) and single_label == other_single
+
+
 @dataclass(frozen=True)
 class LabelSchema:
     from_name: str  # the <Choices name=...>
@@ -35,7 +40,7 @@ class LabelSchema:
     def serves(self, labels, single_label: bool) -> bool:
         """Whether a model trained on ``labels`` (in any order) in this choice mode serves this config:
         choices are matched by value, so reordering <Choice> elements changes nothing."""
-        return set(labels) == set(self.labels) and len(labels) == len(self.labels) and single_label == self.single_label
+        return same_labels(labels, single_label, self.labels, self.single_label)
 
     def text_of(self, data) -> tuple[str | None, str | None]:
         """(the text the model reads, None) or (None, why this task has none)."""

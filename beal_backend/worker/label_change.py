@@ -20,7 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from beal_backend.labelstudio.label_config import LabelConfigError, LabelSchema, parse_label_config
+from beal_backend.labelstudio.label_config import LabelConfigError, LabelSchema, parse_label_config, same_labels
 from beal_backend.labelstudio.predictions import delete_stale
 from beal_backend.worker.runtime import Runtime
 
@@ -39,11 +39,7 @@ def _schema(config: str) -> LabelSchema | None:
 
 def _serves(labels, single_label: bool, meta: dict) -> bool:
     """Whether the version of ``meta`` was trained on this label set and choice mode (in any order)."""
-    return (
-        set(labels) == set(meta["labels"])
-        and len(labels) == len(meta["labels"])
-        and single_label == bool(meta.get("hparams", {}).get("single_label", False))
-    )
+    return same_labels(labels, single_label, meta["labels"], bool(meta.get("hparams", {}).get("single_label", False)))
 
 
 def stale_version(rt: Runtime, project: str, schema: LabelSchema) -> tuple[str, dict] | None:

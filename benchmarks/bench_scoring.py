@@ -51,12 +51,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     add_dataset_args,
-    choices_config,
     load_dataset,
     loadavg,
     machine,
@@ -65,75 +63,16 @@ from _common import (
     timed,
     verdict,
 )
+from _frozen_scoring import frozen_vs_encoder
+from _naive_scoring import like_for_like, naive_mc
+from _predict_uncached import predict_uncached
 
-from beal_backend import acquisition
 from beal_backend.engine import encoders
 from beal_backend.engine.batching import Encoded, encode
 from beal_backend.engine.model import MultiLabelClassifier
 from beal_backend.engine.scoring import ScoringConfig, mc_moments
 
 TARGETS = {"head": ("<=", 1.3), "last-2": (">=", 3.0), "full": (">=", 1.5)}
-
-
-# ------------------------------------------------------------------ the naive baseline
-
-
-def pad_to_max(enc: Encoded, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every text padded to ``width`` (what ``tokenizer(..., padding="max_length")`` gives)."""
-    ids = torch.full((len(enc), width), enc.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(enc), width), dtype=torch.long)
-    for r, s in enumerate(enc.ids):
-        ids[r, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-        mask[r, : len(s)] = 1
-    return ids, mask
-
-
-def naive_mc(model: MultiLabelClassifier, enc: Encoded, passes: int, batch: int, width: int, dropout: bool = True):
-    """T passes of ``model.train()`` (or eval) forwards -> (probs [T, N, J], EC [N], per-pass timings)."""
-    ids, mask = pad_to_max(enc, width)
-    n = len(enc)
-    probs = np.empty((passes, n, model.num_labels), dtype=np.float32)
-    per_pass = []
-    model.train(dropout)
-    try:
-        with torch.no_grad():
-            for t in range(passes):
-                with timed() as tm:
-                    for s in range(0, n, batch):
-                        probs[t, s : s + batch] = torch.sigmoid(model(ids[s : s + batch], mask[s : s + batch])).numpy()
-                per_pass.append(tm)
-        ec = acquisition.expected_confidence(probs)
-    finally:
-        model.eval()
-    return probs, ec, per_pass
-
-
-# ------------------------------------------------------------------ like-for-like check
-
-
-def set_dropout_p(model: nn.Module, p: float | None, saved: dict | None = None) -> dict:
-    """Set every dropout probability to ``p`` (returns the old ones), or restore ``saved`` when p is None."""
-    old = {}
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd):
-            old[name] = m.p
-            m.p = saved[name] if p is None else p
-    return old
-
-
-def like_for_like(model, enc: Encoded, width: int, cfg: ScoringConfig, scopes: list[str], batch: int) -> dict:
-    """EC with dropout disabled: naive loop (eval, padded to the pool max) vs ours (deterministic, and every
-    scope's MC code path with p=0 in every dropout module, i.e. prefix cache + replication exercised)."""
-    _, ec_naive, _ = naive_mc(model, enc, 1, batch, width, dropout=False)
-    diffs = {"deterministic": float(np.abs(mc_moments(model, enc, cfg, deterministic=True).ec - ec_naive).max())}
-    saved = set_dropout_p(model, 0.0)
-    try:
-        for scope in scopes:
-            m = mc_moments(model, enc, ScoringConfig(**{**cfg.__dict__, "passes": 3, "scope": scope}))
-            diffs[f"{scope} (p=0, T=3)"] = float(np.abs(m.ec - ec_naive).max())
-    finally:
-        set_dropout_p(model, None, saved)
-    return diffs
 
 
 # ------------------------------------------------------------------ main
@@ -315,112 +254,6 @@ def main(argv=None) -> int:
         "all_pass": check_ok and all(r["pass"] for r in results),
     }
     print(json.dumps(summary))
-    return 0
-
-
-# ------------------------------------------------------------------ --kind frozen
-
-
-def frozen_vs_encoder(args) -> int:
-    """The frozen learner's scoring step on cached features (T passes of the head) vs one encoder pass.
-    Encoder and scoring are measured ``--repeats`` times, interleaved; the minimum of each is compared."""
-    from beal_backend.config import Settings
-    from beal_backend.engine import learners
-    from beal_backend.wiring import train_config
-    from beal_backend.worker import pool_scores
-
-    n = args.n or 2000
-    print(f"# bench_scoring --kind frozen  {machine()}")
-    texts, label_sets, labels = load_dataset(args.dataset, n + args.labeled, seed=0, data=args.data)
-    train_texts, pool = texts[: args.labeled], texts[args.labeled :]
-    learner = learners.FrozenLearner(train_config(Settings.from_env({"DEVICE": "cpu"})))  # service defaults, no cache
-    trained = learner.fit(train_texts, label_sets[: args.labeled], labels)
-    encoder, tokenizer = learner.pretrained
-    cfg, ids = ScoringConfig(args.passes), list(range(len(pool)))
-    print(
-        f"dataset={args.dataset} pool N={len(pool)} J={len(labels)} pooling={learner.cfg.pooling} T={args.passes} "
-        f"head trained on {args.labeled} texts"
-    )
-    enc, score = [], []
-    for _ in range(args.repeats):
-        with timed() as t:
-            feats = learners.embed(encoder, tokenizer, pool, learner.cfg.pooling, learner.cfg.max_wordpieces, "cpu")
-        enc.append(t)
-        with timed() as t:
-            pool_scores.score_pool(trained, ids, pool, cfg, features=feats)
-        score.append(t)
-    print(f"[measured] one deterministic encoder pass over the pool: {seconds(enc)}")
-    print(f"[measured] frozen scoring, T={args.passes}, cached features (pool_scores.score_pool): {seconds(score)}")
-    e_cpu, s_cpu = min(t["cpu"] for t in enc), min(t["cpu"] for t in score)
-    e_wall, s_wall = min(t["wall"] for t in enc), min(t["wall"] for t in score)
-    ratio = s_cpu / e_cpu
-    print(f"## {args.dataset}, N={len(pool)}, T={args.passes} (load average now {loadavg():.1f})")
-    print("| measure | frozen scoring T=100 | one encoder pass | ratio | target | result |")
-    print("|---|---|---|---|---|---|")
-    print(f"| CPU s (decides) | {s_cpu:.2f} | {e_cpu:.2f} | {ratio:.3f} | <= 0.1 | {verdict(ratio <= 0.1)} |")
-    wall = s_wall / e_wall
-    print(f"| wall s | {s_wall:.2f} | {e_wall:.2f} | {wall:.3f} | <= 0.1 | {verdict(wall <= 0.1)} |")
-    summary = {"dataset": args.dataset, "n": len(pool), "passes": args.passes, "score_cpu": s_cpu}
-    print(json.dumps({**summary, "encoder_cpu": e_cpu, "ratio_cpu": ratio, "ratio_wall": wall}))
-    return 0
-
-
-# ------------------------------------------------------------------ --kind predict-uncached
-
-
-def predict_uncached(args) -> int:
-    """p50 latency of ``/predict`` for a never-scored task: the frozen model embeds the text once and samples
-    its head ``PREDICT_PASSES`` times; the fine-tuned one runs ``PREDICT_PASSES`` MC passes under ``MC_SCOPE``."""
-    import tempfile
-    import time
-    from dataclasses import replace
-
-    from beal_backend.config import Settings
-    from beal_backend.engine import learners
-    from beal_backend.service.app import create_app
-    from beal_backend.wiring import build_runtime, train_config
-
-    print(f"# bench_scoring --kind predict-uncached  {machine()}")
-    texts, label_sets, labels = load_dataset(
-        "goemotions", args.labeled + 2 * (args.requests + 1), seed=1, data=args.data
-    )
-    train, new = texts[: args.labeled], texts[args.labeled :]
-    settings = Settings.from_env(
-        {"MODEL_DIR": tempfile.mkdtemp(prefix="bench-predict-"), "DEVICE": "cpu", "MC_SCOPE": "last-2"}
-    )
-    rt = build_runtime(settings)
-    for project, name in (("1", "frozen"), ("2", "finetune")):  # its weights do not change the cost: 1 epoch
-        cfg = train_config(settings) if name == "frozen" else replace(train_config(settings), epochs=1)
-        trained = learners.build(name, cfg).fit(train, label_sets[: args.labeled], labels)
-        version = rt.store.publish(project, trained, {"tasks": {}}, {"learner": name})
-        rt.store.set_current(project, version)
-        rt.store.write_project(project, {"label_config": choices_config(labels)})
-    client = create_app(rt).test_client()
-    print(
-        f"PREDICT_PASSES={settings.predict_passes} MC_SCOPE={settings.mc_scope} "
-        f"pooling (frozen)={learners.build('frozen', train_config(settings)).cfg.pooling}; "
-        f"{args.requests} timed requests per learner, one uncached task each, alternating; one warm-up each"
-    )
-    lat: dict[str, list[float]] = {"frozen": [], "finetune": []}
-    for i in range(args.requests + 1):
-        for project, name in (("1", "frozen"), ("2", "finetune")):
-            text = new[2 * i + (project == "2")]
-            body = {"project": project, "tasks": [{"id": 10**6 + 2 * i + int(project), "data": {"text": text}}]}
-            t0 = time.perf_counter()
-            r = client.post("/predict", json=body)
-            dt = time.perf_counter() - t0
-            assert r.status_code == 200 and r.get_json()["results"][0], (name, r.status_code, r.get_data()[:300])
-            if i:  # the first request of each loads the version from the store
-                lat[name].append(dt * 1000)
-    q = {n: np.percentile(v, [50, 90]) for n, v in lat.items()}
-    ratio = q["finetune"][0] / q["frozen"][0]
-    print(f"## /predict, 1 uncached task per request, CPU (load average now {loadavg():.1f})")
-    print("| learner | requests | p50 ms | p90 ms | mean ms |")
-    print("|---|---|---|---|---|")
-    for n in ("frozen", "finetune"):
-        print(f"| {n} | {len(lat[n])} | {q[n][0]:.0f} | {q[n][1]:.0f} | {np.mean(lat[n]):.0f} |")
-    print(f"[measured] p50 finetune / frozen = {ratio:.1f}x")
-    print(json.dumps({"p50_ms": {n: q[n][0] for n in q}, "ratio_p50": ratio}))
     return 0
 
 

@@ -1,11 +1,15 @@
-"""Service fixtures: a small trained model published in a temporary store, and app factories."""
+"""Service fixtures: a small trained model published in a temporary store, app factories, and the fake Label Studio
+clients and runtime the job tests run rounds with."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
 from beal_backend.config import Settings
 from beal_backend.engine import training
+from beal_backend.labelstudio.client import Task
 from beal_backend.service.app import create_app
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import Runtime, scoring_config
@@ -50,6 +54,44 @@ class InMemoryProject:
 
     def delete_model_version(self, pid, version, n_predictions=0):
         return 0
+
+
+class FakeLabelStudio:
+    """The Label Studio client a round uses; ``on_tasks`` runs when the round fetches its annotations."""
+
+    def __init__(self, on_tasks=lambda: None):
+        self.on_tasks, self.pushed = on_tasks, []
+
+    def label_config(self, pid):
+        return CONFIG
+
+    def tasks(self, pid, annotations=True):
+        self.on_tasks()
+        labeled = [Task(i + 1, {"text": t}, [_annotation(ls)]) for i, (t, ls) in enumerate(zip(TEXTS, LABELS))]
+        return labeled + [Task(tid, {"text": text}, []) for tid, text in POOL.items()]
+
+    def push_predictions(self, pid, version, predictions):
+        self.pushed.append((version, predictions))
+        return len(predictions)
+
+    def set_model_version(self, pid, version):
+        pass
+
+    def model_versions(self, pid):
+        return {}
+
+    def delete_model_version(self, pid, version, n_predictions=0):
+        return 0
+
+
+def _annotation(labels):
+    return {"result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": labels}}]}
+
+
+def _runtime(settings, coordinator, client):
+    rt = Runtime(settings, ModelStore(settings.model_dir), coordinator)
+    rt.client = lambda project: client
+    return rt
 
 
 @pytest.fixture(scope="session")
@@ -132,3 +174,9 @@ def ls_stub():
     stub = LabelStudioStub()
     yield stub
     stub.close()
+
+
+@pytest.fixture
+def info_logs(caplog):
+    """INFO records in ``caplog`` (a module asks with ``pytest.mark.usefixtures("info_logs")``)."""
+    caplog.set_level(logging.INFO)

@@ -215,7 +215,7 @@ def test_strategy_scores_ascending_is_the_strategy_order(strategy):
 
 
 def test_strategy_scores_pass_single_choice_to_badge():
-    """A single-choice round's BADGE takes the argmax as the prediction (hand case of test_acquisition:
+    """A single-choice round's BADGE takes the argmax as the prediction (hand case of test_acquisition_batch:
     row 0 is the largest gradient under the argmax, row 1 under p > 0.5)."""
     p = np.array([[0.40, 0.30, 0.30], [0.45, 0.45, 0.10]])
     m = learners.Moments(acquisition.relevance(p), p, acquisition.binary_entropy(p), 1)

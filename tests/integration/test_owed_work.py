@@ -28,9 +28,8 @@ from beal_backend.worker.queues import ThreadQueue
 from beal_backend.worker.redis_coordination import RedisCoordinator
 
 from ..e2e.helpers import wait_until
-from .conftest import CONFIG, REDIS_TEST_URL
+from .conftest import CONFIG, REDIS_TEST_URL, FakeLabelStudio, _runtime
 from .test_coordination import _hold_lock_forever
-from .test_job_safety import FakeLabelStudio, _runtime
 
 pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]

@@ -74,7 +74,7 @@ def simulate_config(argv: list[str]):
 
     seen = []
 
-    def capture(cfg):
+    def capture(cfg, report_only=False):
         seen.append(cfg)
         raise ValueError("captured")
 

@@ -143,6 +143,11 @@ def add_simulate(sub) -> None:
     )
     p.add_argument("--threads", type=int, help="torch CPU threads of the main process (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: write the summary of the complete repeats --out already holds (a stopped run)",
+    )
     p.set_defaults(run=_simulate)
 
 
@@ -154,7 +159,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        summary = runner.simulate(_simulation_config(args))
+        summary = runner.simulate(_simulation_config(args), report_only=args.report_only)
     except ValueError as e:  # bad settings or a clash with an earlier run in --out: say so, no traceback
         print(f"beal simulate: {e}", file=sys.stderr)
         return 2

@@ -164,8 +164,8 @@ class Simulation:
             self._learner = Learner(self.cfg, self.data)
         return self._learner
 
-    def run(self) -> dict:
-        jobs = self.pending()
+    def run(self, report_only: bool = False) -> dict:
+        jobs = [] if report_only else self.pending()
         if jobs and self.cfg.workers > 1:
             self._run_parallel(jobs)
         else:
@@ -323,6 +323,7 @@ def _check_identity(path: Path, identity: dict) -> None:
     path.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
 
 
-def simulate(cfg: SimulationConfig) -> dict:
-    """Run (or resume) the simulation, write results.csv, summary.json, summary.md, curves.png; return the summary."""
-    return Simulation(cfg).run()
+def simulate(cfg: SimulationConfig, report_only: bool = False) -> dict:
+    """Run (or resume) the simulation, write results.csv, summary.json, summary.md, curves.png; return the summary.
+    ``report_only``: run nothing, report the complete repeats results.csv holds (a stopped background run)."""
+    return Simulation(cfg).run(report_only)

@@ -14,7 +14,8 @@ import torch
 from beal_backend.cli import main
 from beal_backend.engine import learners
 from beal_backend.simulation import analysis, runner
-from beal_backend.simulation.config import SEED_MC, SimulationConfig
+from beal_backend.simulation.config import SEED_MC
+from benchmarks._common import simulate_config
 from tests.conftest import LABELS, synthetic_texts
 
 TIMING = ("select_seconds", "train_seconds")
@@ -54,22 +55,6 @@ def _keyed(rows: list[dict]) -> dict:
         assert key not in keyed, f"duplicated row {key}"
         keyed[key] = {k: v for k, v in r.items() if k not in TIMING}
     return keyed
-
-
-def _config(argv: list[str]) -> SimulationConfig:
-    """The config ``beal simulate argv`` runs with."""
-    seen: list = []
-
-    def capture(cfg):
-        seen.append(cfg)
-        raise ValueError("captured")
-
-    real, runner.simulate = runner.simulate, capture
-    try:
-        assert main(argv) == 2
-    finally:
-        runner.simulate = real
-    return seen[0]
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +138,7 @@ def test_every_strategy_starts_from_the_same_labels_and_random_and_beal_pick_dif
 def test_beal_picks_the_lowest_expected_confidence(env):
     """Round 1 of BEAL re-derived by hand from the round-0 model: the picks are the 10 lowest EC."""
     out = env.out
-    s = runner.Simulation(_config(env.argv(out)))
+    s = runner.Simulation(simulate_config(env.argv(out)))
     labeled = np.sort(s.initial_set(0))
     fit = s.learner.fit(labeled, s.train_seed(0))
     pool = np.setdiff1d(np.arange(s.n), labeled)
@@ -205,6 +190,20 @@ def test_parallel_workers_give_the_serial_results(env, tmp_path):
     full, out = env.out, tmp_path / "parallel"
     assert main([*env.argv(out), "--workers", "2"]) == 0
     assert _keyed(_rows(out)) == _keyed(_rows(full))
+
+
+def test_report_only_summarises_the_complete_repeats_and_runs_nothing(env, tmp_path):
+    out = tmp_path / "stopped"
+    assert main(env.argv(out)) == 0
+    before = (out / "results.csv").read_text()
+    argv = env.argv(out)
+    argv[argv.index("--strategies") + 1] = "random,beal,badge"  # badge never ran here
+    argv[argv.index("--repeats") + 1] = "3"  # nor did a third repeat
+    assert main([*argv, "--report-only"]) == 0
+    assert (out / "results.csv").read_text() == before
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["strategies"]) == {"random", "beal"}
+    assert [summary["strategies"][s]["repeats"] for s in ("random", "beal")] == [2, 2]
 
 
 def test_a_different_setting_is_refused_in_the_same_out(env, capsys):
@@ -273,7 +272,7 @@ def test_a_simulated_round_trains_and_scores_as_a_service_round(env, tmp_path, m
 
     _service_env(monkeypatch, ENCODER=str(env.encoder), MC_PASSES="4")
     data = _write_dataset(tmp_path / "data", n_pool=200)
-    sim = runner.Simulation(_config(["simulate", "--data", str(data), "--out", str(tmp_path / "o"),
+    sim = runner.Simulation(simulate_config(["simulate", "--data", str(data), "--out", str(tmp_path / "o"),
                                      "--cache-dir", str(env.cache), "--no-progress"]))  # fmt: skip
     labeled, seed = np.arange(150), sim.train_seed(0)
     simulated = sim.learner.fit(labeled, seed)
@@ -289,7 +288,9 @@ def test_a_simulated_round_trains_and_scores_as_a_service_round(env, tmp_path, m
     assert simulated.trained.metrics["epochs_run"] == served.metrics["epochs_run"]
     test_x = learner.features(sim.data.test_texts)
     np.testing.assert_allclose(
-        simulated.test_probs(), learners.pool_deterministic(served, scoring_config(s), features=test_x)[0], atol=1e-6
+        simulated.test_probs(),
+        learners.pool_deterministic(served, scoring_config(s), features=test_x)[0],
+        atol=1e-6,
     )
     pool = np.arange(150, 200)
     ec = learners.pool_moments(served, replace(scoring_config(s), seed=3), learner.features(sim.data.pool_texts[150:]))

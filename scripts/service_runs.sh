@@ -6,6 +6,7 @@
 #   scripts/service_runs.sh [datasets folder]      # default: $BEAL_DATASETS, else ../shared/datasets
 #
 # Resumable: rerun the same command and each run goes on from its last logged round (config.json must match).
+# Stopped early: the folder's command.txt plus --report-only writes the summary of the complete repeats.
 # Niced and one worker by default, so it can run in the background of a shared machine; WORKERS=2 on idle cores.
 # Environment: DATASETS (which, in order), STRATEGIES, REPEATS, WORKERS, PYTHON. The service's settings
 # (MC_PASSES, POOLING, LEARNER, EPOCHS, ...) are read from the environment as the service reads them: leave them

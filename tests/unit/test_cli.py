@@ -57,7 +57,7 @@ def _capture_config(monkeypatch) -> list:
 
     seen = []
 
-    def fake(cfg):
+    def fake(cfg, report_only=False):
         seen.append(cfg)
         raise ValueError("stop here")
 

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from beal_backend import acquisition
 from beal_backend.simulation import comparison as cmp
+from beal_backend.simulation.analysis import SAVED_TARGET
 
 VARIANTS = [name for name in acquisition.STRATEGIES if name.startswith("beal")]  # BEAL and its variants
 
@@ -54,16 +55,13 @@ def service_table(runs: dict[str, dict], strategy: str) -> list[str]:
     ]
     for name, s in runs.items():
         for m in cmp.METRICS:
-            pct = [
-                s["strategies"][n]["pct_to_98pct_of_all_data"][m]["mean_curve"] for n in (strategy, "random", "badge")
-            ]
+            pct = [s["strategies"][n][SAVED_TARGET][m]["mean_curve"] for n in (strategy, "random", "badge")]
             ratio = _ratio(pct[0], pct[1], 100.0 * s["strategies"]["random"]["fraction_labeled"][-1])
             shown = " / ".join(x if isinstance(x, str) else f"{x:.1f} %" for x in pct)
-            saved = [interval(cmp.labels_saved(s, strategy, m, base)) for base in ("random", "badge")]
-            n = [cmp.labels_saved(s, strategy, m, base)["n"] for base in ("random", "badge")]
+            saved = [cmp.labels_saved(s, strategy, m, base) for base in ("random", "badge")]
             out.append(
                 f"| {name} | {m.replace('_f1', '-F1')} | {s['all_data'][m]['mean']:.3f} | {shown} | {ratio} | "
-                f"{saved[0]} (n={n[0]}) | {saved[1]} (n={n[1]}) |"
+                f"{interval(saved[0])} (n={saved[0]['n']}) | {interval(saved[1])} (n={saved[1]['n']}) |"
             )
     return out
 

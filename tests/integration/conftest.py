@@ -14,6 +14,8 @@ from beal_backend.service.app import create_app
 from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import Runtime, scoring_config
 from beal_backend.worker import pool_scores
+from beal_backend.worker.local_coordination import LocalCoordinator
+from beal_backend.worker.redis_coordination import RedisCoordinator
 
 from .. import redis_server
 from ..ls_stub import LabelStudioStub
@@ -129,6 +131,12 @@ def published(settings, tiny_trained):
 def redis_conn():
     with redis_server.flushed(REDIS_TEST_URL) as conn:
         yield conn
+
+
+@pytest.fixture(params=["redis", "local"])
+def coord(request, redis_conn):
+    """Each coordinator the service can run with: Redis (shared by workers) and in-process."""
+    return RedisCoordinator(redis_conn, lock_ttl=5) if request.param == "redis" else LocalCoordinator()
 
 
 class RecordingQueue:

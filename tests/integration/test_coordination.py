@@ -14,18 +14,12 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from beal_backend.wiring import build_runtime
-from beal_backend.worker.local_coordination import LocalCoordinator
 from beal_backend.worker.queues import RQQueue
 from beal_backend.worker.redis_coordination import RedisCoordinator
 
 from .conftest import CONFIG, REDIS_TEST_URL
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture(params=["redis", "local"])
-def coord(request, redis_conn):
-    return RedisCoordinator(redis_conn, lock_ttl=5) if request.param == "redis" else LocalCoordinator()
 
 
 def test_counter_and_reset(coord):

@@ -14,7 +14,6 @@ from beal_backend.store.versions import ModelStore
 from beal_backend.wiring import Runtime
 from beal_backend.worker import rounds as jobs
 from beal_backend.worker.coordination import WORKER_DIED
-from beal_backend.worker.local_coordination import LocalCoordinator
 from beal_backend.worker.locks import LockLost
 from beal_backend.worker.redis_coordination import RedisCoordinator
 
@@ -29,11 +28,6 @@ def private_redis():
     r = redis_server.PrivateRedis().start()
     yield r
     r.stop()
-
-
-@pytest.fixture(params=["redis", "local"])
-def coord(request, redis_conn):
-    return RedisCoordinator(redis_conn, lock_ttl=5) if request.param == "redis" else LocalCoordinator()
 
 
 # ---------------------------------------------------------------- item 5: lost locks, Redis outages

@@ -35,11 +35,6 @@ pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["redis", "local"])
-def coord(request, redis_conn):
-    return RedisCoordinator(redis_conn, lock_ttl=5) if request.param == "redis" else LocalCoordinator()
-
-
 def _wait(predicate, timeout: float, what: str):
     return wait_until(predicate, timeout, what, poll=0.1)
 

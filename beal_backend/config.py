@@ -102,6 +102,7 @@ RULES = {
         ("keep_versions", "KEEP_VERSIONS", _int(0)),
         ("encoder", "ENCODER", _match(r"\S+", "a Hugging Face model name, a local folder or minilm")),
         ("epochs", "EPOCHS", _int(1)),
+        ("min_steps", "MIN_STEPS", _int(0)),
         ("batch_size", "BATCH_SIZE", _int(1)),
         ("learning_rate", "LEARNING_RATE", _float(0, 1, lo_open=True)),
         ("val_fraction", "VAL_FRACTION", _float(0, 1, hi_open=True)),
@@ -154,6 +155,7 @@ class Settings:
     # training and scoring (-> ``train`` / ``scoring``); defaults as training.TrainConfig
     encoder: str = "minilm"  # "minilm" = the packaged MiniLM BERT
     epochs: int = 8
+    min_steps: int = 1000
     batch_size: int = 16
     learning_rate: float = 5e-5
     val_fraction: float = 0.1

@@ -110,6 +110,7 @@ def train_config(s: Settings) -> TrainConfig:
     return TrainConfig(
         encoder=s.encoder,
         epochs=s.epochs,
+        min_steps=s.min_steps,
         batch_size=s.batch_size,
         lr_encoder=s.learning_rate,
         val_fraction=s.val_fraction,

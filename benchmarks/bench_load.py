@@ -65,7 +65,7 @@ def prepare_store(model_dir: Path, pool: int, train_rows: int = 100) -> tuple[st
         [r["text"] for r in rows[:train_rows]],
         [r["labels"] for r in rows[:train_rows]],
         labels,
-        training.TrainConfig(epochs=1, min_val=1000),
+        training.TrainConfig(epochs=1, min_steps=0, min_val=1000),
     )
     cached = rows[train_rows : train_rows + pool]
     ids = list(range(1, pool + 1))

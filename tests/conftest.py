@@ -148,6 +148,7 @@ def tiny_bert_train_config(tiny_encoder_dir):
         encoder=str(tiny_encoder_dir),
         hidden_size=16,
         epochs=1,
+        min_steps=0,
         batch_size=8,
         lr_encoder=1e-3,
         lr_head=1e-2,

@@ -20,10 +20,19 @@ _SIM_OPTIONS = {
 # training: option dest -> (HeadConfig field for frozen, TrainConfig field for finetune); None = not that learner's
 _TRAIN_OPTIONS = {
     "hidden_size": ("hidden_size", "hidden_size"), "dropout": ("dropout", "dropout"), "epochs": ("epochs", "epochs"),
-    "min_steps": ("min_steps", None), "val_fraction": ("val_fraction", "val_fraction"),
+    "min_steps": ("min_steps", "min_steps"), "val_fraction": ("val_fraction", "val_fraction"),
     "patience": ("patience", "patience"), "train_batch_size": ("batch_size", "batch_size"), "lr": ("lr", "lr_head"),
     "lr_encoder": (None, "lr_encoder"),
 }  # fmt: skip
+
+
+def _paper_train():
+    """The paper's fine-tuning: a fixed number of epochs (no least step count), no early stopping."""
+    from beal_backend.engine.training import TrainConfig
+
+    return TrainConfig(min_steps=0)
+
+
 # the service's setting behind an option's ``--protocol service`` default (the help names it)
 _SERVICE_ENV = {"mc_passes": "MC_PASSES", "learner": "LEARNER", "pooling": "POOLING", "seed": "SEED",
                 "device": "DEVICE", "encoder": "ENCODER", "scope": "MC_SCOPE"}  # fmt: skip
@@ -41,7 +50,6 @@ class _ConfigDefaultsHelp(argparse.HelpFormatter):
 
 def _config_default(dest: str) -> str | None:
     from beal_backend.engine.features import HeadConfig
-    from beal_backend.engine.training import TrainConfig
     from beal_backend.simulation import protocol as p
     from beal_backend.simulation.config import SimulationConfig, default
 
@@ -62,7 +70,7 @@ def _config_default(dest: str) -> str | None:
         return "all" if value is None else str(value)  # pool_size / test_size: no subsample
     if dest not in _TRAIN_OPTIONS:
         return None
-    trainers = {"service": (service["head"], service["train"]), "paper": (HeadConfig(), TrainConfig())}
+    trainers = {"service": (service["head"], service["train"]), "paper": (HeadConfig(), _paper_train())}
     learners = ("frozen", "finetune")
     return "; ".join(
         f"{name}: " + ", ".join(f"{m} {getattr(c, f)}" for m, c, f in zip(learners, pair, _TRAIN_OPTIONS[dest]) if f)
@@ -87,8 +95,8 @@ _SIM_FLAGS: list[tuple[str, type, str]] = [
     ("--scope", str, "finetune mode: MC-dropout scope (full, last-<k>, head)"),
     ("--hidden-size", int, "classifier hidden layer"),
     ("--dropout", float, "dropout rate"),
-    ("--epochs", int, "epochs per training (finetune: an upper bound)"),
-    ("--min-steps", int, "frozen mode: train at least this many minibatch steps"),
+    ("--epochs", int, "epochs per training"),
+    ("--min-steps", int, "train at least this many minibatch steps (more epochs when the labeled texts are few)"),
     ("--val-fraction", float, "labeled share held out for early stopping (0 = off)"),
     ("--patience", int, "early-stopping patience in epochs"),
     ("--train-batch-size", int, "training minibatch"),
@@ -174,7 +182,6 @@ def _simulation_config(args: argparse.Namespace):
     ``paper`` = the configuration dataclasses' (the paper's setting)."""
     from beal_backend.engine import learners
     from beal_backend.engine.features import HeadConfig
-    from beal_backend.engine.training import TrainConfig
     from beal_backend.simulation.config import SimulationConfig
 
     protocol = args.protocol or "service"
@@ -183,7 +190,7 @@ def _simulation_config(args: argparse.Namespace):
         base = dict(service)
     else:  # the paper's training and scoring; which learner and device, and the encoder, as the service
         base = {k: service[k] for k in ("device", "encoder")}
-        base.update(head=HeadConfig(), train=TrainConfig(), learner=service["learner"])
+        base.update(head=HeadConfig(), train=_paper_train(), learner=service["learner"])
     given = {f: getattr(args, dest) for dest, f in _SIM_OPTIONS.items() if getattr(args, dest) is not None}
     if args.strategies is not None:
         given["strategies"] = tuple(s.strip() for s in args.strategies.split(",") if s.strip())

@@ -2,9 +2,10 @@
 and the paired bootstrap the quality gate judges a candidate with.
 
 Early stopping picks the candidate's best epoch on the texts it scores best on; judging the candidate on
-those same texts favours it. So the slice is split in two disjoint halves, neither trained on: one chooses
-the epoch, the other only compares versions. Both splits hash the task id, so a task keeps its role in every
-round (and the simulation, which calls ``held_out_split`` too, holds out the same way).
+those same texts favours it. So the slice is split in two disjoint halves: one chooses the epoch (both learners
+train on it instead by default: on so few texts their early stopping measured worse), the other is never
+trained on and only compares versions. Both splits hash the task id, so a task keeps its role in every round
+(and the simulation, which calls ``held_out_split`` too, holds out the same way).
 """
 
 from __future__ import annotations

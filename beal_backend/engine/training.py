@@ -29,8 +29,12 @@ from beal_backend.engine.scoring import ScoringConfig, autocast, deterministic_o
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters. The paper gives none beyond "a fixed number of epochs"; these are the usual
-    BERT fine-tuning values (small encoder lr, larger head lr, a few epochs with early stopping)."""
+    """Hyper-parameters. The paper gives none beyond "a fixed number of epochs"; these are the usual BERT
+    fine-tuning values (small encoder lr, larger head lr), run for ``epochs`` epochs but at least ``min_steps``
+    optimizer steps on every text given. Early stopping is off, as for the frozen head: on the 5-50 texts of a
+    round's early-stopping half it kept the first epoch's chance predictions or stopped while the model still
+    predicted nothing, and a few hundred texts make too few steps an epoch to learn rare labels
+    (``benchmarks/bench_finetune_stopping.py``, ``docs/results/finetune-stopping.md``)."""
 
     encoder: str = encoders.DEFAULT_ENCODER  # HF path or name; "minilm" = packaged MiniLM BERT
     hidden_size: int = 256  # the hidden layer between C and the sigmoids (Fig. 1)
@@ -38,8 +42,10 @@ class TrainConfig:
     pooling: str = "cls"  # sentence feature: cls (the paper's C), mean, or auto (encoders.pooling_for)
     learner: str = "finetune"  # which learner made the model: finetune (whole encoder) or frozen (head only)
     max_wordpieces: int = MAX_WORDPIECES
-    epochs: int = 8  # upper bound; early stopping usually ends sooner
-    patience: int = 2  # epochs without a better validation score (micro-F1, then loss) before stopping
+    epochs: int = 8
+    min_steps: int = 1000  # at least this many optimizer steps: more epochs when the labeled texts are few
+    early_stopping: bool = False  # on: stop on the early-stopping rows (val_rows); off: train on them too
+    patience: int = 2  # early stopping: epochs without a better validation score (micro-F1, then loss)
     batch_size: int = 16
     lr_encoder: float = 5e-5
     lr_head: float = 1e-3  # the head starts from random weights, so it gets a larger step
@@ -90,8 +96,9 @@ def train(
     on_progress: Callable[[Progress], None] | None = None,
     val_rows: Sequence[int] | None = None,
 ) -> TrainedModel:
-    """Train from scratch. ``val_rows`` fixes the held-out rows (the service keeps the same tasks held out
-    across rounds so versions compare fairly); by default a seeded ``val_fraction`` is drawn."""
+    """Train from scratch. With ``cfg.early_stopping``, ``val_rows`` fixes the early-stopping rows (the service
+    keeps the same tasks held out across rounds so versions compare fairly; by default a seeded
+    ``val_fraction`` is drawn); without, every text given is trained on."""
     if not texts:
         raise ValueError("no labeled texts to train on")
     if not labels:
@@ -105,10 +112,11 @@ def train(
     enc = encode(tokenizer, texts, cfg.max_wordpieces)
     y = torch.from_numpy(evaluation.multi_hot(label_sets, labels))
     loss_fn, target = objective(y, cfg.single_label)
-    tr, va = split_rows(len(texts), cfg, val_rows)
+    tr, va = split_rows(len(texts), cfg, val_rows) if cfg.early_stopping else (np.arange(len(texts)), np.array([], int))
 
     steps_per_epoch = -(-len(tr) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
+    epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
+    total = steps_per_epoch * epochs
     opt = torch.optim.AdamW(
         [
             {"params": model.encoder.parameters(), "lr": cfg.lr_encoder},
@@ -138,10 +146,10 @@ def train(
             sched.step()
             seen, step = seen + len(rows), step + 1
             if on_progress:
-                on_progress(Progress(epoch, cfg.epochs, step, total, loss.item()))
+                on_progress(Progress(epoch, epochs, step, total, loss.item()))
 
     validate = (lambda: _evaluate(model, enc, va, y.numpy(), cfg)) if len(va) else None
-    best, history, epoch = fit_epochs(model, cfg.epochs, run_epoch, validate, cfg.patience)
+    best, history, epoch = fit_epochs(model, epochs, run_epoch, validate, cfg.patience)
     seconds = time.perf_counter() - t0
     metrics = {
         "n_train": len(tr),

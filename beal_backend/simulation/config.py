@@ -88,6 +88,8 @@ class SimulationConfig:
         hparams = {k: v for k, v in asdict(trainer).items() if k not in ("seed", "device", "encoder", "max_wordpieces")}
         if not trainer.val_fraction:  # nothing held out, nothing to stop on: paper runs made before it resume
             hparams.pop("early_stopping", None)
+        if self.mode == "finetune" and not trainer.min_steps:  # the paper's fixed epochs: as runs made before it
+            hparams.pop("min_steps", None)
         keys = ("initial", "batch", "mc_passes", "pool_size", "test_size", "mode", "seed", "encoder", "max_wordpieces")
         return {
             "data": str(Path(self.data).resolve()),

@@ -28,7 +28,7 @@ class Split(NamedTuple):
     held: HeldOut  # the held-out rows of ``Examples``: early-stopping half and gate half
     texts: list[str]  # what the learner is given: every labeled text but the gate half
     label_sets: list[list[str]]
-    val_rows: list[int]  # the early-stopping half's positions in ``texts`` (not trained on either)
+    val_rows: list[int]  # the early-stopping half's positions in ``texts`` (trained on unless a learner early-stops)
 
 
 def held_out(ex: Examples, cfg: TrainConfig) -> Split:

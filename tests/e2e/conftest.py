@@ -36,6 +36,7 @@ TEST_SETTINGS = {
     "TRAIN_EVERY": 10,
     "TRAIN_IDLE_SECONDS": 0,  # rounds come from the count; test_idle_training turns idle checks on
     "EPOCHS": 2,
+    "MIN_STEPS": 0,  # a round of the few texts here trains EPOCHS epochs, seconds on a CPU
     "MC_PASSES": 8,
     "MC_SCOPE": "full",
     "SEED": 3,

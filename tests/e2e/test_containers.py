@@ -65,6 +65,7 @@ def stack(engine, host_label_studio, tmp_path_factory):
         "TRAIN_EVERY": "10",
         "TRAIN_IDLE_SECONDS": "5",  # the end of a burst: test_one_round_through_the_containers' second round
         "EPOCHS": "2",
+        "MIN_STEPS": "0",
         "MC_PASSES": "8",
         "MC_SCOPE": "full",
         "DEVICE": "auto",

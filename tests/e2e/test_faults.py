@@ -41,7 +41,7 @@ pytestmark = pytest.mark.e2e
 
 def _runtime(url, key, tmp_path):
     s = Settings(label_studio_url=url, label_studio_api_key=key, model_dir=str(tmp_path / "store"), ls_retries=3)
-    s = replace(s, epochs=1, mc_passes=4, mc_scope="full", seed=1)
+    s = replace(s, epochs=1, min_steps=0, mc_passes=4, mc_scope="full", seed=1)
     return Runtime.build(s)
 
 

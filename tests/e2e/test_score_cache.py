@@ -30,7 +30,7 @@ def test_a_score_pre_seeded_for_a_future_task_id_is_not_stored_for_the_real_task
         [r["text"] for r in data[2:]],
         [r["labels"] for r in data[2:]],
         LABELS,
-        training.TrainConfig(epochs=1, min_val=100, seed=1),
+        training.TrainConfig(epochs=1, min_steps=0, min_val=100, seed=1),
     )
     pool = [t["id"] for t in tasks]
     scores = pool_scores.score_pool(trained, pool, [r["text"] for r in data[:2]], scoring_config(settings))

@@ -98,7 +98,7 @@ def _runtime(settings, coordinator, client):
 
 @pytest.fixture(scope="session")
 def tiny_trained():
-    cfg = training.TrainConfig(epochs=1, min_val=100, seed=1)
+    cfg = training.TrainConfig(epochs=1, min_steps=0, min_val=100, seed=1)
     return training.train(TEXTS, LABELS, ["fruit", "water"], cfg)
 
 
@@ -112,6 +112,7 @@ def settings(tmp_path):
         seed=5,
         predict_passes=3,
         epochs=1,
+        min_steps=0,  # a finetune round here trains one epoch of the few texts
         train_idle_seconds=0,
     )
 

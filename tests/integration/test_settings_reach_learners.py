@@ -3,7 +3,6 @@ from the environment through ``wiring.train_config``; the frozen head's own sche
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ def _config(encoder, **env) -> TrainConfig:
     return replace(train_config(s), hidden_size=16)  # a small head: only the settings under test matter
 
 
-def test_epochs_batch_size_learning_rate_and_seed_reach_the_finetune_learner(tiny_encoder_dir, monkeypatch):
+def test_epochs_min_steps_batch_size_learning_rate_and_seed_reach_the_finetune_learner(tiny_encoder_dir, monkeypatch):
     groups, steps, real_adamw = [], [], torch.optim.AdamW
     monkeypatch.setattr(
         torch.optim,
@@ -33,11 +32,15 @@ def test_epochs_batch_size_learning_rate_and_seed_reach_the_finetune_learner(tin
         lambda params, **kw: (groups.append([g["lr"] for g in params]), real_adamw(params, **kw))[1],
     )
     texts, label_sets = synthetic_texts(10, seed=0)
-    learner = learners.build("finetune", _config(tiny_encoder_dir, VAL_FRACTION="0.1", MIN_VAL="50"))
-    trained = learner.fit(texts, label_sets, LABELS, on_progress=steps.append)
-    assert trained.metrics["epochs_run"] == 3  # EPOCHS (no held-out slice: every epoch runs)
-    assert len(steps) == steps[-1].steps == 3 * 3  # BATCH_SIZE 4: ceil(10 / 4) = 3 steps an epoch
+    learner = learners.build("finetune", _config(tiny_encoder_dir, MIN_STEPS="0"))
+    trained = learner.fit(texts, label_sets, LABELS, on_progress=steps.append, val_rows=[0, 1])
+    assert trained.metrics["epochs_run"] == 3  # EPOCHS (no early stopping: every epoch runs)
+    assert len(steps) == steps[-1].steps == 3 * 3  # BATCH_SIZE 4: ceil(10 / 4) = 3 steps an epoch, every text
     assert groups == [[0.0007, TrainConfig().lr_head]]  # LEARNING_RATE: the encoder's rate; the new head's own
+    steps.clear()
+    longer = learners.build("finetune", _config(tiny_encoder_dir, MIN_STEPS="10"))
+    longer.fit(texts, label_sets, LABELS, on_progress=steps.append)
+    assert (len(steps), steps[-1].epochs) == (12, 4)  # MIN_STEPS 10: ceil(10 / 3) = 4 epochs of 3 steps
     assert trained.config.seed == 5  # SEED
 
 
@@ -65,7 +68,8 @@ def test_readme_names_the_learner_of_each_training_setting_and_how_each_stops():
     row = next(line for line in README.read_text().splitlines() if line.startswith("| `EPOCHS`"))
     head = HeadConfig()
     assert "`finetune` learner" in row and "`frozen` learner ignores them" in row
-    assert re.search(rf"patience {TrainConfig().patience}\b", row) and not head.early_stopping
-    assert "no early stopping" in row
+    assert not head.early_stopping and not TrainConfig().early_stopping and row.count("no early stopping") == 2
+    train = TrainConfig()
+    assert f"| {train.epochs}, {train.min_steps}, {train.batch_size}, " in row  # the finetune learner's defaults
     assert f"batch {head.batch_size}" in row and f"AdamW {head.lr:g}" in row
     assert f"{head.epochs} epochs or {head.min_steps:,} steps" in row

@@ -23,7 +23,7 @@ ONE = [["fruit"], ["water"], ["fruit"], ["water"], ["other"], ["other"]]
 
 @pytest.fixture(scope="module")
 def single_trained():
-    cfg = training.TrainConfig(epochs=2, min_val=100, seed=1, single_label=True)
+    cfg = training.TrainConfig(epochs=2, min_steps=0, min_val=100, seed=1, single_label=True)
     return training.train(TEXTS, ONE, ["fruit", "water", "other"], cfg)
 
 

@@ -31,7 +31,7 @@ def test_minilm_learns_keyword_rule():
     """Keyword rule ("apple" -> A, "river" -> B; both, one or neither): held-out micro-F1 >= 0.9 after
     2 epochs of 3 steps, the CPU budget of the suite (seeds 0 and 1 both reach F1 = 1.0 here)."""
     texts, label_sets = synthetic_texts(96, seed=0)
-    cfg = TrainConfig(hidden_size=64, epochs=2, batch_size=32, lr_encoder=2e-4, lr_head=3e-3, val_fraction=0.0, seed=0)
+    cfg = TrainConfig(hidden_size=64, epochs=2, min_steps=0, batch_size=32, lr_encoder=2e-4, lr_head=3e-3, seed=0)
     trained = train(texts, label_sets, LABELS, cfg)
     assert trained.labels == LABELS
     assert trained.metrics["n_train"] == 96 and trained.metrics["epochs_run"] == 2
@@ -46,6 +46,7 @@ def test_minilm_learns_keyword_rule():
 
 GOEMOTIONS = Path(__file__).resolve().parents[1] / "fixtures" / "goemotions"  # the sample kept in the repository
 EMOTIONS = ["admiration", "approval", "gratitude", "annoyance", "amusement", "curiosity"]
+V06 = {"early_stopping": True, "min_steps": 0}  # v0.6's fine-tuning: early stopping, no least step count
 
 
 def goemotions_sample() -> tuple[list[str], list[list[str]]]:
@@ -63,7 +64,7 @@ def test_early_stopping_waits_while_the_loss_falls_on_real_data():
     by the loss it runs on and keeps epoch 8, which predicts labels on the sample's other 84 texts (micro-F1
     0.13 there; 0.33 on 300 texts of the full test split)."""
     texts, label_sets = goemotions_sample()
-    trained = train(texts[:100], label_sets[:100], EMOTIONS, TrainConfig(max_wordpieces=32, seed=0))
+    trained = train(texts[:100], label_sets[:100], EMOTIONS, TrainConfig(max_wordpieces=32, seed=0, **V06))
     history = trained.metrics["val_history"]
     assert trained.metrics["n_val"] == 10 and history[0]["val_micro_f1"] == 0.0 == history[2]["val_micro_f1"]
     assert trained.metrics["epochs_run"] == 8 and trained.metrics["best_epoch"] > 3
@@ -135,7 +136,7 @@ def test_training_changes_weights_and_other_seed_differs(tiny_bert_trained, tiny
 
 def test_multi_epoch_progress_and_validation_split(tiny_bert_train_config):
     texts, label_sets = synthetic_texts(40, seed=2)
-    cfg = replace(tiny_bert_train_config, epochs=3, patience=10, val_fraction=0.25, min_val=5)
+    cfg = replace(tiny_bert_train_config, epochs=3, early_stopping=True, patience=10, val_fraction=0.25, min_val=5)
     seen = []
     trained = train(texts, label_sets, LABELS, cfg, on_progress=seen.append)
     steps = [p.step for p in seen]
@@ -148,11 +149,25 @@ def test_multi_epoch_progress_and_validation_split(tiny_bert_train_config):
 
 def test_fixed_validation_rows(tiny_bert_train_config):
     texts, label_sets = synthetic_texts(20, seed=3)
-    trained = train(texts, label_sets, LABELS, tiny_bert_train_config, val_rows=[3, 1, 3, 7])
+    cfg = replace(tiny_bert_train_config, early_stopping=True)
+    trained = train(texts, label_sets, LABELS, cfg, val_rows=[3, 1, 3, 7])
     assert trained.metrics["n_val"] == 3 and trained.metrics["n_train"] == 17
-    assert len(trained.metrics["val_history"]) == tiny_bert_train_config.epochs
+    assert len(trained.metrics["val_history"]) == cfg.epochs
     with pytest.raises(ValueError, match="held out"):
-        train(texts[:2], label_sets[:2], LABELS, tiny_bert_train_config, val_rows=[0, 1])
+        train(texts[:2], label_sets[:2], LABELS, cfg, val_rows=[0, 1])
+
+
+def test_without_early_stopping_the_validation_rows_are_trained_on_for_at_least_min_steps(tiny_bert_train_config):
+    """The default: the early-stopping rows a round passes are trained on like the rest, and a few texts get more
+    epochs: 20 texts in batches of 8 make 3 steps an epoch, so ``min_steps`` 7 takes ceil(7 / 3) = 3 epochs."""
+    texts, label_sets = synthetic_texts(20, seed=3)
+    cfg = replace(tiny_bert_train_config, epochs=1, min_steps=7)
+    assert not cfg.early_stopping
+    seen = []
+    trained = train(texts, label_sets, LABELS, cfg, on_progress=seen.append, val_rows=[3, 1, 7])
+    assert (trained.metrics["n_train"], trained.metrics["n_val"], trained.metrics["epochs_run"]) == (20, 0, 3)
+    assert [p.step for p in seen] == list(range(1, 10)) and {(p.epochs, p.steps) for p in seen} == {(3, 9)}
+    assert trained.metrics["val_history"] == [] and "best_epoch" not in trained.metrics
 
 
 def test_split_validation_seeded_disjoint_and_small_pool():

@@ -99,7 +99,7 @@ def test_simulate_paper_protocol_keeps_the_papers_setting(monkeypatch):
     assert main(["simulate", "--data", "d", "--out", "o", "--protocol", "paper"]) == 2
     cfg = seen[-1]
     assert (cfg.protocol, cfg.mc_passes, cfg.scope, cfg.pooling, cfg.held_out) == ("paper", 100, "full", "cls", False)
-    assert (cfg.head, cfg.train) == (HeadConfig(), TrainConfig())
+    assert (cfg.head, cfg.train) == (HeadConfig(), TrainConfig(min_steps=0))  # fine-tuning: fixed epochs only
 
 
 def test_simulate_given_options_win_and_reach_both_learners(monkeypatch):

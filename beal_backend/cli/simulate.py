@@ -97,7 +97,7 @@ _SIM_FLAGS: list[tuple[str, type, str]] = [
     ("--dropout", float, "dropout rate"),
     ("--epochs", int, "epochs per training"),
     ("--min-steps", int, "train at least this many minibatch steps (more epochs when the labeled texts are few)"),
-    ("--val-fraction", float, "labeled share held out for early stopping (0 = off)"),
+    ("--val-fraction", float, "labeled share held out, as a round holds it out (0 = none)"),
     ("--patience", int, "early-stopping patience in epochs"),
     ("--train-batch-size", int, "training minibatch"),
     ("--lr", float, "head learning rate"),

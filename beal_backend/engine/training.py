@@ -51,7 +51,7 @@ class TrainConfig:
     lr_head: float = 1e-3  # the head starts from random weights, so it gets a larger step
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    val_fraction: float = 0.1  # share of the labeled texts held out for early stopping
+    val_fraction: float = 0.1  # share held out: a round's held-out slice (holdout.py); early stopping's rows if on
     min_val: int = 10  # below this many held-out texts, train all epochs on everything
     seed: int = 0
     device: str = "cpu"

@@ -46,7 +46,7 @@ def test_minilm_learns_keyword_rule():
 
 GOEMOTIONS = Path(__file__).resolve().parents[1] / "fixtures" / "goemotions"  # the sample kept in the repository
 EMOTIONS = ["admiration", "approval", "gratitude", "annoyance", "amusement", "curiosity"]
-V06 = {"early_stopping": True, "min_steps": 0}  # v0.6's fine-tuning: early stopping, no least step count
+EARLY_STOPPING = {"early_stopping": True, "min_steps": 0}  # the fine-tuning before MIN_STEPS: early stopping, no floor
 
 
 def goemotions_sample() -> tuple[list[str], list[list[str]]]:
@@ -64,7 +64,7 @@ def test_early_stopping_waits_while_the_loss_falls_on_real_data():
     by the loss it runs on and keeps epoch 8, which predicts labels on the sample's other 84 texts (micro-F1
     0.13 there; 0.33 on 300 texts of the full test split)."""
     texts, label_sets = goemotions_sample()
-    trained = train(texts[:100], label_sets[:100], EMOTIONS, TrainConfig(max_wordpieces=32, seed=0, **V06))
+    trained = train(texts[:100], label_sets[:100], EMOTIONS, TrainConfig(max_wordpieces=32, seed=0, **EARLY_STOPPING))
     history = trained.metrics["val_history"]
     assert trained.metrics["n_val"] == 10 and history[0]["val_micro_f1"] == 0.0 == history[2]["val_micro_f1"]
     assert trained.metrics["epochs_run"] == 8 and trained.metrics["best_epoch"] > 3

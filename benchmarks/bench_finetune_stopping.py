@@ -1,15 +1,16 @@
 """Should the fine-tuned learner stop early? Test-set F1 of the model a service round fine-tunes
 (``LEARNER=finetune``, the GPU default), with and without early stopping, side by side on the same labeled texts
 and seeds: the frozen head's flaw (``docs/results/head-stopping.md``: a chance micro-F1 after epoch 1 on a
-handful of early-stopping texts beats the later epochs' 0 and the epoch-1 model is kept) may hit it too.
+handful of early-stopping texts beats the later epochs' 0 and the epoch-1 model is kept) hit it too
+(``docs/results/finetune-stopping.md``).
 
 Each repeat draws ``n`` labeled pool texts at random; both sides get what a round gives the learner
 (``protocol.service_rows``: the gate half of the held-out slice left out):
-- ``early``: v0.6's fine-tuning (the settings' ``TrainConfig`` with ``early_stopping`` on and no ``min_steps``):
+- ``early``: the fine-tuning before ``MIN_STEPS`` (the settings' ``TrainConfig``, early stopping on, no floor):
   at most ``epochs`` epochs, early stopping on the early-stopping half (best micro-F1, then loss; ``patience``),
   the best epoch restored;
-- ``fixed``: no early stopping, the schedule run to its end on every text given (the early-stopping half
-  included), with at least ``--min-steps`` optimizer steps (more epochs when the texts are few).
+- ``fixed``: the fine-tuning now: no early stopping, the schedule run to its end on every text given (the
+  early-stopping half included), with at least ``--min-steps`` optimizer steps (default: ``MIN_STEPS``).
 Printed per dataset and label count: mean test micro- and macro-F1, fixed - early with its range over repeats,
 the wins of ``fixed``, and the epochs run and kept.
 

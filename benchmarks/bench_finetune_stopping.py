@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATASETS, machine
+from _common import DATASETS, machine, stopping_header, stopping_table
 
 from beal_backend.config import Settings
 from beal_backend.engine import training
@@ -58,21 +58,12 @@ def compare(name: str, root: Path, sizes: tuple[int, int], counts: list[int], re
     data = datasets.load_dataset(root / name, *sizes)
     print(f"\n## {name}: pool {len(data.pool_texts)}, test {len(data.test_texts)}, {len(data.labels)} labels, "
           f"{repeats} repeats")  # fmt: skip
-    print("| labeled | metric | early | fixed | fixed - early [min, max] | fixed wins | early: epochs run / kept |")
-    print("|---|---|---|---|---|---|---|")
+    stopping_header("early: epochs run / kept")
     ahead = True
     for n in [c for c in counts if c <= len(data.pool_texts)]:
         runs = {v: np.array([finetune_f1(data, n, s, c) for s in range(repeats)]) for v, c in variants.items()}
         epochs = f"{runs['early'][:, 2].mean():.1f} / {runs['early'][:, 3].mean():.1f}"
-        for k, metric in enumerate(("micro-F1", "macro-F1")):
-            early, fixed = runs["early"][:, k], runs["fixed"][:, k]
-            d = fixed - early
-            ahead &= bool(d.mean() > 0)
-            print(
-                f"| {n} | {metric} | {early.mean():.3f} | {fixed.mean():.3f} | {d.mean():+.3f} [{d.min():+.3f}, "
-                f"{d.max():+.3f}] | {int((d > 0).sum())}/{repeats} | {epochs} |",
-                flush=True,
-            )
+        ahead &= stopping_table(n, runs["early"], runs["fixed"], epochs)
     return ahead
 
 

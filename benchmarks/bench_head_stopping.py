@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATASETS, machine
+from _common import DATASETS, machine, stopping_header, stopping_table
 
 from beal_backend.engine import evaluation, learners
 from beal_backend.engine.features import DEFAULT_CACHE_DIR, HeadConfig, head_outputs, train_head
@@ -53,23 +53,14 @@ def compare(name: str, root: Path, pool_size: int, counts: list[int], repeats: i
     x = frozen.features(data.pool_texts + data.test_texts)
     pool_x, test_x = x[: len(data.pool_texts)], x[len(data.pool_texts) :]
     print(f"\n## {name}: pool {len(pool_x)}, test {len(test_x)}, {len(data.labels)} labels, {repeats} repeats")
-    print("| labeled | metric | early | fixed | fixed - early [min, max] | fixed wins | epochs early / fixed |")
-    print("|---|---|---|---|---|---|---|")
+    stopping_header("epochs early / fixed")
     ahead = True
     for n in [c for c in counts if c <= len(pool_x)]:
         runs = {
             v: np.array([head_f1(data, pool_x, test_x, n, s, h) for s in range(repeats)]) for v, h in VARIANTS.items()
         }
         epochs = f"{runs['early'][:, 2].mean():.0f} / {runs['fixed'][:, 2].mean():.0f}"
-        for k, metric in enumerate(("micro-F1", "macro-F1")):
-            early, fixed = runs["early"][:, k], runs["fixed"][:, k]
-            d = fixed - early
-            ahead &= bool(d.mean() > 0)
-            print(
-                f"| {n} | {metric} | {early.mean():.3f} | {fixed.mean():.3f} | {d.mean():+.3f} [{d.min():+.3f}, "
-                f"{d.max():+.3f}] | {int((d > 0).sum())}/{repeats} | {epochs} |",
-                flush=True,
-            )
+        ahead &= stopping_table(n, runs["early"], runs["fixed"], epochs)
     return ahead
 
 

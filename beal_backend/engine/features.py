@@ -21,7 +21,7 @@ from beal_backend.engine import evaluation
 from beal_backend.engine.mc_dropout import mc_dropout
 from beal_backend.engine.model import ClassifierHead, probabilities
 from beal_backend.engine.scoring import Moments, moment_sums
-from beal_backend.engine.training import fit_epochs, objective, predicted, split_rows
+from beal_backend.engine.training import epochs_for, fit_epochs, objective, predicted, split_rows
 
 DEFAULT_CACHE_DIR = Path("~/.cache/beal-backend/features")
 PASS_ROWS = 65536  # rows (texts x passes) per sampled forward: bounds memory (~70 MB at hidden 256)
@@ -76,7 +76,7 @@ def train_head(
     y, target = y.to(cfg.device), target.to(cfg.device)
     head = ClassifierHead(x.shape[1], cfg.hidden_size, y.shape[1], cfg.dropout).to(cfg.device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    split = split_rows(len(x), cfg, val_rows) if cfg.early_stopping else (np.arange(len(x)), np.array([], int))
+    split = split_rows(len(x), cfg, val_rows)
     tr, va = (torch.as_tensor(a, device=cfg.device) for a in split)
     gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -95,7 +95,7 @@ def _fit(head, opt, x, y, loss, tr, va, gen, cfg: HeadConfig) -> tuple[float | N
     the highest validation micro-F1, the lower loss breaking ties -> (its micro-F1, epochs run)."""
     loss_fn, target, single = loss  # (loss function, its targets, single-label)
     steps_per_epoch = -(-len(tr) // cfg.batch_size)
-    epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
+    epochs = epochs_for(cfg, steps_per_epoch)
 
     def run_epoch(_epoch: int) -> None:
         head.train()

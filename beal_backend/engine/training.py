@@ -112,10 +112,10 @@ def train(
     enc = encode(tokenizer, texts, cfg.max_wordpieces)
     y = torch.from_numpy(evaluation.multi_hot(label_sets, labels))
     loss_fn, target = objective(y, cfg.single_label)
-    tr, va = split_rows(len(texts), cfg, val_rows) if cfg.early_stopping else (np.arange(len(texts)), np.array([], int))
+    tr, va = split_rows(len(texts), cfg, val_rows)
 
     steps_per_epoch = -(-len(tr) // cfg.batch_size)
-    epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
+    epochs = epochs_for(cfg, steps_per_epoch)
     total = steps_per_epoch * epochs
     opt = torch.optim.AdamW(
         [
@@ -198,8 +198,11 @@ def predictions(trained: TrainedModel, texts: Sequence[str]) -> np.ndarray:
 
 
 def split_rows(n: int, cfg, val_rows: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) rows: ``val_rows`` when given (the service's stable held-out slice), else a
-    seeded ``split_validation``. ``cfg`` needs ``seed``, ``val_fraction`` and ``min_val``."""
+    """(train, validation) rows of both trainers: every row trains and none validates unless ``cfg.early_stopping``;
+    then ``val_rows`` when given (the service's stable held-out slice), else a seeded ``split_validation``.
+    ``cfg`` needs ``early_stopping``, ``seed``, ``val_fraction`` and ``min_val``."""
+    if not cfg.early_stopping:
+        return np.arange(n), np.array([], dtype=np.int64)
     if val_rows is None:
         return split_validation(n, cfg)
     va = np.unique(np.asarray(val_rows, dtype=np.int64))
@@ -209,6 +212,11 @@ def split_rows(n: int, cfg, val_rows: Sequence[int] | None = None) -> tuple[np.n
     if len(tr) == 0:
         raise ValueError("every labeled text is held out: nothing left to train on")
     return tr, va
+
+
+def epochs_for(cfg, steps_per_epoch: int) -> int:
+    """Both trainers' schedule: ``cfg.epochs``, or more while they make fewer than ``cfg.min_steps`` steps."""
+    return max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
 
 
 def fit_epochs(

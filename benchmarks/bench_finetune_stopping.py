@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATASETS, machine, stopping_header, stopping_table
 
 from beal_backend.config import Settings
-from beal_backend.engine import training
+from beal_backend.engine import evaluation, training
 from beal_backend.engine.training import TrainConfig
 from beal_backend.simulation import datasets, protocol
 from beal_backend.wiring import train_config
@@ -44,9 +44,9 @@ def finetune_f1(data: datasets.Dataset, n: int, seed: int, cfg: TrainConfig) -> 
     rows, stop = protocol.service_rows(labeled, cfg.val_fraction, cfg.min_val)
     texts, label_sets, labels = data.labeled(labeled[rows])
     trained = training.train(texts, label_sets, labels, cfg, val_rows=stop)
-    f1 = training.evaluate(trained, data.test_texts, [[data.labels[j] for j in np.flatnonzero(y)] for y in data.test_y])
-    m = trained.metrics
-    return f1["micro_f1"], f1["macro_f1"], m["epochs_run"], m.get("best_epoch", m["epochs_run"])
+    pred, m = training.predictions(trained, data.test_texts), trained.metrics  # columns: data.labels, as test_y
+    micro, macro = evaluation.micro_f1(data.test_y, pred), evaluation.macro_f1(data.test_y, pred)
+    return micro, macro, m["epochs_run"], m.get("best_epoch", m["epochs_run"])
 
 
 def compare(name: str, root: Path, sizes: tuple[int, int], counts: list[int], repeats: int, min_steps: int) -> bool:
